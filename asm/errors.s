@@ -1,0 +1,72 @@
+; Every way the boot can fail, each one line on the serial port (serial.s: fatal).
+; ERR_ARGS holds the numbers a message prints, in order.
+
+fatal_no_fwcfg:
+    mov esi, msg_no_fwcfg
+    jmp fatal
+fatal_dma:
+    mov esi, msg_dma
+    jmp fatal
+fatal_dir_too_big:
+    mov dword ptr [ERR_ARGS + 4], FILE_DIR_MAX
+    mov esi, msg_dir_too_big
+    jmp fatal
+fatal_e820_too_big:
+    mov dword ptr [ERR_ARGS + 4], E820_MAX * E820_ENTRY_SIZE
+    mov esi, msg_e820_too_big
+    jmp fatal
+fatal_memmap_full:
+    mov dword ptr [ERR_ARGS], MEMMAP_MAX
+    mov esi, msg_memmap_full
+    jmp fatal
+fatal_unpatched:
+    mov esi, msg_unpatched
+    jmp fatal
+fatal_no_kernel:
+    mov esi, msg_no_kernel
+    jmp fatal
+fatal_not_pvh:
+    mov esi, msg_not_pvh
+    jmp fatal
+fatal_wrong_entry:
+    mov esi, msg_wrong_entry
+    jmp fatal
+fatal_wrong_range:
+    mov esi, msg_wrong_range
+    jmp fatal
+fatal_cmdline_long:
+    mov dword ptr [ERR_ARGS + 4], CMDLINE_MAX
+    mov esi, msg_cmdline_long
+    jmp fatal
+fatal_initrd_place:
+    mov esi, msg_initrd_place
+    jmp fatal
+
+msg_prefix:
+    .asciz "pvhfw: "
+msg_crlf:
+    .asciz "\r\n"
+msg_no_fwcfg:
+    .asciz "no fw_cfg device: its signature is not QEMU"
+msg_dma:
+    .asciz "fw_cfg DMA transfer failed"
+msg_dir_too_big:
+    .asciz "fw_cfg file directory has % entries, more than %"
+msg_e820_too_big:
+    .asciz "fw_cfg etc/e820 is % bytes, more than %"
+msg_memmap_full:
+    .asciz "memory map needs more than % entries"
+msg_unpatched:
+    .asciz "this image has no kernel entry: build it with build-fw --kernel"
+msg_no_kernel:
+    .asciz "no kernel: start QEMU with -kernel (the vmlinux this image was built for)"
+msg_not_pvh:
+    .asciz "QEMU gave no PVH entry: -kernel must be an ELF vmlinux with a PVH note"
+msg_wrong_entry:
+    .asciz "kernel entry % from QEMU is not % of the kernel this image was built for"
+msg_wrong_range:
+    .asciz "kernel loaded at %+% by QEMU, not %+% as the kernel this image was built for"
+msg_cmdline_long:
+    .asciz "command line is % bytes, more than %"
+msg_initrd_place:
+    .asciz "initrd at %+% is below 1 MiB, past 4 GiB or over the kernel"

@@ -1,0 +1,126 @@
+; fw_cfg, QEMU's firmware configuration device (QEMU docs/specs/fw_cfg.rst).
+; I/O ports: selector PORT_FW_CFG_SEL (16-bit write), data PORT_FW_CFG_DATA (8-bit reads).
+; DMA: the guest-physical address of a FWCfgDmaAccess {control, length, address}, all
+; big-endian, written big-endian to PORT_FW_CFG_DMA_LO starts one transfer (one exit).
+
+; fwcfg_init: check the signature, pick DMA when FW_CFG_ID offers it, read the file directory.
+fwcfg_init:
+    mov dx, PORT_FW_CFG_SEL
+    mov ax, FW_CFG_SIGNATURE
+    out dx, ax                          ; select FW_CFG_SIGNATURE
+    mov dx, PORT_FW_CFG_DATA
+    mov edi, SCRATCH
+    mov ecx, 4
+    rep insb                            ; "QEMU"
+    cmp dword ptr [SCRATCH], 0x554d4551
+    jne fatal_no_fwcfg
+    mov dx, PORT_FW_CFG_SEL
+    mov ax, FW_CFG_ID
+    out dx, ax                          ; select FW_CFG_ID
+    mov dx, PORT_FW_CFG_DATA
+    in al, dx                           ; low byte of the u32 feature bitmap
+    and eax, FW_CFG_ID_DMA
+    mov dword ptr [VAR_DMA], eax
+    jz fwcfg_dir_load
+    xor eax, eax                        ; DMA address high half = 0 once; QEMU resets the
+    mov dx, PORT_FW_CFG_DMA_HI          ;   register after every transfer, so each transfer
+    out dx, eax                         ;   needs only the low half (all our buffers < 4 GiB)
+
+; fwcfg_dir_load: the file directory (FW_CFG_FILE_DIR) into FILE_DIR; its count is
+; big-endian in fw_cfg and stored in host order here.
+fwcfg_dir_load:
+    mov ax, FW_CFG_FILE_DIR
+    mov edi, FILE_DIR
+    mov ecx, 4
+    call fwcfg_read                     ; FWCfgFiles.count
+    mov eax, dword ptr [FILE_DIR]
+    bswap eax
+    mov dword ptr [ERR_ARGS], eax
+    cmp eax, FILE_DIR_MAX
+    ja fatal_dir_too_big
+    mov dword ptr [FILE_DIR], eax
+    shl eax, 6                          ; FW_CFG_FILE_ENTRY_SIZE = 64 bytes an entry
+    mov ecx, eax
+    mov edi, FILE_DIR + 4
+    jmp fwcfg_read_next                 ; FWCfgFiles.f[count], from the current offset
+
+; fwcfg_find: look a file up by name in FILE_DIR.
+;   in:  ESI = name, NUL-terminated; ECX = its length with the NUL
+;   out: EAX = select key (0: not found), EDX = size in bytes. Clobbers EBX, EDI.
+fwcfg_find:
+    mov ebx, dword ptr [FILE_DIR]       ; entries left
+    mov edi, FILE_DIR + 4 + 8           ; FWCfgFile.name of the first entry
+fwcfg_find_next:
+    xor eax, eax
+    test ebx, ebx
+    jz fwcfg_find_done                  ; not found: EAX = 0
+    push esi
+    push edi
+    push ecx
+    repe cmpsb                          ; the name, NUL included
+    pop ecx
+    pop edi
+    pop esi
+    je fwcfg_find_hit
+    add edi, FW_CFG_FILE_ENTRY_SIZE
+    dec ebx
+    jmp fwcfg_find_next
+fwcfg_find_hit:
+    movzx eax, word ptr [edi - 4]       ; FWCfgFile.select, big-endian
+    xchg al, ah
+    mov edx, dword ptr [edi - 8]        ; FWCfgFile.size, big-endian
+    bswap edx
+fwcfg_find_done:
+    ret
+
+; fwcfg_read_u32: EAX = the first 4 bytes of item AX, little-endian. Clobbers ECX, EDX, EDI.
+fwcfg_read_u32:
+    mov edi, SCRATCH
+    mov ecx, 4
+    call fwcfg_read
+    mov eax, dword ptr [SCRATCH]
+    ret
+
+; fwcfg_read: select item AX and read ECX bytes of it to EDI.
+; fwcfg_read_next: read ECX more bytes of the selected item to EDI.
+; Both clobber EAX, ECX, EDX, EDI.
+fwcfg_read:
+    movzx eax, ax
+    shl eax, 16                         ; FWCfgDmaAccess.control: key in the upper 16 bits
+    or eax, FW_CFG_DMA_CTL_SELECT
+    jmp fwcfg_transfer
+fwcfg_read_next:
+    xor eax, eax                        ; no select: continue at the current offset
+fwcfg_transfer:
+    cmp dword ptr [VAR_DMA], 0
+    je fwcfg_pio
+    or eax, FW_CFG_DMA_CTL_READ
+    bswap eax
+    mov dword ptr [DMA_CTL], eax        ; FWCfgDmaAccess.control (big-endian)
+    bswap ecx
+    mov dword ptr [DMA_CTL + 4], ecx    ; FWCfgDmaAccess.length
+    mov dword ptr [DMA_CTL + 8], 0      ; FWCfgDmaAccess.address, high half
+    bswap edi
+    mov dword ptr [DMA_CTL + 12], edi   ; FWCfgDmaAccess.address, low half
+    mov eax, DMA_CTL
+    bswap eax
+    mov dx, PORT_FW_CFG_DMA_LO
+    out dx, eax                         ; start the transfer
+fwcfg_dma_wait:
+    mov eax, dword ptr [DMA_CTL]        ; QEMU clears control when done (synchronously)
+    test eax, eax
+    jz fwcfg_done
+    test eax, FW_CFG_DMA_CTL_ERROR << 24    ; the error bit, big-endian in memory
+    jz fwcfg_dma_wait
+    jmp fatal_dma
+fwcfg_pio:
+    test eax, eax
+    jz fwcfg_pio_data
+    shr eax, 16
+    mov dx, PORT_FW_CFG_SEL
+    out dx, ax                          ; select the item
+fwcfg_pio_data:
+    mov dx, PORT_FW_CFG_DATA
+    rep insb                            ; one port read a byte
+fwcfg_done:
+    ret

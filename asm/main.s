@@ -1,0 +1,19 @@
+; The 32-bit part, from the far jump of reset16.s to the PVH entry. One pass, no loops
+; back: set up segments and a stack, then each step of the boot in order.
+
+start32:
+    mov eax, SEL_DATA32                 ; PVH ABI: DS, ES, SS flat 32-bit read/write
+    mov ds, eax
+    mov es, eax
+    mov ss, eax
+    mov fs, eax
+    mov gs, eax
+    mov esp, STACK_TOP
+    cld                                 ; string instructions count up
+    call fwcfg_init                     ; fwcfg.s: signature, DMA or I/O ports, file directory
+    call kernel_check                   ; pvh.s: QEMU loaded the kernel this image was built for
+    call cmdline_load                   ; pvh.s: FW_CFG_CMDLINE_* -> CMDLINE
+    call initrd_load                    ; pvh.s: FW_CFG_INITRD_* -> module 0
+    call memmap_build                   ; memmap.s: etc/e820 -> hvm_memmap_table_entry[]
+    call start_info_build               ; pvh.s: struct hvm_start_info
+    jmp pvh_handoff                     ; pvh.s: never returns

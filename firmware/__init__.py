@@ -1,0 +1,1 @@
+"""The firmware: assembly sources (asm/) assembled with Keystone into a -bios image."""

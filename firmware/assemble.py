@@ -1,0 +1,275 @@
+"""Assemble asm/*.s with Keystone into one firmware image.
+
+Keystone gives bytes but no symbol table, and some statements silently assemble to nothing
+(toolchain.md). So each source is preprocessed: comments go, layout constants come in as
+``.equ``, and a check label is put before every statement. One extra ``.long`` per label,
+appended after the code, makes Keystone write every label's address into the output without
+changing a byte before it. A statement whose check labels are equal produced no bytes: that
+is an error naming its file and line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from keystone import KS_ARCH_X86, KS_MODE_16, KS_MODE_32, Ks, KsError
+
+from firmware import layout
+
+ASM_DIR = Path(__file__).resolve().parent.parent / "asm"
+
+# The 32-bit sources, in image order, per variant. "floor" is the benchmark baseline: it only
+# switches to 32-bit mode and jumps to the patched entry.
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "pvh": ("main.s", "fwcfg.s", "memmap.s", "pvh.s", "serial.s", "errors.s", "patch.s"),
+    "floor": ("floor.s", "patch.s"),
+}
+RESET16_SOURCE = "reset16.s"
+
+_LABEL = re.compile(r"^([A-Za-z_.][\w.]*):$")
+_SILENT = (".equ", ".set", ".org", ".align", ".p2align")  # may emit no bytes
+_CHECK = "__stmt_"
+
+
+class AssemblyError(Exception):
+    """An assembly source could not be turned into bytes; the message names file and line."""
+
+
+@dataclass(frozen=True)
+class Statement:
+    file: str
+    line: int
+    text: str
+
+
+@dataclass(frozen=True)
+class ListingLine:
+    address: int
+    data: bytes
+    file: str
+    line: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Block:
+    """One Keystone assembly: bytes at an address, its labels and a listing."""
+
+    name: str
+    mode: int  # 16 or 32
+    base: int  # address the code was assembled for (IP offset in 16-bit mode)
+    code: bytes
+    labels: dict[str, int]
+    listing: tuple[ListingLine, ...]
+
+
+@dataclass(frozen=True)
+class Symbol:
+    name: str
+    address: int  # linear address in the guest (the ROM copy below 4 GiB)
+    offset: int  # offset in the image
+    block: str
+
+
+@dataclass(frozen=True)
+class Firmware:
+    variant: str
+    image: bytes
+    symbols: dict[str, Symbol]
+    blocks: tuple[Block, ...]
+
+    def symbol(self, name: str) -> Symbol:
+        try:
+            return self.symbols[name]
+        except KeyError:
+            raise AssemblyError(f"firmware: no symbol {name!r} in the {self.variant} image") from None
+
+
+def _strip_comment(text: str) -> str:
+    """Drop a ';' comment, leaving ';' inside quotes alone."""
+    quote = ""
+    escaped = False
+    for i, ch in enumerate(text):
+        if quote:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch == ";":
+            return text[:i]
+    return text
+
+
+def parse_source(name: str, text: str) -> list[Statement]:
+    """The non-empty lines of a source, without comments, with their provenance."""
+    out = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        stripped = _strip_comment(raw).strip()
+        if stripped:
+            out.append(Statement(name, number, stripped))
+    return out
+
+
+def _constants_prelude(constants: dict[str, int]) -> list[str]:
+    return [f".equ {name}, {value:#x}" for name, value in sorted(constants.items())]
+
+
+def _keystone(mode: int) -> Ks:
+    return Ks(KS_ARCH_X86, KS_MODE_16 if mode == 16 else KS_MODE_32)
+
+
+def _locate_error(
+    mode: int, statements: Sequence[Statement], constants: dict[str, int], error: KsError
+) -> AssemblyError:
+    """Keystone does not say which line failed: try each statement alone."""
+    ks = _keystone(mode)
+
+    def resolve_any(_symbol: bytes, value: object) -> bool:
+        value[0] = 0  # type: ignore[index]
+        return True
+
+    ks.sym_resolver = resolve_any
+    prelude = "\n".join(_constants_prelude(constants))
+    for st in statements:
+        if _LABEL.match(st.text):
+            continue
+        try:
+            ks.asm(prelude + "\n" + st.text, 0)
+        except KsError as e:
+            return AssemblyError(f"{st.file}:{st.line}: {e}: {st.text}")
+    return AssemblyError(f"{statements[0].file}: keystone: {error}")
+
+
+def assemble_block(
+    name: str,
+    statements: Sequence[Statement],
+    *,
+    mode: int,
+    base: int,
+    constants: dict[str, int],
+) -> Block:
+    """Assemble statements at base; every statement must produce bytes."""
+    lines = _constants_prelude(constants)
+    labels: list[str] = []
+    checks: list[tuple[str, Statement]] = []
+    for st in statements:
+        label = _LABEL.match(st.text)
+        if label:
+            labels.append(label.group(1))
+            lines.append(st.text)
+            continue
+        check = f"{_CHECK}{len(checks)}"
+        checks.append((check, st))
+        lines.append(f"{check}:")
+        lines.append(st.text)
+    end = f"{_CHECK}end"
+    lines.append(f"{end}:")
+    names = labels + [c for c, _ in checks] + [end]
+    body = "\n".join(lines)
+    trailer = "\n".join(f".long {n}" for n in names)
+    ks = _keystone(mode)
+    try:
+        encoded, _ = ks.asm(body + "\n" + trailer, base)
+    except KsError as e:
+        raise _locate_error(mode, statements, constants, e) from None
+    data = bytes(encoded or b"")
+    code_len = len(data) - 4 * len(names)
+    if code_len < 0:
+        raise AssemblyError(f"{name}: keystone produced fewer bytes than the label table")
+    code = data[:code_len]
+    values = [
+        int.from_bytes(data[code_len + 4 * i : code_len + 4 * i + 4], "little")
+        for i in range(len(names))
+    ]
+    addr = dict(zip(names, values, strict=True))
+    if addr[end] - base != code_len:
+        raise AssemblyError(f"{name}: label table out of step with the code")
+
+    listing = []
+    for i, (check, st) in enumerate(checks):
+        start = addr[check]
+        stop = addr[checks[i + 1][0]] if i + 1 < len(checks) else addr[end]
+        size = stop - start
+        directive = st.text.split()[0].lower()
+        if size <= 0 and directive not in _SILENT:
+            raise AssemblyError(
+                f"{st.file}:{st.line}: keystone assembled this to no bytes: {st.text}"
+            )
+        listing.append(ListingLine(start, code[start - base : stop - base], st.file, st.line, st.text))
+    return Block(
+        name=name,
+        mode=mode,
+        base=base,
+        code=code,
+        labels={n: addr[n] for n in labels},
+        listing=tuple(listing),
+    )
+
+
+def _read_sources(asm_dir: Path, files: Iterable[str]) -> list[Statement]:
+    statements: list[Statement] = []
+    for f in files:
+        path = asm_dir / f
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as e:
+            raise AssemblyError(f"{path}: cannot read assembly source: {e.strerror}") from None
+        statements.extend(parse_source(f"asm/{f}", text))
+    return statements
+
+
+def assemble_firmware(variant: str = "pvh", asm_dir: Path | None = None) -> Firmware:
+    """The unpatched image of a variant: 32-bit code at CODE32_OFFSET, 16-bit reset code at
+    RESET16_OFFSET, the reset vector in the last 16 bytes."""
+    if variant not in VARIANTS:
+        raise AssemblyError(f"firmware: unknown variant {variant!r} (known: {', '.join(VARIANTS)})")
+    asm_dir = asm_dir or ASM_DIR
+    constants = layout.asm_constants()
+
+    code32 = assemble_block(
+        f"{variant}32",
+        _read_sources(asm_dir, VARIANTS[variant]),
+        mode=32,
+        base=layout.ROM_BASE + layout.CODE32_OFFSET,
+        constants=constants,
+    )
+    if "start32" not in code32.labels:
+        raise AssemblyError(f"firmware: the {variant} sources define no start32")
+    if layout.CODE32_OFFSET + len(code32.code) > layout.RESET16_OFFSET:
+        raise AssemblyError(
+            f"firmware: 32-bit code is {len(code32.code)} bytes and runs into the reset code"
+        )
+    code16 = assemble_block(
+        "reset16",
+        _read_sources(asm_dir, [RESET16_SOURCE]),
+        mode=16,
+        base=layout.RESET16_OFFSET,
+        constants={**constants, "START32": code32.labels["start32"]},
+    )
+    if len(code16.code) > layout.IMAGE_SIZE - layout.RESET16_OFFSET:
+        raise AssemblyError(f"firmware: 16-bit code is {len(code16.code)} bytes, too large")
+    if code16.labels.get("reset_vector") != layout.RESET_VECTOR_OFFSET:
+        raise AssemblyError("firmware: reset_vector is not at the reset vector offset")
+    if code16.labels.get("gdt_desc") != layout.GDT_DESC_OFFSET:
+        raise AssemblyError("firmware: gdt_desc is not at GDT_DESC_OFFSET")
+
+    image = bytearray(layout.IMAGE_SIZE)
+    image[layout.CODE32_OFFSET : layout.CODE32_OFFSET + len(code32.code)] = code32.code
+    image[layout.RESET16_OFFSET : layout.RESET16_OFFSET + len(code16.code)] = code16.code
+
+    symbols: dict[str, Symbol] = {}
+    for name, address in code32.labels.items():
+        offset = address - layout.ROM_BASE
+        symbols[name] = Symbol(name, address, offset, code32.name)
+    for name, ip in code16.labels.items():
+        if name in symbols:
+            raise AssemblyError(f"firmware: symbol {name} defined in both 16- and 32-bit code")
+        symbols[name] = Symbol(name, layout.ROM_BASE + ip, ip, code16.name)
+    return Firmware(variant, bytes(image), symbols, (code32, code16))

@@ -1,0 +1,172 @@
+"""Every address the firmware uses, in ROM and in RAM, and the ABI numbers it speaks.
+
+This module is the single source of truth: the assembler injects each constant into the
+assembly sources as an ``.equ``, the builder checks kernels against the RAM areas, and the
+tests read the same names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+KiB: Final = 1024
+MiB: Final = 1024 * KiB
+
+# --- ROM ---------------------------------------------------------------------------------
+# QEMU maps the -bios image so that it ends at 4 GiB; the CPU starts at 0xFFFFFFF0 in real
+# mode with CS base 0xFFFF0000 and IP 0xFFF0. The last 128 KiB (here: all 64 KiB) are also
+# visible below 1 MiB, ending at 0xFFFFF.
+IMAGE_SIZE: Final = 64 * KiB  # a multiple of 64 KiB, as QEMU requires for -bios
+ROM_BASE: Final = 0x1_0000_0000 - IMAGE_SIZE  # 0xFFFF0000: linear address of image offset 0
+ROM_SHADOW_BASE: Final = 0x10_0000 - IMAGE_SIZE  # 0xF0000: the same bytes below 1 MiB
+ROM_SHADOW_END: Final = 0x10_0000
+
+CODE32_OFFSET: Final = 0x0000  # 32-bit code and data, assembled at ROM_BASE + CODE32_OFFSET
+RESET16_OFFSET: Final = 0xFF00  # 16-bit code: fw_start event, GDT load, switch to 32-bit
+GDT_DESC_OFFSET: Final = RESET16_OFFSET  # the lgdt operand, first in the 16-bit block
+RESET_VECTOR_OFFSET: Final = 0xFFF0  # CS:IP = F000:FFF0 at reset, the last 16 bytes
+RESET16_MAX: Final = RESET_VECTOR_OFFSET - RESET16_OFFSET
+
+# GDT selectors. 0x10/0x18 are also the Linux boot protocol's __BOOT_CS/__BOOT_DS, so one
+# GDT serves both entry protocols.
+SEL_CODE32: Final = 0x10
+SEL_DATA32: Final = 0x18
+
+# --- RAM used by the firmware ------------------------------------------------------------
+# One block in low memory, below anything a kernel is loaded at. Linux reserves the first
+# MiB itself, and it copies start_info, the memory map and the command line before it
+# allocates anything, so the block stays RAM in the map (see docs/design.md).
+FW_RAM_BASE: Final = 0x1000
+DMA_CTL: Final = 0x1000  # 16 bytes: fw_cfg DMA control structure (big-endian)
+SCRATCH: Final = 0x1010  # 16 bytes: fw_cfg items read as numbers
+# Variables, each a u32 (RAM is not cleared on a guest reboot: each is written before it is read).
+VAR_DMA: Final = 0x1020  # nonzero when fw_cfg has the DMA interface
+VAR_LEFT: Final = 0x1024  # e820 entries still to convert
+VAR_ROM_DONE: Final = 0x1028  # the ROM shadow entry is in the memory map
+VAR_MEMMAP_N: Final = 0x102C  # entries in the memory map
+VAR_CMDLINE_SIZE: Final = 0x1030  # FW_CFG_CMDLINE_SIZE
+VAR_INITRD_ADDR: Final = 0x1034  # FW_CFG_INITRD_ADDR
+VAR_INITRD_SIZE: Final = 0x1038  # FW_CFG_INITRD_SIZE
+VAR_KERNEL_ADDR: Final = 0x103C  # FW_CFG_KERNEL_ADDR
+VAR_KERNEL_SIZE: Final = 0x1040  # FW_CFG_KERNEL_SIZE
+ERR_ARGS: Final = 0x1050  # u32[4]: the numbers an error message prints, in order
+START_INFO: Final = 0x1100  # struct hvm_start_info, 56 bytes
+MODLIST: Final = 0x1140  # struct hvm_modlist_entry[1], 32 bytes
+MEMMAP: Final = 0x1200  # struct hvm_memmap_table_entry[MEMMAP_MAX]
+# Linux copies the table into boot_params.e820_table (128 slots) without a bound check and
+# then appends the ISA range itself, so stay below 127.
+MEMMAP_MAX: Final = 126
+E820_BUF: Final = 0x1E00  # fw_cfg "etc/e820": 20-byte entries
+E820_MAX: Final = 128
+FILE_DIR: Final = 0x2800  # fw_cfg file directory: u32 count + 64-byte entries
+FILE_DIR_MAX: Final = 128
+CMDLINE: Final = 0x5000  # kernel command line, NUL-terminated
+CMDLINE_MAX: Final = 0x2000  # bytes, NUL included
+STACK_TOP: Final = 0x8000  # firmware stack grows down from here
+FW_RAM_END: Final = 0x8000
+
+# When fw_cfg has no "etc/e820" (QEMU before 1.7), RAM below 4 GiB is taken from
+# FW_CFG_RAM_SIZE, capped at the lowest start of the PCI hole of any x86 machine type.
+FALLBACK_LOWMEM_MAX: Final = 0x8000_0000
+
+# --- The legacy hole in the memory map -----------------------------------------------------
+LOWMEM_END: Final = 0xA0000  # conventional memory ends at 640 KiB
+HIGHMEM_START: Final = 0x10_0000  # extended memory starts at 1 MiB
+
+# --- I/O ports ------------------------------------------------------------------------------
+PORT_FW_CFG_SEL: Final = 0x510  # fw_cfg selector (16-bit write)
+PORT_FW_CFG_DATA: Final = 0x511  # fw_cfg data (8-bit read)
+PORT_FW_CFG_DMA_HI: Final = 0x514  # fw_cfg DMA address, high 32 bits (big-endian)
+PORT_FW_CFG_DMA_LO: Final = 0x518  # fw_cfg DMA address, low 32 bits; writing starts it
+PORT_BOOT_EVENT: Final = 0xF5  # qemu-boot-time firmware events
+PORT_COM1: Final = 0x3F8  # 16550 transmit holding register
+PORT_COM1_LSR: Final = 0x3FD  # 16550 line status register
+LSR_THRE: Final = 0x20  # transmit holding register empty
+
+BOOT_EVENT_FW_START: Final = 1
+BOOT_EVENT_FW_DO_BOOT: Final = 5
+
+# --- fw_cfg (QEMU docs/specs/fw_cfg.rst, include/standard-headers/linux/qemu_fw_cfg.h) ---
+FW_CFG_SIGNATURE: Final = 0x00
+FW_CFG_ID: Final = 0x01
+FW_CFG_RAM_SIZE: Final = 0x03
+FW_CFG_KERNEL_ADDR: Final = 0x07
+FW_CFG_KERNEL_SIZE: Final = 0x08
+FW_CFG_INITRD_ADDR: Final = 0x0A
+FW_CFG_INITRD_SIZE: Final = 0x0B
+FW_CFG_KERNEL_ENTRY: Final = 0x10
+FW_CFG_INITRD_DATA: Final = 0x12
+FW_CFG_CMDLINE_SIZE: Final = 0x14
+FW_CFG_CMDLINE_DATA: Final = 0x15
+FW_CFG_FILE_DIR: Final = 0x19
+FW_CFG_ID_DMA: Final = 0x02  # FW_CFG_ID bit 1: DMA interface present
+FW_CFG_DMA_CTL_ERROR: Final = 0x01
+FW_CFG_DMA_CTL_READ: Final = 0x02
+FW_CFG_DMA_CTL_SELECT: Final = 0x08
+FW_CFG_FILE_ENTRY_SIZE: Final = 64  # size u32 BE, select u16 BE, reserved u16, name[56]
+FW_CFG_FILE_NAME_MAX: Final = 56
+E820_ENTRY_SIZE: Final = 20  # u64 addr, u64 size, u32 type, little-endian
+
+# --- PVH (xen/include/public/arch-x86/hvm/start_info.h) -------------------------------------
+HVM_START_MAGIC: Final = 0x336EC578
+HVM_START_VERSION: Final = 1
+HVM_START_INFO_SIZE: Final = 56
+HVM_MODLIST_ENTRY_SIZE: Final = 32
+HVM_MEMMAP_ENTRY_SIZE: Final = 24
+
+E820_RAM: Final = 1
+E820_RESERVED: Final = 2
+
+
+@dataclass(frozen=True)
+class Area:
+    """A range of guest-physical memory the firmware owns; kernels must not overlap it."""
+
+    name: str
+    start: int
+    end: int  # exclusive
+
+    def overlaps(self, start: int, end: int) -> bool:
+        return start < self.end and self.start < end
+
+
+# What the builder refuses kernel segments in.
+RESERVED_AREAS: Final = (
+    Area("firmware RAM (start_info, memory map, command line, stack)", FW_RAM_BASE, FW_RAM_END),
+    Area("firmware ROM shadow below 1 MiB", ROM_SHADOW_BASE, ROM_SHADOW_END),
+    Area("firmware ROM below 4 GiB", ROM_BASE, 0x1_0000_0000),
+)
+
+
+def asm_constants() -> dict[str, int]:
+    """Every integer constant of this module, for injection into the assembly as .equ."""
+    return {
+        name: value
+        for name, value in globals().items()
+        if name.isupper() and isinstance(value, int) and not isinstance(value, bool)
+    }
+
+
+def _check_layout() -> None:
+    ram = [
+        ("DMA_CTL", DMA_CTL, 16),
+        ("SCRATCH", SCRATCH, 16),
+        ("VARS", VAR_DMA, ERR_ARGS + 16 - VAR_DMA),
+        ("START_INFO", START_INFO, HVM_START_INFO_SIZE),
+        ("MODLIST", MODLIST, HVM_MODLIST_ENTRY_SIZE),
+        ("MEMMAP", MEMMAP, MEMMAP_MAX * HVM_MEMMAP_ENTRY_SIZE),
+        ("E820_BUF", E820_BUF, E820_MAX * E820_ENTRY_SIZE),
+        ("FILE_DIR", FILE_DIR, 4 + FILE_DIR_MAX * FW_CFG_FILE_ENTRY_SIZE),
+        ("CMDLINE", CMDLINE, CMDLINE_MAX),
+    ]
+    ram.sort(key=lambda r: r[1])
+    for (n1, a1, s1), (n2, a2, _) in zip(ram, ram[1:], strict=False):
+        if a1 + s1 > a2:
+            raise AssertionError(f"layout: {n1} overlaps {n2}")
+    last = ram[-1]
+    if last[1] + last[2] > STACK_TOP - 1024 or ram[0][1] < FW_RAM_BASE:
+        raise AssertionError("layout: RAM areas leave no room for the stack")
+
+
+_check_layout()

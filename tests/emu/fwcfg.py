@@ -1,0 +1,357 @@
+"""A model of QEMU 7.2's fw_cfg I/O-port device (hw/nvram/fw_cfg.c), for the unicorn bench.
+
+Port map as on x86 (fw_cfg_init_io_dma(0x510, 0x514)):
+- 0x510-0x511, "fwcfg" (little-endian): a 16-bit write selects an item (resets the offset);
+  a byte read at either port returns the next byte of the item (0 past its end or for a missing
+  key); byte writes are accepted and ignored; wider reads are rejected and read 0.
+- 0x514-0x51b, "fwcfg.dma" (big-endian, only with DMA): 32-bit writes at 0x514 (high half of
+  the address) and 0x518 (low half, starts the transfer); reads return "QEMU CFG".
+Accesses are split the way QEMU's memory core does (the part of an access that falls outside a
+region goes to unassigned ports, which read all ones) and accepted or rejected by the same
+rules as the device. Every access is logged in `accesses`, every DMA transfer in `dma_log`, and
+whatever QEMU rejects, ignores or would log as a guest error in `violations`.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field, replace
+from typing import Literal, Protocol
+
+SIGNATURE = 0x00
+ID = 0x01
+RAM_SIZE = 0x03
+KERNEL_ADDR = 0x07
+KERNEL_SIZE = 0x08
+KERNEL_CMDLINE = 0x09
+INITRD_ADDR = 0x0A
+INITRD_SIZE = 0x0B
+KERNEL_ENTRY = 0x10
+KERNEL_DATA = 0x11
+INITRD_DATA = 0x12
+CMDLINE_ADDR = 0x13
+CMDLINE_SIZE = 0x14
+CMDLINE_DATA = 0x15
+SETUP_ADDR = 0x16
+SETUP_SIZE = 0x17
+SETUP_DATA = 0x18
+FILE_DIR = 0x19
+FILE_FIRST = 0x20
+FILE_SLOTS = 0x20  # FW_CFG_FILE_SLOTS_DFLT: the directory item always has room for 32 files
+ARCH_LOCAL = 0x8000
+ENTRY_MASK = 0x3FFF  # ~(FW_CFG_WRITE_CHANNEL | FW_CFG_ARCH_LOCAL)
+
+CTL_ERROR, CTL_READ, CTL_SKIP, CTL_SELECT, CTL_WRITE = 0x01, 0x02, 0x04, 0x08, 0x10
+DMA_SIGNATURE = b"QEMU CFG"  # 0x51454d5520434647 big-endian
+
+PORT_SELECTOR = 0x510
+PORT_DATA = 0x511
+PORT_DMA_HIGH = 0x514
+PORT_DMA_LOW = 0x518
+PORT_FIRST, PORT_LAST = 0x510, 0x51B
+
+
+@dataclass(frozen=True)
+class PortAccess:
+    """One `in`/`out` as the CPU issued it; `insn` (0-based index of the instruction, set by
+    the machine) does not take part in comparisons."""
+
+    direction: Literal["in", "out"]
+    port: int
+    size: int
+    value: int
+    insn: int | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class DmaTransfer:
+    """One DMA transfer: where its descriptor was, what it asked, on which item, the outcome."""
+
+    desc_addr: int
+    control: int  # as read from the descriptor (0 if it could not be read)
+    length: int
+    address: int
+    key: int | None  # the item selected once the select bit is applied; None: invalid
+    offset: int  # item offset when the transfer started (after any select)
+    status: int  # the control word written back: 0, or CTL_ERROR
+
+
+class GuestMemory(Protocol):
+    """Guest-physical memory as the DMA engine sees it."""
+
+    def read(self, addr: int, size: int) -> bytes | None:
+        """The bytes, or None if any of them is not backed by RAM or ROM."""
+        ...
+
+    def write(self, addr: int, data: bytes) -> bool:
+        """Store the bytes; False (and nothing stored) if any is not writable RAM."""
+        ...
+
+
+class FlatMemory:
+    """RAM from 0 to `size`: a GuestMemory for using SimFwCfg without a CPU."""
+
+    def __init__(self, size: int) -> None:
+        self.data = bytearray(size)
+
+    def read(self, addr: int, size: int) -> bytes | None:
+        return bytes(self.data[addr : addr + size]) if addr + size <= len(self.data) else None
+
+    def write(self, addr: int, data: bytes) -> bool:
+        if addr + len(data) > len(self.data):
+            return False
+        self.data[addr : addr + len(data)] = data
+        return True
+
+
+def file_dir(files: dict[str, bytes]) -> tuple[bytes, dict[str, int]]:
+    """FILE_DIR contents and the key of each file, as QEMU builds them (sorted by name)."""
+    if len(files) > FILE_SLOTS:
+        raise ValueError(f"at most {FILE_SLOTS} files")
+    keys: dict[str, int] = {}
+    out = bytearray(struct.pack(">I", len(files)))
+    for i, name in enumerate(sorted(files)):
+        raw = name.encode()
+        if len(raw) > 55:
+            raise ValueError(f"file name too long for fw_cfg: {name!r}")
+        keys[name] = FILE_FIRST + i
+        out += struct.pack(">IHH56s", len(files[name]), FILE_FIRST + i, 0, raw)
+    out += bytes(4 + 64 * FILE_SLOTS - len(out))
+    return bytes(out), keys
+
+
+class SimFwCfg:
+    """QEMU's fw_cfg behind I/O ports 0x510-0x51b (see the module docstring)."""
+
+    def __init__(
+        self,
+        items: dict[int, bytes] | None = None,
+        files: dict[str, bytes] | None = None,
+        dma: bool = True,
+        present: bool = True,
+    ) -> None:
+        self.dma = dma
+        self.present = present
+        self.items: dict[int, bytes] = {
+            SIGNATURE: b"QEMU",
+            ID: struct.pack("<I", 1 | (2 if dma else 0)),
+        }
+        self.items.update(items or {})
+        self.file_keys: dict[str, int] = {}
+        if files:
+            self.items[FILE_DIR], self.file_keys = file_dir(files)
+            for name, key in self.file_keys.items():
+                if key in self.items:
+                    raise ValueError(f"item {key:#x} clashes with file {name!r}")
+                self.items[key] = files[name]
+        self.memory: GuestMemory | None = None  # set by the machine, needed for DMA
+        self.accesses: list[PortAccess] = []
+        self.dma_log: list[DmaTransfer] = []
+        self.violations: list[str] = []
+        self.key: int | None = SIGNATURE  # fw_cfg_reset selects the signature
+        self.offset = 0
+        self.dma_addr = 0
+
+    @classmethod
+    def for_pvh_boot(
+        cls,
+        *,
+        ram_below_4g: int,
+        ram_above_4g: int = 0,
+        kernel_entry: int,
+        kernel_addr: int,
+        kernel_size: int,
+        cmdline: bytes | None = None,
+        initrd: bytes | None = None,
+        initrd_addr: int | None = None,
+        e820: list[tuple[int, int, int]] | None = None,
+        setup_data: bytes | None = None,
+        acpi_data_size: int = 0x28000,
+        extra_files: dict[str, bytes] | None = None,
+        dma: bool = True,
+    ) -> SimFwCfg:
+        """The items QEMU 7.2's x86_load_linux sets for `-kernel <PVH ELF>` (its PVH branch),
+        plus RAM_SIZE and the files "etc/e820" and "etc/boot-fail-wait" (always present).
+
+        `acpi_data_size` is the machine's: 0x28000 on pc and q35 in 7.2, 0 on microvm; the
+        initrd goes at (below_4g - acpi_data_size - 1 - size) & ~4095 unless `initrd_addr`
+        is given. `setup_data` stands for the first 8192 bytes of the kernel file (QEMU always
+        publishes SETUP_SIZE = 8192). The kernel's segments are not in fw_cfg: QEMU loads them
+        into RAM itself (use run_firmware's ram_init for that).
+        """
+
+        def u32(v: int) -> bytes:
+            return struct.pack("<I", v)
+
+        cmd = cmdline or b""
+        items = {
+            KERNEL_ENTRY: u32(kernel_entry),
+            KERNEL_ADDR: u32(kernel_addr),
+            KERNEL_SIZE: u32(kernel_size),
+            CMDLINE_SIZE: u32(len(cmd) + 1),
+            CMDLINE_DATA: cmd + b"\0",
+            RAM_SIZE: struct.pack("<Q", ram_below_4g + ram_above_4g),
+        }
+        if setup_data is not None:
+            header = setup_data[:8192].ljust(8192, b"\0")
+            items[SETUP_SIZE] = u32(len(header))
+            items[SETUP_DATA] = header
+        if initrd is not None:
+            if initrd_addr is None:
+                initrd_addr = (ram_below_4g - acpi_data_size - 1 - len(initrd)) & ~4095
+            items[INITRD_ADDR] = u32(initrd_addr)
+            items[INITRD_SIZE] = u32(len(initrd))
+            items[INITRD_DATA] = initrd
+        if e820 is None:
+            e820 = [(0, ram_below_4g, 1)]
+            if ram_above_4g:
+                e820.append((1 << 32, ram_above_4g, 1))
+        files = {
+            "etc/e820": b"".join(struct.pack("<QQI", *entry) for entry in e820),
+            "etc/boot-fail-wait": u32(0xFFFFFFFF),
+            **(extra_files or {}),
+        }
+        return cls(items=items, files=files, dma=dma)
+
+    # -- the port interface used by the machine ------------------------------------------
+
+    @staticmethod
+    def handles(port: int) -> bool:
+        return PORT_FIRST <= port <= PORT_LAST
+
+    def port_in(self, port: int, size: int, insn: int | None = None) -> int:
+        value = 0
+        for region, offset, length, pos in self._split(port, size):
+            if region == "comb" and length == 1:
+                part = self._read_data_byte()
+            elif region == "comb":  # fw_cfg_comb_valid: reads are byte-wide only
+                self.violations.append(f"{8 * length}-bit read of port {port:#x}: rejected")
+                part = 0
+            elif region == "dma":
+                part = int.from_bytes(DMA_SIGNATURE[offset : offset + length], "little")
+            else:
+                part = (1 << (8 * length)) - 1
+            value |= part << (8 * pos)
+        self.accesses.append(PortAccess("in", port, size, value, insn))
+        return value
+
+    def port_out(self, port: int, size: int, value: int, insn: int | None = None) -> None:
+        self.accesses.append(PortAccess("out", port, size, value, insn))
+        for region, offset, length, pos in self._split(port, size):
+            part = (value >> (8 * pos)) & ((1 << (8 * length)) - 1)
+            if region == "comb" and length == 2:
+                self.select(part)
+            elif region == "comb":
+                what = "selector (needs 16 bits)" if offset == 0 else "data port (no writes)"
+                self.violations.append(f"8-bit write to the {what}: ignored")
+            elif region == "dma" and length == 4 and offset in (0, 4):
+                register = int.from_bytes(part.to_bytes(4, "little"), "big")  # big-endian
+                if offset == 0:
+                    self.dma_addr = register << 32
+                else:
+                    self.dma_addr |= register
+                    self._dma_transfer()
+            elif region == "dma":
+                bits = 8 * length
+                self.violations.append(f"{bits}-bit write to DMA register +{offset}: rejected")
+
+    # -- the device ----------------------------------------------------------------------
+
+    def select(self, key: int) -> None:
+        """fw_cfg_select: keys past the last file slot are invalid."""
+        self.offset = 0
+        self.key = key if (key & ENTRY_MASK) < FILE_FIRST + FILE_SLOTS else None
+
+    def current(self) -> bytes | None:
+        """The selected item's bytes; None for an invalid key or an empty slot."""
+        if self.key is None:
+            return None
+        return self.items.get((self.key & ARCH_LOCAL) | (self.key & ENTRY_MASK))
+
+    def _read_data_byte(self) -> int:
+        item = self.current()
+        if item is None or self.offset >= len(item):
+            return 0
+        self.offset += 1
+        return item[self.offset - 1]
+
+    def _split(self, port: int, size: int) -> list[tuple[str | None, int, int, int]]:
+        """(region, offset in region, length, byte position in the access) pieces, cut as
+        flatview_read/write_continue and memory_access_size cut them (aligned powers of 2).
+        Region None: an unassigned port (reads all ones, ignores writes)."""
+        regions: list[tuple[str, int, int]] = []
+        if self.present:
+            regions.append(("comb", PORT_SELECTOR, 2))
+            if self.dma:
+                regions.append(("dma", PORT_DMA_HIGH, 8))
+        pieces: list[tuple[str | None, int, int, int]] = []
+        pos = 0
+        while pos < size:
+            p = port + pos
+            hit = [(name, base, n) for name, base, n in regions if base <= p < base + n]
+            if not hit:
+                pieces.append((None, 0, 1, pos))
+                pos += 1
+                continue
+            name, base, n = hit[0]
+            offset = p - base
+            length = min(size - pos, base + n - p)
+            if offset:
+                length = min(length, offset & -offset)
+            length = 1 << (length.bit_length() - 1)
+            pieces.append((name, offset, length, pos))
+            pos += length
+        if self.present and any(region is None for region, *_ in pieces):
+            dma_port = PORT_DMA_HIGH <= port <= PORT_LAST
+            why = "DMA is disabled" if dma_port and not self.dma else "unassigned ports"
+            self.violations.append(f"{8 * size}-bit access at {port:#x} reaches {why}")
+        return pieces
+
+    def _dma_transfer(self) -> None:
+        """fw_cfg_dma_transfer."""
+        desc, self.dma_addr = self.dma_addr, 0
+        mem = self.memory
+        if mem is None:
+            raise RuntimeError("SimFwCfg.memory must be set before a DMA transfer")
+        raw = mem.read(desc, 16)
+        if raw is None:
+            mem.write(desc, struct.pack(">I", CTL_ERROR))
+            self.dma_log.append(DmaTransfer(desc, 0, 0, 0, self.key, self.offset, CTL_ERROR))
+            self.violations.append(f"DMA descriptor at {desc:#x} not in memory")
+            return
+        control, length, address = struct.unpack(">IIQ", raw)
+        if control & CTL_SELECT:
+            self.select(control >> 16)
+        item = self.current()
+        transfer = DmaTransfer(desc, control, length, address, self.key, self.offset, 0)
+        read = bool(control & CTL_READ)
+        write = not read and bool(control & CTL_WRITE)
+        if not control & (CTL_READ | CTL_WRITE | CTL_SKIP):
+            length = 0
+        status = 0
+        while length and not status & CTL_ERROR:
+            if item is None or self.offset >= len(item):
+                n = length  # past the end: reads give zeros
+                if read and not self._zero_fill(address, n):
+                    status |= CTL_ERROR
+            else:
+                n = min(length, len(item) - self.offset)
+                if read and not mem.write(address, item[self.offset : self.offset + n]):
+                    status |= CTL_ERROR
+                self.offset += n
+            if write:  # no item is writable (QEMU: only those added with read_only=false)
+                status |= CTL_ERROR
+            address += n
+            length -= n
+        mem.write(desc, struct.pack(">I", status))
+        self.dma_log.append(replace(transfer, status=status))
+        if status:
+            self.violations.append(f"DMA transfer {control:#x} at {desc:#x} failed")
+
+    def _zero_fill(self, address: int, n: int) -> bool:
+        assert self.memory is not None
+        chunk = 1 << 20
+        return all(
+            self.memory.write(a, bytes(min(chunk, address + n - a)))
+            for a in range(address, address + n, chunk)
+        )

@@ -1,0 +1,608 @@
+/*
+ * The PVH boot ABI checks.  Each check collects its problems into a detail
+ * string; no problem means "ok".  Ranges are [addr, addr + size) in 64 bits.
+ */
+#include "checks.h"
+#include "entry_state.h"
+#include "io.h"
+#include "segments.h"
+#include "serial.h"
+
+/* ---- results ------------------------------------------------------------ */
+
+struct detail {
+    char buf[240];
+    uint32_t len;
+};
+
+static uint32_t failures;
+
+/* Appends the next problem, "; "-separated from the previous one. */
+static void d_more(struct detail *d, const char *s);
+
+static void d_str(struct detail *d, const char *s)
+{
+    if (d->len)
+        d_more(d, "; ");
+    d_more(d, s);
+}
+
+/* Appends to the current item, no separator. */
+static void d_more(struct detail *d, const char *s)
+{
+    while (*s && d->len < sizeof(d->buf) - 1)
+        d->buf[d->len++] = *s++;
+    d->buf[d->len] = 0;
+}
+
+static void d_hex(struct detail *d, uint64_t v)
+{
+    char tmp[19];
+    int n = 0;
+    char rev[16];
+    do {
+        rev[n++] = "0123456789abcdef"[v & 0xf];
+        v >>= 4;
+    } while (v);
+    tmp[0] = '0';
+    tmp[1] = 'x';
+    for (int i = 0; i < n; i++)
+        tmp[2 + i] = rev[n - 1 - i];
+    tmp[2 + n] = 0;
+    d_more(d, tmp);
+}
+
+static void d_dec(struct detail *d, uint32_t v)
+{
+    char rev[10], tmp[11];
+    int n = 0;
+    do {
+        rev[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (int i = 0; i < n; i++)
+        tmp[i] = rev[n - 1 - i];
+    tmp[n] = 0;
+    d_more(d, tmp);
+}
+
+static void report(const char *name, const struct detail *d)
+{
+    if (d->len == 0) {
+        kprintf("PVHCHECK check %s ok\n", name);
+    } else {
+        kprintf("PVHCHECK check %s FAIL %s\n", name, d->buf);
+        failures++;
+    }
+}
+
+/* ---- ranges and the memory map ------------------------------------------ */
+
+struct region {
+    uint64_t start, end;   /* end exclusive, saturated at 2^64 - 1 */
+    uint32_t type;
+};
+
+static uint64_t range_end(uint64_t addr, uint64_t size)
+{
+    return size > ~0ull - addr ? ~0ull : addr + size;
+}
+
+static bool overlaps(uint64_t a, uint64_t asz, uint64_t b, uint64_t bsz)
+{
+    if (asz == 0 || bsz == 0)
+        return false;
+    return a < range_end(b, bsz) && b < range_end(a, asz);
+}
+
+static struct region memmap_regions[MAX_MEMMAP];
+static uint32_t memmap_count;
+static struct region e820_regions[FWCFG_MAX_E820];
+static uint32_t e820_count;
+
+/* True if every byte of [addr, addr+size) lies in some region of the given type. */
+static bool covered(const struct region *r, uint32_t n, uint32_t type,
+                    uint64_t addr, uint64_t size)
+{
+    uint64_t cur = addr, end = range_end(addr, size ? size : 1);
+    while (cur < end) {
+        uint64_t next = cur;
+        for (uint32_t i = 0; i < n; i++) {
+            if (r[i].type == type && r[i].start <= cur && cur < r[i].end && r[i].end > next)
+                next = r[i].end;
+        }
+        if (next == cur)
+            return false;
+        cur = next;
+    }
+    return true;
+}
+
+static bool in_ram(uint64_t addr, uint64_t size)
+{
+    return covered(memmap_regions, memmap_count, E820_RAM, addr, size);
+}
+
+/* ---- individual checks ------------------------------------------------- */
+
+static void check_cr(void)
+{
+    struct detail d = {0};
+    uint32_t cr0 = entry_state.cr0;
+    if (!(cr0 & 1u))
+        d_str(&d, "cr0.PE clear");
+    if (cr0 & (1u << 31))
+        d_str(&d, "cr0.PG set");
+    if (d.len) {
+        d_str(&d, "cr0=");
+        d_hex(&d, cr0);
+    }
+    report("cr0_pe_nopg", &d);
+
+    struct detail d4 = {0};
+    if (entry_state.cr4 != 0) {
+        d_str(&d4, "cr4=");
+        d_hex(&d4, entry_state.cr4);
+    }
+    report("cr4_zero", &d4);
+}
+
+static void check_eflags(void)
+{
+    struct detail d = {0};
+    uint32_t f = entry_state.eflags;
+    if (f & (1u << 9))
+        d_str(&d, "IF set");
+    if (f & (1u << 8))
+        d_str(&d, "TF set");
+    if (f & (1u << 17))
+        d_str(&d, "VM set");
+    if (d.len) {
+        d_str(&d, "eflags=");
+        d_hex(&d, f);
+    }
+    report("eflags_if_tf_vm_clear", &d);
+}
+
+/* cs: 32-bit execute/read code; ds/es/ss: 32-bit read/write data; all flat 4 GiB. */
+static void check_segment(int seg, const char *check_name)
+{
+    struct detail d = {0};
+    struct seg_info s;
+    seg_info_get(seg, &s);
+    bool code = seg == SEG_CS;
+
+    if (!s.lar_ok && s.from_gdt) {
+        d_str(&d, "no GDT entry to derive access rights from");
+    } else if (!s.lar_ok) {
+        d_str(&d, "lar rejected selector ");
+        d_hex(&d, s.sel);
+    } else {
+        if (!(s.lar & LAR_PRESENT))
+            d_str(&d, "not present");
+        if (!(s.lar & LAR_S))
+            d_str(&d, "system descriptor");
+        if (code) {
+            if (!(s.lar & LAR_CODE))
+                d_str(&d, "not a code segment");
+            if (!(s.lar & LAR_WRITABLE))
+                d_str(&d, "not readable");
+        } else {
+            if (s.lar & LAR_CODE)
+                d_str(&d, "not a data segment");
+            if (!(s.lar & LAR_WRITABLE))
+                d_str(&d, "not writable");
+            if (s.lar & LAR_EXPDOWN)
+                d_str(&d, "expand-down");
+        }
+        if (!(s.lar & LAR_DB))
+            d_str(&d, "D/B clear (16-bit)");
+        if (!(s.lar & LAR_G))
+            d_str(&d, "G clear (byte granularity)");
+    }
+    if (!s.lsl_ok) {
+        d_str(&d, "lsl rejected selector");
+    } else if (s.lsl != 0xffffffffu) {
+        d_str(&d, "lsl=");
+        d_hex(&d, s.lsl);
+    }
+    if (!s.desc_ok) {
+        d_str(&d, "GDT entry unreadable: ");
+        d_more(&d, s.desc_err);
+    } else {
+        if (s.base != 0) {
+            d_str(&d, "base=");
+            d_hex(&d, s.base);
+        }
+        if (s.limit != 0xffffffffu) {
+            d_str(&d, "limit=");
+            d_hex(&d, s.limit);
+        }
+    }
+    if (d.len) {
+        d_str(&d, "sel=");
+        d_hex(&d, s.sel);
+        d_more(&d, " lar=");
+        d_hex(&d, s.lar);
+    }
+    report(check_name, &d);
+}
+
+static void check_start_info(const struct boot_view *bv)
+{
+    struct detail d = {0};
+    if (bv->ebx == 0) {
+        d_str(&d, "ebx=0");
+    } else if (!bv->si) {
+        d_str(&d, "ebx not addressable: ");
+        d_hex(&d, bv->ebx);
+    } else {
+        if (bv->si->magic != XEN_HVM_START_MAGIC_VALUE) {
+            d_str(&d, "magic=");
+            d_hex(&d, bv->si->magic);
+        }
+        if (bv->si->version < 1) {
+            d_str(&d, "version=");
+            d_dec(&d, bv->si->version);
+        }
+    }
+    report("start_info", &d);
+}
+
+static void check_memmap(const struct boot_view *bv)
+{
+    struct detail d = {0};
+    if (!bv->si_valid) {
+        d_str(&d, "no valid start_info");
+    } else if (bv->memmap_entries == 0) {
+        d_str(&d, "memmap_entries=0");
+    } else if (bv->memmap_entries > MAX_MEMMAP) {
+        d_str(&d, "memmap_entries=");
+        d_dec(&d, bv->memmap_entries);
+        d_more(&d, " (implausible)");
+    } else if (!bv->memmap) {
+        d_str(&d, "memmap not addressable");
+    } else {
+        for (uint32_t i = 0; i < bv->memmap_entries; i++) {
+            if (bv->memmap[i].size == 0) {
+                d_str(&d, "entry ");
+                d_dec(&d, i);
+                d_more(&d, " has size 0");
+            }
+        }
+    }
+    report("memmap", &d);
+
+    struct detail o = {0};
+    for (uint32_t i = 0; i < memmap_count; i++) {
+        for (uint32_t j = i + 1; j < memmap_count; j++) {
+            const struct region *a = &memmap_regions[i], *b = &memmap_regions[j];
+            if (a->type == E820_RAM && b->type == E820_RAM &&
+                a->start < b->end && b->start < a->end) {
+                d_str(&o, "RAM entries ");
+                d_dec(&o, i);
+                d_more(&o, " and ");
+                d_dec(&o, j);
+                d_more(&o, " overlap");
+            }
+        }
+    }
+    if (!bv->memmap)
+        d_str(&o, "no memmap");
+    report("memmap_ram_disjoint", &o);
+}
+
+static void check_kernel_in_ram(const struct boot_view *bv)
+{
+    struct detail d = {0};
+    if (!in_ram(bv->kernel_start, bv->kernel_end - bv->kernel_start)) {
+        d_str(&d, "kernel ");
+        d_hex(&d, bv->kernel_start);
+        d_more(&d, "-");
+        d_hex(&d, bv->kernel_end);
+        d_more(&d, " not inside RAM entries");
+    }
+    report("kernel_in_ram", &d);
+}
+
+/* A piece of boot data handed over by the firmware. */
+struct piece {
+    char name[16];
+    uint64_t addr, size;
+};
+
+#define MAX_PIECES (4 + MAX_MODULES)
+static struct piece pieces[MAX_PIECES];
+static uint32_t npieces;
+
+static void add_piece(const char *name, uint32_t index, bool indexed, uint64_t addr,
+                      uint64_t size)
+{
+    struct piece *p = &pieces[npieces++];
+    uint32_t k = 0;
+    while (name[k] && k < sizeof(p->name) - 4) {
+        p->name[k] = name[k];
+        k++;
+    }
+    if (indexed) {
+        if (index >= 10)
+            p->name[k++] = (char)('0' + index / 10);
+        p->name[k++] = (char)('0' + index % 10);
+    }
+    p->name[k] = 0;
+    p->addr = addr;
+    p->size = size;
+}
+
+static void collect_pieces(const struct boot_view *bv)
+{
+    npieces = 0;
+    if (!bv->si)
+        return;
+    add_piece("start_info", 0, false, bv->ebx, sizeof(struct hvm_start_info));
+    if (!bv->si_valid)
+        return;
+    const struct hvm_start_info *si = bv->si;
+    add_piece("memmap", 0, false, si->memmap_paddr,
+              (uint64_t)si->memmap_entries * sizeof(struct hvm_memmap_table_entry));
+    if (si->cmdline_paddr)
+        add_piece("cmdline", 0, false, si->cmdline_paddr, bv->cmdline_len + 1ull);
+    if (si->nr_modules) {
+        add_piece("modlist", 0, false, si->modlist_paddr,
+                  (uint64_t)si->nr_modules * sizeof(struct hvm_modlist_entry));
+    }
+    if (bv->modlist) {
+        for (uint32_t i = 0; i < bv->nr_modules; i++)
+            add_piece("module", i, true, bv->modlist[i].paddr, bv->modlist[i].size);
+    }
+}
+
+static void check_pieces(const struct boot_view *bv)
+{
+    uint64_t kstart = bv->kernel_start, ksize = bv->kernel_end - bv->kernel_start;
+    for (uint32_t i = 0; i < npieces; i++) {
+        const struct piece *p = &pieces[i];
+        struct detail d = {0};
+        char name[32];
+        uint32_t k = 0;
+        for (const char *s = p->name; *s; s++)
+            name[k++] = *s;
+        for (const char *s = "_placed"; *s; s++)
+            name[k++] = *s;
+        name[k] = 0;
+        if (p->size == 0) {
+            /* Nothing to place (an empty module). */
+        } else {
+            if (!in_ram(p->addr, p->size)) {
+                d_str(&d, "not in RAM: ");
+                d_hex(&d, p->addr);
+                d_more(&d, "+");
+                d_hex(&d, p->size);
+            }
+            if (overlaps(p->addr, p->size, kstart, ksize)) {
+                d_str(&d, "overlaps the kernel image ");
+                d_hex(&d, p->addr);
+                d_more(&d, "+");
+                d_hex(&d, p->size);
+            }
+        }
+        report(name, &d);
+    }
+
+    struct detail d = {0};
+    for (uint32_t i = 0; i < npieces; i++) {
+        for (uint32_t j = i + 1; j < npieces; j++) {
+            if (overlaps(pieces[i].addr, pieces[i].size, pieces[j].addr, pieces[j].size)) {
+                d_str(&d, pieces[i].name);
+                d_more(&d, " overlaps ");
+                d_more(&d, pieces[j].name);
+            }
+        }
+    }
+    report("boot_data_disjoint", &d);
+}
+
+static void check_cmdline(const struct boot_view *bv)
+{
+    struct detail d = {0};
+    if (bv->si_valid && bv->si->cmdline_paddr) {
+        if (!bv->cmdline)
+            d_str(&d, "cmdline not addressable");
+        else if (!bv->cmdline_terminated)
+            d_str(&d, "no NUL within 4096 bytes");
+    }
+    report("cmdline_terminated", &d);
+}
+
+static void check_modules(const struct boot_view *bv, const struct fwcfg_facts *fw)
+{
+    struct detail d = {0};
+    if (!fw->present) {
+        d_str(&d, "no fw_cfg to compare with");
+    } else if (!bv->si_valid) {
+        d_str(&d, "no valid start_info");
+    } else if (bv->nr_modules > 0) {
+        if (!bv->modlist) {
+            d_str(&d, "modlist not addressable");
+        } else {
+            const struct hvm_modlist_entry *m = &bv->modlist[0];
+            if (m->paddr != fw->initrd_addr) {
+                d_str(&d, "module0 paddr=");
+                d_hex(&d, m->paddr);
+                d_more(&d, " fw_cfg initrd_addr=");
+                d_hex(&d, fw->initrd_addr);
+            }
+            if (m->size != fw->initrd_size) {
+                d_str(&d, "module0 size=");
+                d_hex(&d, m->size);
+                d_more(&d, " fw_cfg initrd_size=");
+                d_hex(&d, fw->initrd_size);
+            }
+        }
+    } else if (fw->initrd_size) {
+        d_str(&d, "fw_cfg has an initrd of ");
+        d_hex(&d, fw->initrd_size);
+        d_more(&d, " bytes but nr_modules=0");
+    }
+    report("module0_is_fwcfg_initrd", &d);
+}
+
+static void check_fwcfg_kernel(const struct boot_view *bv, const struct fwcfg_facts *fw)
+{
+    struct detail d = {0};
+    if (!fw->present) {
+        d_str(&d, "no fw_cfg");
+    } else if (fw->kernel_entry != bv->entry) {
+        d_str(&d, "fw_cfg kernel_entry=");
+        d_hex(&d, fw->kernel_entry);
+        d_more(&d, " pvh_entry=");
+        d_hex(&d, bv->entry);
+    }
+    report("fwcfg_kernel_entry", &d);
+
+    /* QEMU's ELF loader reports the lowest p_paddr and the span up to the last p_memsz. */
+    struct detail r = {0};
+    if (!fw->present) {
+        d_str(&r, "no fw_cfg");
+    } else {
+        if (fw->kernel_addr != bv->kernel_start) {
+            d_str(&r, "fw_cfg kernel_addr=");
+            d_hex(&r, fw->kernel_addr);
+            d_more(&r, " __kernel_start=");
+            d_hex(&r, bv->kernel_start);
+        }
+        if (fw->kernel_size != bv->kernel_end - bv->kernel_start) {
+            d_str(&r, "fw_cfg kernel_size=");
+            d_hex(&r, fw->kernel_size);
+            d_more(&r, " image size=");
+            d_hex(&r, bv->kernel_end - bv->kernel_start);
+        }
+    }
+    report("fwcfg_kernel_range", &r);
+}
+
+static void check_bss(void)
+{
+    struct detail d = {0};
+    if (entry_state.bss_dirty) {
+        d_str(&d, "non-zero word at ");
+        d_hex(&d, entry_state.bss_dirty_addr);
+    }
+    report("bss_zeroed", &d);
+}
+
+/* rsdp_paddr: when given, a valid RSDP; when 0, fw_cfg must not offer ACPI tables. */
+static void check_rsdp(const struct boot_view *bv, const struct fwcfg_facts *fw)
+{
+    struct detail d = {0};
+    if (!bv->si_valid) {
+        d_str(&d, "no valid start_info");
+    } else if (bv->si->rsdp_paddr == 0) {
+        if (fw->present && fw->have_acpi_rsdp)
+            d_str(&d, "rsdp_paddr=0 but fw_cfg has etc/acpi/rsdp (no ACPI for the kernel)");
+    } else {
+        const uint8_t *p = phys_ptr(bv->si->rsdp_paddr, 36);
+        if (!p) {
+            d_str(&d, "rsdp not addressable");
+        } else if (memcmp(p, "RSD PTR ", 8) != 0) {
+            d_str(&d, "no 'RSD PTR ' signature at ");
+            d_hex(&d, bv->si->rsdp_paddr);
+        } else {
+            uint8_t sum = 0;
+            for (int i = 0; i < 20; i++)
+                sum = (uint8_t)(sum + p[i]);
+            if (sum)
+                d_str(&d, "bad checksum");
+            if (p[15] >= 2) {
+                uint32_t len = (uint32_t)p[20] | (uint32_t)p[21] << 8 |
+                               (uint32_t)p[22] << 16 | (uint32_t)p[23] << 24;
+                uint8_t xsum = 0;
+                if (len < 36 || len > 4096 || !phys_ptr(bv->si->rsdp_paddr, len)) {
+                    d_str(&d, "bad extended length");
+                } else {
+                    for (uint32_t i = 0; i < len; i++)
+                        xsum = (uint8_t)(xsum + p[i]);
+                    if (xsum)
+                        d_str(&d, "bad extended checksum");
+                }
+            }
+        }
+    }
+    report("rsdp", &d);
+}
+
+/* The firmware may reserve RAM, but must not report RAM where QEMU has none. */
+static void check_memmap_vs_e820(const struct boot_view *bv, const struct fwcfg_facts *fw)
+{
+    struct detail d = {0};
+    if (fw->present && fw->have_e820 && bv->memmap) {
+        for (uint32_t i = 0; i < memmap_count; i++) {
+            const struct region *r = &memmap_regions[i];
+            if (r->type != E820_RAM)
+                continue;
+            if (!covered(e820_regions, e820_count, E820_RAM, r->start, r->end - r->start)) {
+                d_str(&d, "RAM entry ");
+                d_dec(&d, i);
+                d_more(&d, " (");
+                d_hex(&d, r->start);
+                d_more(&d, "-");
+                d_hex(&d, r->end);
+                d_more(&d, ") not RAM in fw_cfg etc/e820");
+            }
+        }
+    }
+    report("memmap_ram_within_e820", &d);
+}
+
+static void check_fwcfg_present(const struct fwcfg_facts *fw)
+{
+    struct detail d = {0};
+    if (!fw->present)
+        d_str(&d, "no QEMU signature on port 0x510/0x511");
+    report("fwcfg_present", &d);
+}
+
+uint32_t run_checks(const struct boot_view *bv, const struct fwcfg_facts *fw)
+{
+    failures = 0;
+
+    memmap_count = 0;
+    if (bv->memmap) {
+        for (uint32_t i = 0; i < bv->memmap_entries; i++) {
+            const struct hvm_memmap_table_entry *e = &bv->memmap[i];
+            memmap_regions[memmap_count].start = e->addr;
+            memmap_regions[memmap_count].end = range_end(e->addr, e->size);
+            memmap_regions[memmap_count].type = e->type;
+            memmap_count++;
+        }
+    }
+    e820_count = 0;
+    if (fw->present && fw->have_e820) {
+        for (uint32_t i = 0; i < fw->e820_count && i < FWCFG_MAX_E820; i++) {
+            e820_regions[e820_count].start = fw->e820[i].addr;
+            e820_regions[e820_count].end = range_end(fw->e820[i].addr, fw->e820[i].size);
+            e820_regions[e820_count].type = fw->e820[i].type;
+            e820_count++;
+        }
+    }
+
+    check_cr();
+    check_eflags();
+    check_segment(SEG_CS, "cs_flat32_code");
+    check_segment(SEG_DS, "ds_flat32_data");
+    check_segment(SEG_ES, "es_flat32_data");
+    check_segment(SEG_SS, "ss_flat32_data");
+    check_start_info(bv);
+    check_memmap(bv);
+    check_kernel_in_ram(bv);
+    collect_pieces(bv);
+    check_pieces(bv);
+    check_cmdline(bv);
+    check_fwcfg_present(fw);
+    check_modules(bv, fw);
+    check_fwcfg_kernel(bv, fw);
+    check_memmap_vs_e820(bv, fw);
+    check_rsdp(bv, fw);
+    check_bss();
+    return failures;
+}

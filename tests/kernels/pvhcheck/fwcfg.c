@@ -1,0 +1,115 @@
+/*
+ * fw_cfg, read by the kernel itself so the checks have facts that do not come
+ * from the firmware under test.  Selecting an item rewinds it; each byte read
+ * from the data port advances.  Numeric items are little-endian, the file
+ * directory is big-endian.
+ */
+#include "fwcfg.h"
+#include "io.h"
+
+#define FW_CFG_PORT_SEL  0x510
+#define FW_CFG_PORT_DATA 0x511
+
+static void fwcfg_select(uint16_t key)
+{
+    outw(FW_CFG_PORT_SEL, key);
+}
+
+static void fwcfg_read(void *buf, uint32_t len)
+{
+    uint8_t *p = buf;
+    while (len--)
+        *p++ = inb(FW_CFG_PORT_DATA);
+}
+
+static void fwcfg_skip(uint32_t len)
+{
+    while (len--)
+        (void)inb(FW_CFG_PORT_DATA);
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t le64(const uint8_t *p)
+{
+    return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+static uint32_t fwcfg_item_u32(uint16_t key)
+{
+    uint8_t b[4];
+    fwcfg_select(key);
+    fwcfg_read(b, sizeof(b));
+    return le32(b);
+}
+
+/* Look a file up in the directory (item 0x19); true if found. */
+static bool fwcfg_find_file(const char *name, uint16_t *select, uint32_t *size)
+{
+    uint8_t b[4];
+    fwcfg_select(FW_CFG_FILE_DIR);
+    fwcfg_read(b, sizeof(b));
+    uint32_t count = be32(b);
+    for (uint32_t i = 0; i < count && i < 4096; i++) {
+        uint8_t entry[64];  /* size u32 BE, select u16 BE, reserved u16, name[56] */
+        fwcfg_read(entry, sizeof(entry));
+        const char *n = (const char *)entry + 8;
+        uint32_t k = 0;
+        while (k < 56 && name[k] && n[k] == name[k])
+            k++;
+        if (k < 56 && name[k] == 0 && n[k] == 0) {
+            *size = be32(entry);
+            *select = (uint16_t)(entry[4] << 8 | entry[5]);
+            return true;
+        }
+    }
+    return false;
+}
+
+void fwcfg_read_facts(struct fwcfg_facts *f)
+{
+    uint8_t sig[4];
+
+    memset(f, 0, sizeof(*f));
+    fwcfg_select(FW_CFG_SIGNATURE);
+    fwcfg_read(sig, sizeof(sig));
+    f->present = sig[0] == 'Q' && sig[1] == 'E' && sig[2] == 'M' && sig[3] == 'U';
+    if (!f->present)
+        return;
+
+    f->id = fwcfg_item_u32(FW_CFG_ID);
+    f->kernel_entry = fwcfg_item_u32(FW_CFG_KERNEL_ENTRY);
+    f->kernel_addr = fwcfg_item_u32(FW_CFG_KERNEL_ADDR);
+    f->kernel_size = fwcfg_item_u32(FW_CFG_KERNEL_SIZE);
+    f->initrd_addr = fwcfg_item_u32(FW_CFG_INITRD_ADDR);
+    f->initrd_size = fwcfg_item_u32(FW_CFG_INITRD_SIZE);
+    f->cmdline_size = fwcfg_item_u32(FW_CFG_CMDLINE_SIZE);
+
+    uint16_t select;
+    uint32_t size;
+    f->have_acpi_rsdp = fwcfg_find_file("etc/acpi/rsdp", &select, &size);
+    if (fwcfg_find_file("etc/e820", &select, &size)) {
+        f->have_e820 = true;
+        f->e820_count = size / 20;
+        fwcfg_select(select);
+        for (uint32_t i = 0; i < f->e820_count; i++) {
+            uint8_t e[20];  /* u64 addr, u64 len, u32 type */
+            if (i >= FWCFG_MAX_E820) {
+                fwcfg_skip(sizeof(e));
+                continue;
+            }
+            fwcfg_read(e, sizeof(e));
+            f->e820[i].addr = le64(e);
+            f->e820[i].size = le64(e + 8);
+            f->e820[i].type = le32(e + 16);
+        }
+    }
+}

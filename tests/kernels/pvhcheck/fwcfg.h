@@ -1,0 +1,41 @@
+/* QEMU fw_cfg through its I/O port interface (selector 0x510, data 0x511). */
+#ifndef PVHCHECK_FWCFG_H
+#define PVHCHECK_FWCFG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define FW_CFG_SIGNATURE    0x00
+#define FW_CFG_ID           0x01
+#define FW_CFG_KERNEL_ADDR  0x07
+#define FW_CFG_KERNEL_SIZE  0x08
+#define FW_CFG_INITRD_ADDR  0x0a
+#define FW_CFG_INITRD_SIZE  0x0b
+#define FW_CFG_KERNEL_ENTRY 0x10
+#define FW_CFG_CMDLINE_SIZE 0x14
+#define FW_CFG_FILE_DIR     0x19
+
+#define FWCFG_MAX_E820 32
+
+struct fwcfg_e820_entry {
+    uint64_t addr;
+    uint64_t size;
+    uint32_t type;
+};
+
+/* Everything the checks need from fw_cfg, read once. */
+struct fwcfg_facts {
+    bool present;                 /* signature item reads "QEMU" */
+    uint32_t id;
+    uint32_t kernel_entry, kernel_addr, kernel_size;
+    uint32_t initrd_addr, initrd_size;
+    uint32_t cmdline_size;
+    bool have_e820;               /* file "etc/e820" exists */
+    bool have_acpi_rsdp;          /* file "etc/acpi/rsdp" exists: QEMU built ACPI tables */
+    uint32_t e820_count;          /* entries in the file (may exceed the array) */
+    struct fwcfg_e820_entry e820[FWCFG_MAX_E820];
+};
+
+void fwcfg_read_facts(struct fwcfg_facts *f);
+
+#endif

@@ -1,0 +1,376 @@
+"""The PVH test kernels: built from source here, checked as ELF files, run under stock QEMU.
+
+Without gcc/binutils or qemu-system-x86_64 these tests skip with the reason, except
+under CI (env CI=true), where a missing tool is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import zlib
+from pathlib import Path
+from typing import Protocol
+
+import pytest
+from elftools.elf.elffile import ELFFile
+
+from tests.kernels import build
+from tests.kernels.build import (
+    EXIT_SUCCESS,
+    KERNEL_ENTRY_SYMBOL,
+    XEN_ELFNOTE_PHYS32_ENTRY,
+    KernelBuildError,
+    KernelToolchainMissing,
+    build_kernel,
+    elf_note_segments,
+    elf_pvh_entry,
+    elf_symbol,
+    parse_report,
+)
+from tests.kernels.qemu import qemu_available, run_kernel
+
+IN_CI = os.environ.get("CI") == "true"
+LOAD_ADDRS = (0x200000, 0x1000000)
+LINUX_VADDR_OFFSET = 0xFFFFFFFF80000000
+
+
+def skip_or_fail(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: missing tools are failures)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def kernel_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("kernels")
+
+
+class KernelFactory(Protocol):
+    def __call__(self, name: str, load_addr: int = ..., **options: object) -> Path: ...
+
+
+@pytest.fixture(scope="module")
+def kernel(kernel_dir: Path) -> KernelFactory:
+    """kernel(name, load_addr=..., **options) -> Path, building each variant once."""
+    cache: dict[tuple[object, ...], Path] = {}
+
+    def get(name: str, load_addr: int = 0x200000, **options: object) -> Path:
+        key = (name, load_addr, *sorted(options.items()))
+        if key not in cache:
+            try:
+                cache[key] = build_kernel(name, kernel_dir, load_addr, **options)
+            except KernelToolchainMissing as exc:
+                skip_or_fail(str(exc))
+        return cache[key]
+
+    return get
+
+
+def need_qemu() -> None:
+    if not qemu_available():
+        skip_or_fail("qemu-system-x86_64 not found (apt-get install qemu-system-x86)")
+
+
+def readelf(*args: str) -> str:
+    tool = shutil.which("readelf")
+    if tool is None:
+        skip_or_fail("readelf not found (binutils)")
+        raise AssertionError  # unreachable
+    return subprocess.run([tool, *args], capture_output=True, text=True, check=True).stdout
+
+
+def readelf_xen_entries(path: Path) -> list[bytes]:
+    """Descriptors of the Xen type-18 notes as `readelf -n` prints them."""
+    text = readelf("-nW", str(path))
+    found = []
+    for m in re.finditer(
+        r"^\s*Xen\s+0x([0-9a-f]+)\s+Unknown note type: \(0x00000012\)\s+"
+        r"description data: ((?:[0-9a-f]{2} ?)+)",
+        text,
+        re.MULTILINE,
+    ):
+        desc = bytes.fromhex(m.group(2).replace(" ", ""))
+        assert len(desc) == int(m.group(1), 16)
+        found.append(desc)
+    return found
+
+
+# ---- building and the ELF files ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("load_addr", LOAD_ADDRS, ids=hex)
+def test_pvhcheck_is_elf32_with_xen_note(kernel: KernelFactory, load_addr: int) -> None:
+    path = kernel("pvhcheck", load_addr)
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        assert elf.elfclass == 32
+        assert elf["e_machine"] == "EM_386"
+        assert elf["e_type"] == "ET_EXEC"
+        loads = [s for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
+        assert min(s["p_paddr"] for s in loads) == load_addr
+        assert all(s["p_paddr"] == s["p_vaddr"] for s in loads)
+        assert not any(s["p_flags"] & 7 == 7 for s in loads), "no RWX segment"
+    entry = elf_symbol(path, KERNEL_ENTRY_SYMBOL)
+    assert elf_pvh_entry(path) == entry == load_addr
+    notes = elf_note_segments(path)
+    assert len(notes) == 1
+    assert notes[0].notes == (("Xen", XEN_ELFNOTE_PHYS32_ENTRY, entry.to_bytes(4, "little")),)
+    assert readelf_xen_entries(path) == [entry.to_bytes(4, "little")]
+
+
+@pytest.mark.parametrize("load_addr", LOAD_ADDRS, ids=hex)
+def test_exitfirst_is_elf64_and_exits_first(kernel: KernelFactory, load_addr: int) -> None:
+    import capstone
+
+    path = kernel("exitfirst", load_addr)
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        assert elf.elfclass == 64
+        assert elf["e_machine"] == "EM_X86_64"
+        (load,) = [s for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
+        assert load["p_paddr"] == load["p_vaddr"] == load_addr
+        code = load.data()
+    entry = elf_pvh_entry(path)
+    assert entry == elf_symbol(path) == load_addr
+    assert readelf_xen_entries(path) == [entry.to_bytes(4, "little")]
+    # The PVH entry is 32-bit code: its first instructions end QEMU.
+    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_32)
+    insns = [(i.mnemonic, i.op_str) for i in md.disasm(code[entry - load_addr :], entry)][:3]
+    assert insns == [("mov", "al, 0x10"), ("out", "0xf4, al"), ("hlt", "")]
+
+
+@pytest.mark.parametrize("name", build.KERNELS)
+def test_extra_note_puts_xen_note_in_second_pt_note(kernel: KernelFactory, name: str) -> None:
+    path = kernel(name, extra_note=True)
+    segments = elf_note_segments(path)
+    assert len(segments) == 2
+    first, second = segments
+    assert first.index < second.index
+    assert all(owner != "Xen" for owner, _, _ in first.notes)
+    assert [(o, t) for o, t, _ in first.notes] == [("GNU", 3)]
+    assert [(o, t) for o, t, _ in second.notes] == [("Xen", XEN_ELFNOTE_PHYS32_ENTRY)]
+    assert elf_pvh_entry(path) == elf_symbol(path)
+    assert len(re.findall(r"^\s+NOTE\s", readelf("-lW", str(path)), re.MULTILINE)) == 2
+
+
+def test_exitfirst_linux_like_layout(kernel: KernelFactory) -> None:
+    """High virtual addresses, physical ones in p_paddr and an 8-byte note descriptor."""
+    path = kernel("exitfirst", 0x1000000, vaddr_offset=LINUX_VADDR_OFFSET, note_desc_size=8)
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        (load,) = [s for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
+        assert load["p_paddr"] == 0x1000000
+        assert load["p_vaddr"] == LINUX_VADDR_OFFSET + 0x1000000
+    assert elf_symbol(path) == LINUX_VADDR_OFFSET + 0x1000000
+    assert elf_pvh_entry(path) == 0x1000000
+    assert readelf_xen_entries(path) == [(0x1000000).to_bytes(8, "little")]
+
+
+def test_build_rejects_bad_arguments(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown kernel"):
+        build_kernel("nosuch", tmp_path)
+    with pytest.raises(ValueError, match="unknown option"):
+        build_kernel("pvhcheck", tmp_path, vaddr_offset=0x1000)
+    with pytest.raises(ValueError, match="aligned"):
+        build_kernel("exitfirst", tmp_path, 0x200010)
+    with pytest.raises(ValueError, match="note_desc_size"):
+        build_kernel("exitfirst", tmp_path, note_desc_size=2)
+
+
+def test_missing_toolchain_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda tool: None)
+    with pytest.raises(KernelToolchainMissing, match="gcc, as, ld"):
+        build_kernel("exitfirst", tmp_path)
+
+
+def test_tool_failure_names_tool_and_stderr(tmp_path: Path) -> None:
+    if shutil.which("gcc") is None:
+        skip_or_fail("gcc not found")
+    bad = tmp_path / "bad.c"
+    bad.write_text("this is not C\n")
+    with pytest.raises(KernelBuildError) as info:
+        build._run("gcc", ["gcc", "-c", str(bad), "-o", str(tmp_path / "bad.o")], [])
+    assert info.value.tool == "gcc"
+    assert "gcc failed" in str(info.value)
+    assert "error" in info.value.stderr and info.value.stderr.strip() in str(info.value)
+
+
+# ---- the report parser --------------------------------------------------------------------
+
+SAMPLE = (
+    "\x1b[2J\x1b[0mSeaBIOS (version 1.16.2)\r\n"
+    "Booting from ROM..\r\n"
+    "\x1b[0mPVHCHECK begin\r\n"
+    "PVHCHECK regs eax=0x0 ebx=0x21e0 ecx=0x200000 edx=0x518 esi=0x11c0 edi=0x6ef4 "
+    "ebp=0x0 esp=0x6edc eflags=0x6\r\n"
+    "PVHCHECK cr cr0=0x11 cr3=0x0 cr4=0x0\r\n"
+    "PVHCHECK dt gdtr_base=0xcb118 gdtr_limit=0x27 idtr_base=0x0 idtr_limit=0x3ff\r\n"
+    "PVHCHECK seg cs sel=0x8 lar=0xc09a00 lsl=0xffffffff base=0x0 limit=0xffffffff "
+    "desc=0xcf9a000000ffff probe=lar\r\n"
+    "PVHCHECK seg fs sel=0x0 lar=none lsl=none base=none limit=none desc=none probe=lar\r\n"
+    "PVHCHECK kernel start=0x200000 end=0x20f3a0 entry=0x200000 bss_zeroed=1\r\n"
+    "PVHCHECK start_info addr=0x21e0 magic=0x336ec578 version=1 flags=0x0 nr_modules=1 "
+    "modlist=0x21c0 cmdline=0x11c0 rsdp=0xf59d0 memmap=0x5a8 memmap_entries=2\r\n"
+    "PVHCHECK memmap 0 addr=0x0 size=0x9fc00 type=1\r\n"
+    "PVHCHECK memmap 1 addr=0xfd00000000 size=0x300000000 type=2\r\n"
+    "PVHCHECK cmdline 68656c6c6f20707668\r\n"
+    "PVHCHECK module 0 paddr=0x7fd7000 size=0xbb8 cmdline=0x0 crc32=0x8ca6b727\r\n"
+    "PVHCHECK fwcfg present=1 id=0x3\r\n"
+    "PVHCHECK fwcfg kernel_entry=0x200000 kernel_addr=0x200000 kernel_size=0xf3a0 "
+    "initrd_addr=0x7fd7000 initrd_size=0xbb8 cmdline_size=10\r\n"
+    "PVHCHECK fwcfg e820_file=1 e820_count=1 acpi_rsdp_file=1\r\n"
+    "PVHCHECK fwcfg e820 0 addr=0x0 size=0x8000000 type=1\r\n"
+    "PVHCHECK check cr0_pe_nopg ok\r\n"
+    "PVHCHECK check memmap FAIL entry 6 has size 0; something else\r\n"
+    "PVHCHECK done failures=1\r\n"
+)
+
+
+def test_parse_report_sample() -> None:
+    r = parse_report(SAMPLE)
+    assert r.regs["ebx"] == 0x21E0 and r.regs["eflags"] == 6 and len(r.regs) == 9
+    assert r.cr == {"cr0": 0x11, "cr3": 0, "cr4": 0}
+    assert r.segs["cs"]["lar"] == 0xC09A00 and r.segs["cs"]["limit"] == 0xFFFFFFFF
+    assert r.segs["fs"]["lar"] == "none"
+    assert r.extra["dt"]["gdtr_base"] == 0xCB118
+    assert r.extra["kernel"] == {
+        "start": 0x200000,
+        "end": 0x20F3A0,
+        "entry": 0x200000,
+        "bss_zeroed": 1,
+    }
+    assert r.start_info["magic"] == 0x336EC578 and r.start_info["memmap_entries"] == 2
+    assert r.memmap == [(0, 0x9FC00, 1), (0xFD00000000, 0x300000000, 2)]
+    assert r.cmdline == b"hello pvh"
+    assert r.modules == [
+        {"index": 0, "paddr": 0x7FD7000, "size": 0xBB8, "cmdline": 0, "crc32": 0x8CA6B727}
+    ]
+    assert r.fwcfg["initrd_size"] == 0xBB8 and r.fwcfg["cmdline_size"] == 10
+    assert r.fwcfg["e820"] == [(0, 0x8000000, 1)]
+    assert r.checks == {
+        "cr0_pe_nopg": (True, ""),
+        "memmap": (False, "entry 6 has size 0; something else"),
+    }
+    assert r.failed_checks == {"memmap": "entry 6 has size 0; something else"}
+    assert r.done_failures == 1 and r.complete
+
+
+def test_parse_report_edge_cases() -> None:
+    r = parse_report("PVHCHECK cmdline \nPVHCHECK start_info none addr=0x0\n")
+    assert r.cmdline == b"" and r.start_info == {"addr": 0}
+    assert not r.complete
+    assert parse_report("PVHCHECK cmdline -\n").cmdline is None
+    assert parse_report("no marker here\n") == build.Report()
+
+
+# ---- under stock QEMU (SeaBIOS + pvh.bin) -------------------------------------------------
+
+# ABI checks every pvhcheck run must report (the kernel may print more).
+REQUIRED_CHECKS = {
+    "cr0_pe_nopg",
+    "cr4_zero",
+    "eflags_if_tf_vm_clear",
+    "cs_flat32_code",
+    "ds_flat32_data",
+    "es_flat32_data",
+    "ss_flat32_data",
+    "start_info",
+    "memmap",
+    "memmap_ram_disjoint",
+    "kernel_in_ram",
+    "start_info_placed",
+    "memmap_placed",
+    "cmdline_placed",
+    "modlist_placed",
+    "module0_placed",
+    "boot_data_disjoint",
+    "cmdline_terminated",
+    "module0_is_fwcfg_initrd",
+    "fwcfg_kernel_entry",
+}
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("load_addr", LOAD_ADDRS, ids=hex)
+def test_pvhcheck_boots_under_stock_qemu(
+    kernel: KernelFactory, tmp_path: Path, load_addr: int
+) -> None:
+    need_qemu()
+    path = kernel("pvhcheck", load_addr)
+    initrd = tmp_path / "initrd.bin"
+    initrd.write_bytes(bytes((i * 37 + 11) & 0xFF for i in range(3001)) + b"end of initrd")
+    run = run_kernel(path, initrd=initrd, append="hello pvh", timeout=60)
+    report = parse_report(run.stdout)
+
+    assert report.complete, run.describe()
+    assert report.failed_checks == {}, run.describe()
+    assert report.done_failures == 0
+    assert run.returncode == EXIT_SUCCESS, run.describe()
+    missing = REQUIRED_CHECKS - report.checks.keys()
+    assert not missing, run.describe()
+
+    assert report.cmdline == b"hello pvh"
+    data = initrd.read_bytes()
+    assert report.start_info["nr_modules"] == 1
+    (module,) = report.modules
+    assert module["size"] == len(data)
+    assert module["crc32"] == zlib.crc32(data)
+    assert module["paddr"] == report.fwcfg["initrd_addr"]
+    assert report.fwcfg["kernel_entry"] == elf_pvh_entry(path)
+    assert report.regs["ebx"] == report.start_info["addr"]
+    assert report.fwcfg["cmdline_size"] == len(b"hello pvh") + 1
+    assert report.memmap and all(size > 0 for _, size, _ in report.memmap)
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"extra_note": True}, {"vaddr_offset": LINUX_VADDR_OFFSET, "note_desc_size": 8}],
+    ids=["plain", "extra_note", "linux_like"],
+)
+def test_exitfirst_exits_under_stock_qemu(
+    kernel: KernelFactory, options: dict[str, object]
+) -> None:
+    need_qemu()
+    path = kernel("exitfirst", 0x1000000, **options)
+    run = run_kernel(path, append="hello pvh", timeout=60)
+    assert run.returncode == EXIT_SUCCESS, run.describe()
+
+
+@pytest.mark.qemu
+def test_pvhcheck_extra_note_under_stock_qemu(kernel: KernelFactory) -> None:
+    need_qemu()
+    run = run_kernel(kernel("pvhcheck", extra_note=True), append="x", timeout=60)
+    report = parse_report(run.stdout)
+    assert report.failed_checks == {}, run.describe()
+    assert run.returncode == EXIT_SUCCESS, run.describe()
+
+
+def kvm_usable() -> bool:
+    return os.access("/dev/kvm", os.R_OK | os.W_OK)
+
+
+@pytest.mark.qemu
+@pytest.mark.kvm
+@pytest.mark.slow
+@pytest.mark.parametrize("name", build.KERNELS)
+def test_kernels_under_kvm(kernel: KernelFactory, tmp_path: Path, name: str) -> None:
+    """Under KVM (`-cpu qemu64,-cx16`).  pvhcheck is built with lar=False: this
+    machine's PVM-backed KVM emulates firmware/kernel code and stops with
+    "KVM internal error" on lar/lsl."""
+    need_qemu()
+    if not kvm_usable():
+        pytest.skip("/dev/kvm not accessible")
+    options: dict[str, object] = {"lar": False} if name == "pvhcheck" else {}
+    path = kernel(name, 0x200000, **options)
+    initrd = tmp_path / "initrd.bin"
+    initrd.write_bytes(b"kvm initrd " * 100)
+    run = run_kernel(path, initrd=initrd, append="hello pvh", accel="kvm", timeout=90)
+    assert run.returncode == EXIT_SUCCESS, run.describe()
+    if name == "pvhcheck":
+        report = parse_report(run.stdout)
+        assert report.failed_checks == {}, run.describe()
+        assert report.modules[0]["crc32"] == zlib.crc32(initrd.read_bytes())

@@ -1,0 +1,490 @@
+"""Fetch Debian's cloud kernel and extract the ELF vmlinux from its bzImage.
+
+Everything is cached outside the source tree, in ``$PVHFW_CACHE`` (default
+``~/.cache/pvhfw``), under ``debian/<package>/``::
+
+    <package>_<version>_amd64.deb   what ``apt-get download`` fetched
+    root/                           ``dpkg-deb -x`` of that package
+    vmlinux                         the ELF kernel unpacked from root/boot/vmlinuz-*
+    stamp.json                      written last; its presence means "done"
+
+A second call finds the stamp and the files and returns at once.
+
+CLI: ``python -m tools.debian_kernel [--cache DIR]`` prints ``bzimage=``,
+``vmlinux=``, ``config=`` and ``version=`` lines; on failure it prints one
+``debian_kernel: <message>`` line to stderr and exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bz2
+import contextlib
+import fcntl
+import json
+import lzma
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_PACKAGE = "linux-image-6.1.0-50-cloud-amd64-unsigned"
+ENV_PACKAGE = "PVHFW_DEBIAN_KERNEL_PKG"
+ENV_CACHE = "PVHFW_CACHE"
+STAMP_NAME = "stamp.json"
+STAMP_FORMAT = 1
+
+# Compression magics, checked in this order (longest first where they overlap).
+COMPRESSION_MAGIC: tuple[tuple[str, bytes], ...] = (
+    ("xz", b"\xfd7zXZ\x00"),
+    ("lz4", b"\x02\x21\x4c\x18"),
+    ("zstd", b"\x28\xb5\x2f\xfd"),
+    ("gzip", b"\x1f\x8b"),
+    ("bzip2", b"BZh"),
+    ("lzma", b"\x5d\x00\x00"),
+)
+
+_SETUP_HEADER_END = 0x250  # first byte after payload_length
+_LZ4_LEGACY_MAGIC = 0x184C2102
+_LZ4_LEGACY_MAX_BLOCK = 8 << 20  # uncompressed block size of the legacy format
+
+
+class ToolError(Exception):
+    """A failure with a one-line message naming the file/package and the problem."""
+
+
+@dataclass(frozen=True)
+class DebianKernel:
+    package: str
+    version: str  # kernel release, e.g. "6.1.0-50-cloud-amd64"
+    deb: Path
+    bzimage: Path
+    vmlinux: Path
+    config: Path
+
+
+def cache_dir(cache: Path | None = None) -> Path:
+    """The cache root: *cache*, else $PVHFW_CACHE, else ~/.cache/pvhfw (created)."""
+    if cache is None:
+        env = os.environ.get(ENV_CACHE)
+        cache = Path(env) if env else Path.home() / ".cache" / "pvhfw"
+    cache = cache.expanduser()
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ToolError(f"cache directory {cache}: {e.strerror or e}") from e
+    return cache
+
+
+def package_name(package: str | None = None) -> str:
+    """*package*, else $PVHFW_DEBIAN_KERNEL_PKG, else the cloud kernel package."""
+    return package or os.environ.get(ENV_PACKAGE) or DEFAULT_PACKAGE
+
+
+# ---------------------------------------------------------------------------
+# Pure functions over bytes
+
+
+def bzimage_payload(data: bytes) -> tuple[str, bytes]:
+    """Return (compression name, compressed payload) of a bzImage.
+
+    The payload is located through the setup header: ``setup_sects`` at 0x1f1
+    (0 means 4), "HdrS" at 0x202, protocol version at 0x206 (>= 2.08 for the
+    payload fields), ``payload_offset`` at 0x248 and ``payload_length`` at 0x24c,
+    both counted from the start of the protected-mode code, (setup_sects+1)*512.
+    The returned bytes still carry the trailing 4-byte size that every format
+    but gzip gets appended (gzip's own trailer ends with the same field).
+    """
+    if len(data) < _SETUP_HEADER_END:
+        raise ToolError(f"bzImage truncated: {len(data)} bytes, shorter than the setup header")
+    if data[0x202:0x206] != b"HdrS":
+        raise ToolError("not a bzImage: no 'HdrS' magic at 0x202")
+    (protocol,) = struct.unpack_from("<H", data, 0x206)
+    if protocol < 0x208:
+        raise ToolError(
+            f"bzImage boot protocol {protocol >> 8}.{protocol & 0xFF:02d} "
+            "has no payload_offset (needs >= 2.08)"
+        )
+    setup_sects = data[0x1F1] or 4
+    base = (setup_sects + 1) * 512
+    payload_offset, payload_length = struct.unpack_from("<II", data, 0x248)
+    start = base + payload_offset
+    end = start + payload_length
+    if payload_length == 0:
+        raise ToolError("bzImage payload_length is 0")
+    if end > len(data):
+        raise ToolError(
+            f"bzImage payload past end of file: payload at {start:#x}..{end:#x}, "
+            f"file is {len(data):#x} bytes"
+        )
+    payload = data[start:end]
+    for name, magic in COMPRESSION_MAGIC:
+        if payload.startswith(magic):
+            return name, payload
+    raise ToolError(f"bzImage payload compression not recognised (starts {payload[:6].hex()})")
+
+
+def lz4_legacy_trim(payload: bytes) -> bytes:
+    """Cut a legacy-format LZ4 stream after its last complete block.
+
+    The legacy format has no end mark: readers take u32 block sizes until the
+    input ends, so the kernel's appended size (or padding) would be read as
+    one more block. Walk the blocks and stop where a size does not fit.
+    """
+    if len(payload) < 4 or struct.unpack_from("<I", payload, 0)[0] != _LZ4_LEGACY_MAGIC:
+        raise ToolError("not a legacy LZ4 stream (bad magic)")
+    pos = 4
+    while pos + 4 <= len(payload):
+        (size,) = struct.unpack_from("<I", payload, pos)
+        if size == _LZ4_LEGACY_MAGIC:  # a concatenated stream follows: stop at it
+            break
+        if size == 0 or size > _LZ4_LEGACY_MAX_BLOCK + (_LZ4_LEGACY_MAX_BLOCK >> 8) + 16:
+            break
+        if pos + 4 + size > len(payload):
+            break
+        pos += 4 + size
+    if pos == 4:
+        raise ToolError("legacy LZ4 stream holds no complete block")
+    return payload[:pos]
+
+
+def _run_filter(argv: list[str], data: bytes, what: str) -> bytes:
+    tool = shutil.which(argv[0])
+    if tool is None:
+        raise ToolError(
+            f"{what}: the '{argv[0]}' command is not installed (apt-get install {argv[0]})"
+        )
+    proc = subprocess.run([tool, *argv[1:]], input=data, capture_output=True, check=False)
+    if proc.returncode != 0:
+        msg = _last_line(proc.stderr) or f"exit status {proc.returncode}"
+        raise ToolError(f"{what}: '{' '.join(argv)}' failed: {msg}")
+    return proc.stdout
+
+
+def _stream_decompress(
+    dec: zlib._Decompress | lzma.LZMADecompressor | bz2.BZ2Decompressor, payload: bytes, what: str
+) -> bytes:
+    try:
+        out = dec.decompress(payload)
+    except (zlib.error, lzma.LZMAError, OSError, EOFError) as e:
+        raise ToolError(f"{what}: {e}") from e
+    if not dec.eof:
+        raise ToolError(f"{what}: compressed stream is truncated")
+    return out
+
+
+def decompress_payload(name: str, payload: bytes) -> bytes:
+    """Decompress a bzImage payload as returned by :func:`bzimage_payload`.
+
+    Checks the result's length against the size stored in the last 4 bytes.
+    """
+    what = f"{name} payload"
+    if len(payload) < 8:
+        raise ToolError(f"{what}: only {len(payload)} bytes")
+    (size,) = struct.unpack_from("<I", payload, len(payload) - 4)
+    body = payload[:-4]
+    if name == "gzip":
+        # The gzip trailer's ISIZE *is* the size field: decode the whole member.
+        out = _stream_decompress(zlib.decompressobj(16 + zlib.MAX_WBITS), payload, what)
+    elif name == "xz":
+        out = _stream_decompress(lzma.LZMADecompressor(lzma.FORMAT_XZ), body, what)
+    elif name == "lzma":
+        out = _stream_decompress(lzma.LZMADecompressor(lzma.FORMAT_ALONE), body, what)
+    elif name == "bzip2":
+        out = _stream_decompress(bz2.BZ2Decompressor(), body, what)
+    elif name == "lz4":
+        out = _run_filter(["lz4", "-dc"], lz4_legacy_trim(body), what)
+    elif name == "zstd":
+        out = _run_filter(["zstd", "-dc"], body, what)
+    else:
+        raise ToolError(f"unknown compression '{name}'")
+    if len(out) & 0xFFFFFFFF != size:
+        raise ToolError(f"{what}: decompressed {len(out)} bytes, the payload says {size}")
+    return out
+
+
+def check_elf(data: bytes) -> None:
+    """Raise ToolError unless *data* is a complete ELF image.
+
+    Complete means the program and section header tables and every segment's
+    file contents lie within *data*.
+    """
+    if not data.startswith(b"\x7fELF"):
+        raise ToolError(f"not an ELF file (starts {data[:4].hex()})")
+    if len(data) < 0x40:
+        raise ToolError(f"ELF truncated: {len(data)} bytes")
+    elf_class, endian = data[4], data[5]
+    if elf_class not in (1, 2) or endian not in (1, 2):
+        raise ToolError(f"ELF with bad class/data bytes {elf_class}/{endian}")
+    e = "<" if endian == 1 else ">"
+    if elf_class == 2:
+        phoff, shoff = struct.unpack_from(e + "QQ", data, 0x20)
+        phentsize, phnum, shentsize, shnum = struct.unpack_from(e + "HHHH", data, 0x36)
+        ph_fmt, ph_off_size = e + "IIQQQQ", (2, 5)
+    else:
+        phoff, shoff = struct.unpack_from(e + "II", data, 0x1C)
+        phentsize, phnum, shentsize, shnum = struct.unpack_from(e + "HHHH", data, 0x2A)
+        ph_fmt, ph_off_size = e + "IIIIII", (1, 4)
+    size = len(data)
+    if shnum and shoff + shnum * shentsize > size:
+        raise ToolError(
+            f"ELF truncated: section headers end at {shoff + shnum * shentsize:#x}, "
+            f"file is {size:#x} bytes"
+        )
+    if phnum and phoff + phnum * phentsize > size:
+        raise ToolError(
+            f"ELF truncated: program headers end at {phoff + phnum * phentsize:#x}, "
+            f"file is {size:#x} bytes"
+        )
+    for i in range(phnum):
+        fields = struct.unpack_from(ph_fmt, data, phoff + i * phentsize)
+        offset, filesz = fields[ph_off_size[0]], fields[ph_off_size[1]]
+        if offset + filesz > size:
+            raise ToolError(f"ELF truncated: segment {i} ends at {offset + filesz:#x}")
+
+
+# ---------------------------------------------------------------------------
+# Files and commands
+
+
+def extract_vmlinux(bzimage: Path, out: Path) -> None:
+    """Unpack the ELF vmlinux inside *bzimage* to *out*, atomically."""
+    try:
+        data = bzimage.read_bytes()
+    except OSError as e:
+        raise ToolError(f"{bzimage}: {e.strerror or e}") from e
+    try:
+        name, payload = bzimage_payload(data)
+        vmlinux = decompress_payload(name, payload)
+        check_elf(vmlinux)
+    except ToolError as e:
+        raise ToolError(f"{bzimage}: {e}") from e
+    write_atomic(out, vmlinux)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _last_line(text: bytes | str) -> str:
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    # apt prints "E:" lines last but may follow them with "N:" notes; prefer errors.
+    errors = [ln for ln in lines if ln.startswith("E:")]
+    return (errors or lines or [""])[-1]
+
+
+def _run(argv: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive", LC_ALL="C")
+    try:
+        return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    except OSError as e:
+        raise ToolError(f"cannot run {argv[0]}: {e.strerror or e}") from e
+
+
+def _apt_download(package: str, dest: Path) -> Path:
+    """``apt-get download`` *package* into *dest*; return the .deb path."""
+    if shutil.which("apt-get") is None:
+        raise ToolError(f"{package}: apt-get not found, cannot download the Debian kernel")
+    with tempfile.TemporaryDirectory(prefix=".download.", dir=dest) as tmp:
+        os.chmod(tmp, 0o777)  # apt downloads as the _apt user when it can
+        proc = _run(["apt-get", "download", package], cwd=Path(tmp))
+        if proc.returncode != 0:
+            # Usually missing or stale package lists: refresh once and retry.
+            _note(
+                f"apt-get download {package} failed ({_last_line(proc.stderr)}); "
+                "running apt-get update"
+            )
+            upd = _run(["apt-get", "update"])
+            if upd.returncode != 0:
+                raise ToolError(f"{package}: apt-get update failed: {_last_line(upd.stderr)}")
+            proc = _run(["apt-get", "download", package], cwd=Path(tmp))
+        if proc.returncode != 0:
+            raise ToolError(f"{package}: apt-get download failed: {_last_line(proc.stderr)}")
+        debs = sorted(Path(tmp).glob("*.deb"))
+        if len(debs) != 1:
+            raise ToolError(f"{package}: apt-get download produced {len(debs)} .deb files")
+        final = dest / debs[0].name
+        os.replace(debs[0], final)
+    return final
+
+
+def _dpkg_extract(deb: Path, dest: Path) -> None:
+    if shutil.which("dpkg-deb") is None:
+        raise ToolError(f"{deb.name}: dpkg-deb not found")
+    if dest.exists():
+        shutil.rmtree(dest)
+    tmp = dest.with_name(dest.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    proc = _run(["dpkg-deb", "-x", str(deb), str(tmp)])
+    if proc.returncode != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ToolError(f"{deb}: dpkg-deb -x failed: {_last_line(proc.stderr)}")
+    os.replace(tmp, dest)
+
+
+def _find_boot_files(root: Path, package: str) -> tuple[str, Path, Path]:
+    images = sorted((root / "boot").glob("vmlinuz-*"))
+    if len(images) != 1:
+        raise ToolError(
+            f"{package}: expected one boot/vmlinuz-* in the package, found {len(images)}"
+        )
+    bzimage = images[0]
+    version = bzimage.name.removeprefix("vmlinuz-")
+    config = root / "boot" / f"config-{version}"
+    if not config.is_file():
+        raise ToolError(f"{package}: boot/config-{version} missing from the package")
+    return version, bzimage, config
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _note(msg: str) -> None:
+    print(f"debian_kernel: {msg}", file=sys.stderr, flush=True)
+
+
+def _from_stamp(work: Path, package: str) -> DebianKernel | None:
+    try:
+        stamp = json.loads((work / STAMP_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(stamp, dict) or stamp.get("format") != STAMP_FORMAT:
+        return None
+    if stamp.get("package") != package:
+        return None
+    try:
+        kernel = DebianKernel(
+            package=package,
+            version=str(stamp["version"]),
+            deb=work / str(stamp["deb"]),
+            bzimage=work / str(stamp["bzimage"]),
+            vmlinux=work / str(stamp["vmlinux"]),
+            config=work / str(stamp["config"]),
+        )
+    except KeyError:
+        return None
+    paths = (kernel.deb, kernel.bzimage, kernel.vmlinux, kernel.config)
+    if not all(p.is_file() for p in paths):
+        return None
+    return kernel
+
+
+def ensure_debian_kernel(cache: Path | None = None, *, package: str | None = None) -> DebianKernel:
+    """Download, unpack and extract the Debian kernel once; return its paths.
+
+    *cache* defaults to $PVHFW_CACHE or ~/.cache/pvhfw; *package* to
+    $PVHFW_DEBIAN_KERNEL_PKG or :data:`DEFAULT_PACKAGE`. Raises ToolError.
+    """
+    package = package_name(package)
+    if "/" in package or package.startswith("."):
+        raise ToolError(f"{package}: not a package name")
+    work = cache_dir(cache) / "debian" / package
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ToolError(f"{work}: {e.strerror or e}") from e
+    kernel = _from_stamp(work, package)
+    if kernel is not None:
+        return kernel
+    try:
+        with _locked(work / ".lock"):
+            kernel = _from_stamp(work, package)  # another process may have finished
+            if kernel is not None:
+                return kernel
+            return _build(work, package)
+    except OSError as e:
+        where = e.filename or work
+        raise ToolError(f"{package}: {where}: {e.strerror or e}") from e
+
+
+def _build(work: Path, package: str) -> DebianKernel:
+    (work / STAMP_NAME).unlink(missing_ok=True)
+    root = work / "root"
+    debs = sorted(work.glob(f"{package}_*.deb"))
+    deb: Path | None = None
+    if len(debs) == 1:  # left by an earlier, interrupted run: reuse it if it unpacks
+        _note(f"unpacking {debs[0].name}")
+        try:
+            _dpkg_extract(debs[0], root)
+            deb = debs[0]
+        except ToolError as e:
+            _note(f"{e}; downloading again")
+    if deb is None:
+        for old in debs:
+            old.unlink()
+        _note(f"downloading {package}")
+        deb = _apt_download(package, work)
+        _note(f"unpacking {deb.name}")
+        _dpkg_extract(deb, root)
+    version, bzimage, config = _find_boot_files(root, package)
+    vmlinux = work / "vmlinux"
+    _note(f"extracting vmlinux from {bzimage.name}")
+    extract_vmlinux(bzimage, vmlinux)
+    stamp = {
+        "format": STAMP_FORMAT,
+        "package": package,
+        "version": version,
+        "deb": deb.name,
+        "bzimage": str(bzimage.relative_to(work)),
+        "vmlinux": vmlinux.name,
+        "config": str(config.relative_to(work)),
+    }
+    write_atomic(work / STAMP_NAME, (json.dumps(stamp, indent=2) + "\n").encode())
+    return DebianKernel(package, version, deb, bzimage, vmlinux, config)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.debian_kernel",
+        description="Fetch the Debian kernel package and extract its ELF vmlinux (cached).",
+    )
+    parser.add_argument("--cache", type=Path, help=f"cache directory (default ${ENV_CACHE})")
+    parser.add_argument("--package", help=f"package (default ${ENV_PACKAGE} or {DEFAULT_PACKAGE})")
+    args = parser.parse_args(argv)
+    try:
+        kernel = ensure_debian_kernel(args.cache, package=args.package)
+    except ToolError as e:
+        print(f"debian_kernel: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"debian_kernel: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("debian_kernel: interrupted", file=sys.stderr)
+        return 130
+    print(f"bzimage={kernel.bzimage}")
+    print(f"vmlinux={kernel.vmlinux}")
+    print(f"config={kernel.config}")
+    print(f"version={kernel.version}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,308 @@
+"""Build the boot-test initramfs: busybox-static plus an /init that reports and exits QEMU.
+
+The archive is a gzip-compressed newc cpio written by :func:`newc_archive`, a
+deterministic pure-Python writer (mtime 0, uid/gid 0, sorted names, sequential
+inode numbers, gzip mtime 0): the same inputs give byte-identical output.
+
+/init prints, on the console (ttyS0 with ``console=ttyS0``)::
+
+    <marker>
+    PVHFW-CMDLINE: <contents of /proc/cmdline>
+    PVHFW-CPUS: <number of "processor" lines in /proc/cpuinfo>
+
+and then ends QEMU: byte 0x07 to I/O port 0xf4 (with
+``-device isa-debug-exit,iobase=0xf4,iosize=0x01`` QEMU exits with status
+(7 << 1) | 1 = 15), through /dev/port if the kernel has it, else through
+/bin/pvhfw-exit, a 47-byte static program that calls ioperm() and does the
+``out`` itself (Debian's kernels are built without CONFIG_DEVPORT); if QEMU is
+still there, ``reboot -f`` (QEMU exits under ``-no-reboot``), then ``poweroff -f``.
+
+CLI: ``python -m tools.initramfs [-o OUT] [--marker TEXT]``. Without ``-o`` the
+archive is built once into the cache, ``$PVHFW_CACHE/initramfs-<hash>.cpio.gz``,
+where <hash> covers the /init script (and so the marker).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import io
+import stat
+import struct
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path, PurePosixPath
+
+from tools.debian_kernel import ToolError, cache_dir, write_atomic
+
+DEFAULT_MARKER = "PVHFW-USERSPACE-OK"
+BUSYBOX = Path("/bin/busybox")
+DEBUG_EXIT_PORT = 0xF4
+DEBUG_EXIT_CODE = 0x07  # QEMU exits with (0x07 << 1) | 1 = 15
+QEMU_EXIT_STATUS = (DEBUG_EXIT_CODE << 1) | 1
+
+# Applets /init uses, plus a few handy ones for poking around by hand.
+APPLETS = (
+    "cat", "dd", "dmesg", "echo", "grep", "ls", "mkdir", "mknod", "mount", "poweroff",
+    "printf", "reboot", "sh", "sleep", "stty", "timeout", "umount", "uname",
+)  # fmt: skip
+
+# An entry: (path, mode incl. file type bits, data) with data the file contents
+# or, for a symlink, its target; device nodes add (major, minor).
+Entry = tuple[str, int, bytes | str] | tuple[str, int, bytes | str, tuple[int, int]]
+
+_NEWC_MAGIC = b"070701"
+_TRAILER = "TRAILER!!!"
+_ALLOWED_TYPES = (
+    stat.S_IFREG,
+    stat.S_IFDIR,
+    stat.S_IFLNK,
+    stat.S_IFCHR,
+    stat.S_IFBLK,
+    stat.S_IFIFO,
+)
+
+
+def _pad4(n: int) -> bytes:
+    return b"\0" * (-n % 4)
+
+
+def _newc_record(
+    name: str, ino: int, mode: int, nlink: int, data: bytes, rdev: tuple[int, int]
+) -> bytes:
+    raw_name = name.encode() + b"\0"
+    fields = (
+        ino, mode, 0, 0, nlink, 0, len(data),  # ino mode uid gid nlink mtime filesize
+        0, 0, rdev[0], rdev[1],  # devmajor devminor rdevmajor rdevminor
+        len(raw_name), 0,  # namesize check
+    )  # fmt: skip
+    header = _NEWC_MAGIC + b"".join(b"%08X" % f for f in fields)
+    head = header + raw_name
+    return head + _pad4(len(head)) + data + _pad4(len(data))
+
+
+def _normalize(path: str) -> str:
+    p = PurePosixPath("/" + path.lstrip("/"))
+    rel = str(p).lstrip("/")
+    if not rel or ".." in p.parts or rel == _TRAILER or "\0" in rel:
+        raise ValueError(f"bad archive path {path!r}")
+    return rel
+
+
+def newc_archive(entries: Iterable[Entry]) -> bytes:
+    """Return an uncompressed newc ("070701") cpio archive of *entries*.
+
+    Each entry is ``(path, mode, data)`` or ``(path, mode, data, (major, minor))``;
+    *mode* includes the file type bits (``stat.S_IFREG | 0o755`` ...), *data* is
+    the file contents (bytes) or a symlink's target; directories and device
+    nodes take empty data. Names are stored without a leading "/", sorted,
+    so parents precede children; every parent must itself be an entry.
+    Owner 0:0, mtime 0, inode numbers 1, 2, ... in that order.
+    """
+    items: dict[str, tuple[int, bytes, tuple[int, int]]] = {}
+    for entry in entries:
+        path, mode, data = entry[0], entry[1], entry[2]
+        rdev = entry[3] if len(entry) == 4 else (0, 0)
+        name = _normalize(path)
+        if name in items:
+            raise ValueError(f"duplicate archive path {name!r}")
+        ftype = stat.S_IFMT(mode)
+        if ftype not in _ALLOWED_TYPES:
+            raise ValueError(f"{name}: unsupported file type in mode {mode:#o}")
+        raw = data.encode() if isinstance(data, str) else bytes(data)
+        if ftype == stat.S_IFLNK and not raw:
+            raise ValueError(f"{name}: symlink without a target")
+        if ftype not in (stat.S_IFREG, stat.S_IFLNK) and raw:
+            raise ValueError(f"{name}: only regular files and symlinks carry data")
+        if ftype not in (stat.S_IFCHR, stat.S_IFBLK) and rdev != (0, 0):
+            raise ValueError(f"{name}: only device nodes have a device number")
+        items[name] = (mode, raw, rdev)
+    out = io.BytesIO()
+    for ino, name in enumerate(sorted(items), start=1):
+        parent = name.rpartition("/")[0]
+        if parent and (parent not in items or not stat.S_ISDIR(items[parent][0])):
+            raise ValueError(f"{name}: parent directory {parent!r} is not in the archive")
+        mode, raw, rdev = items[name]
+        nlink = 2 if stat.S_ISDIR(mode) else 1
+        out.write(_newc_record(name, ino, mode, nlink, raw, rdev))
+    out.write(_newc_record(_TRAILER, 0, 0, 1, b"", (0, 0)))
+    return out.getvalue()
+
+
+def gzip_deterministic(data: bytes) -> bytes:
+    """gzip *data* with mtime 0 and no file name, so output depends only on *data*."""
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=9, mtime=0) as f:
+        f.write(data)
+    return buf.getvalue()
+
+
+def _sh_quote(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def init_script(marker: str = DEFAULT_MARKER) -> str:
+    """The /init shell script (run by busybox sh) for *marker*."""
+    if not marker or "\n" in marker or "\r" in marker or "\0" in marker:
+        raise ToolError(f"initramfs marker {marker!r}: must be one non-empty line")
+    return f"""#!/bin/sh
+# pvhfw boot-test init (tools/initramfs.py): report on the console, then end QEMU.
+export PATH=/bin
+mount -t proc proc /proc 2>/dev/null
+mount -t sysfs sysfs /sys 2>/dev/null
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+[ -c /dev/console ] || mknod /dev/console c 5 1 2>/dev/null
+if (: >/dev/console) 2>/dev/null; then exec </dev/console >/dev/console 2>&1; fi
+printf '\\n%s\\n' {_sh_quote(marker)}
+printf 'PVHFW-CMDLINE: %s\\n' "$(cat /proc/cmdline 2>/dev/null)"
+printf 'PVHFW-CPUS: %s\\n' "$(grep -c '^processor' /proc/cpuinfo 2>/dev/null)"
+# Let the UART drain (stty sets the same modes with TCSADRAIN) before QEMU goes.
+timeout 2 stty -F /dev/console "$(stty -F /dev/console -g 2>/dev/null)" 2>/dev/null
+[ -e /dev/port ] || mknod /dev/port c 1 4 2>/dev/null
+# isa-debug-exit at {DEBUG_EXIT_PORT:#x}: QEMU exits with status {QEMU_EXIT_STATUS}.
+if (: >>/dev/port) 2>/dev/null; then
+    printf '\\{DEBUG_EXIT_CODE:03o}' \\
+        | dd of=/dev/port bs=1 seek={DEBUG_EXIT_PORT} count=1 conv=notrunc 2>/dev/null
+fi
+# No /dev/port (CONFIG_DEVPORT=n): ioperm() + outb from a tiny static program.
+pvhfw-exit
+reboot -f
+poweroff -f
+"""
+
+
+def debug_exit_elf(port: int = DEBUG_EXIT_PORT, value: int = DEBUG_EXIT_CODE) -> bytes:
+    """A minimal static x86-64 Linux ELF executable that writes *value* to I/O *port*.
+
+    It calls ``ioperm(port, 1, 1)`` and ``outb``; it exits with status 1 if
+    ioperm fails and 2 if it is still running after the write (no exit device).
+    """
+    if not (0 <= port <= 0xFF and 0 <= value <= 0xFF):
+        raise ValueError("port and value must fit in a byte (out imm8, al)")
+    base = 0x400000
+    code = b"".join(
+        (
+            b"\xbf" + struct.pack("<I", port),  # mov edi, port
+            b"\xbe\x01\x00\x00\x00",  # mov esi, 1
+            b"\xba\x01\x00\x00\x00",  # mov edx, 1
+            b"\xb8\xad\x00\x00\x00",  # mov eax, 173 (ioperm)
+            b"\x0f\x05",  # syscall
+            b"\xbf\x01\x00\x00\x00",  # mov edi, 1
+            b"\x85\xc0",  # test eax, eax
+            b"\x75\x09",  # jnz exit
+            b"\xb0" + bytes([value]),  # mov al, value
+            b"\xe6" + bytes([port]),  # out port, al
+            b"\xbf\x02\x00\x00\x00",  # mov edi, 2
+            b"\xb8\x3c\x00\x00\x00",  # exit: mov eax, 60 (exit)
+            b"\x0f\x05",  # syscall
+        )
+    )
+    ehdr_size, phdr_size = 64, 56
+    entry = base + ehdr_size + phdr_size
+    total = ehdr_size + phdr_size + len(code)
+    ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + b"\0" * 8
+    ehdr = ident + struct.pack(
+        "<HHIQQQIHHHHHH", 2, 62, 1, entry, ehdr_size, 0, 0, ehdr_size, phdr_size, 1, 0, 0, 0
+    )
+    phdr = struct.pack("<IIQQQQQQ", 1, 5, 0, base, base, total, total, 0x1000)
+    return ehdr + phdr + code
+
+
+def initramfs_entries(marker: str = DEFAULT_MARKER, busybox: Path = BUSYBOX) -> list[Entry]:
+    """The archive's entries: busybox, its applet links, pvhfw-exit, /dev/console, dirs, /init."""
+    try:
+        bb = busybox.read_bytes()
+    except FileNotFoundError as e:
+        raise ToolError(
+            f"{busybox}: not found; install Debian's busybox-static "
+            "(apt-get install busybox-static)"
+        ) from e
+    except OSError as e:
+        raise ToolError(f"{busybox}: {e.strerror or e}") from e
+    if not bb.startswith(b"\x7fELF"):
+        raise ToolError(f"{busybox}: not an ELF executable")
+    if _has_interp(bb):
+        raise ToolError(
+            f"{busybox}: dynamically linked; the initramfs needs busybox-static "
+            "(apt-get install busybox-static)"
+        )
+    dirs = ("bin", "dev", "proc", "sys", "tmp")
+    entries: list[Entry] = [(d, stat.S_IFDIR | 0o755, b"") for d in dirs]
+    entries.append(("bin/busybox", stat.S_IFREG | 0o755, bb))
+    entries += [(f"bin/{a}", stat.S_IFLNK | 0o777, "busybox") for a in APPLETS]
+    entries.append(("bin/pvhfw-exit", stat.S_IFREG | 0o755, debug_exit_elf()))
+    entries.append(("dev/console", stat.S_IFCHR | 0o600, b"", (5, 1)))
+    entries.append(("init", stat.S_IFREG | 0o755, init_script(marker).encode()))
+    return entries
+
+
+def _has_interp(elf: bytes) -> bool:
+    """True if the ELF64 little-endian *elf* has a PT_INTERP (is dynamically linked)."""
+    if len(elf) < 0x40 or elf[4] != 2 or elf[5] != 1:
+        return False
+    (phoff,) = struct.unpack_from("<Q", elf, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
+    for i in range(phnum):
+        off = phoff + i * phentsize
+        if off + 4 <= len(elf) and struct.unpack_from("<I", elf, off)[0] == 3:  # PT_INTERP
+            return True
+    return False
+
+
+def build_initramfs(out: Path, marker: str = DEFAULT_MARKER, *, busybox: Path = BUSYBOX) -> Path:
+    """Write the gzipped newc initramfs for *marker* to *out* (atomically); return *out*."""
+    data = gzip_deterministic(newc_archive(initramfs_entries(marker, busybox)))
+    out = out.expanduser()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(out, data)
+    except OSError as e:
+        raise ToolError(f"{out}: {e.strerror or e}") from e
+    return out
+
+
+def default_path(marker: str = DEFAULT_MARKER, cache: Path | None = None) -> Path:
+    """``<cache>/initramfs-<hash>.cpio.gz``; <hash> is over the /init script."""
+    digest = hashlib.sha256(init_script(marker).encode()).hexdigest()[:16]
+    return cache_dir(cache) / f"initramfs-{digest}.cpio.gz"
+
+
+def ensure_initramfs(
+    marker: str = DEFAULT_MARKER, cache: Path | None = None, *, busybox: Path = BUSYBOX
+) -> Path:
+    """Build the initramfs for *marker* into the cache unless it is there; return its path."""
+    path = default_path(marker, cache)
+    if not path.is_file():
+        build_initramfs(path, marker, busybox=busybox)
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.initramfs",
+        description="Build the boot-test initramfs (busybox-static + reporting /init).",
+    )
+    parser.add_argument(
+        "-o", "--output", type=Path,
+        help="write here (always rebuilt); default: build once into the cache",
+    )  # fmt: skip
+    parser.add_argument("--marker", default=DEFAULT_MARKER, help="line /init prints first")
+    args = parser.parse_args(argv)
+    try:
+        if args.output is not None:
+            path = build_initramfs(args.output, args.marker)
+        else:
+            path = ensure_initramfs(args.marker)
+    except ToolError as e:
+        print(f"initramfs: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"initramfs: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Prepare a Debian 12 machine (as root) for pvhfw: apt packages, the Python
+# package in editable mode with its dev extras, the Debian kernel and the
+# boot-test initramfs (both cached in $PVHFW_CACHE, default ~/.cache/pvhfw).
+# Idempotent: a second run installs nothing and rebuilds nothing.
+set -euo pipefail
+
+repo=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+say() { printf 'setup: %s\n' "$*"; }
+
+if [[ $(id -u) -ne 0 ]]; then
+    say "run as root (apt-get install needs it)" >&2
+    exit 1
+fi
+
+installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'
+}
+
+packages=(qemu-system-x86 qemu-system-data busybox-static lz4 xz-utils binutils gcc make)
+command -v python3 >/dev/null || packages+=(python3)
+python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
+
+missing=()
+for p in "${packages[@]}"; do
+    installed "$p" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    say "apt-get update"
+    apt-get update -qq
+    say "installing ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+        >/dev/null
+else
+    say "apt packages already installed"
+fi
+
+pip_args=(-q -e '.[dev]')
+# Debian's own python3 refuses pip installs (PEP 668) unless told otherwise.
+if [[ -f "$(python3 -c 'import sysconfig; print(sysconfig.get_path("stdlib"))')/EXTERNALLY-MANAGED" ]]
+then
+    pip_args+=(--break-system-packages)
+fi
+say "pip install -e .[dev] ($(python3 --version))"
+PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1 python3 -m pip install "${pip_args[@]}"
+
+say "Debian kernel"
+python3 -m tools.debian_kernel
+
+say "initramfs"
+python3 -m tools.initramfs
+
+say "done"
