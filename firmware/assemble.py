@@ -85,7 +85,9 @@ class Firmware:
         try:
             return self.symbols[name]
         except KeyError:
-            raise AssemblyError(f"firmware: no symbol {name!r} in the {self.variant} image") from None
+            raise AssemblyError(
+                f"firmware: no symbol {name!r} in the {self.variant} image"
+            ) from None
 
 
 def _strip_comment(text: str) -> str:
@@ -202,7 +204,9 @@ def assemble_block(
             raise AssemblyError(
                 f"{st.file}:{st.line}: keystone assembled this to no bytes: {st.text}"
             )
-        listing.append(ListingLine(start, code[start - base : stop - base], st.file, st.line, st.text))
+        listing.append(
+            ListingLine(start, code[start - base : stop - base], st.file, st.line, st.text)
+        )
     return Block(
         name=name,
         mode=mode,

@@ -7,6 +7,7 @@ tests read the same names.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Final
 
@@ -161,7 +162,7 @@ def _check_layout() -> None:
         ("CMDLINE", CMDLINE, CMDLINE_MAX),
     ]
     ram.sort(key=lambda r: r[1])
-    for (n1, a1, s1), (n2, a2, _) in zip(ram, ram[1:], strict=False):
+    for (n1, a1, s1), (n2, a2, _) in itertools.pairwise(ram):
         if a1 + s1 > a2:
             raise AssertionError(f"layout: {n1} overlaps {n2}")
     last = ram[-1]

@@ -24,7 +24,9 @@ class PatchField:
 
 
 PATCH_FIELDS: Final = (
-    PatchField("entry", "patch_entry", "PVH entry (XEN_ELFNOTE_PHYS32_ENTRY) = FW_CFG_KERNEL_ENTRY"),
+    PatchField(
+        "entry", "patch_entry", "PVH entry (XEN_ELFNOTE_PHYS32_ENTRY) = FW_CFG_KERNEL_ENTRY"
+    ),
     PatchField("kernel_addr", "patch_kernel_addr", "lowest PT_LOAD p_paddr = FW_CFG_KERNEL_ADDR"),
     PatchField("kernel_size", "patch_kernel_size", "PT_LOAD span = FW_CFG_KERNEL_SIZE"),
 )

@@ -1,0 +1,140 @@
+"""One build: kernel bytes in, patched image, map and manifest out. Pure over bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import platform
+from dataclasses import dataclass
+from typing import Any
+
+from builder.kernel import Kernel, read_kernel
+from builder.validate import validate_kernel
+from firmware import layout
+from firmware.assemble import Firmware, assemble_firmware
+from firmware.patchtable import PATCH_FIELDS, patch_image
+
+MANIFEST_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    image: bytes
+    firmware: Firmware
+    kernel: Kernel
+    patches: dict[str, int]
+    manifest: dict[str, Any]
+    map_text: str
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def tool_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for dist in ("pvhfw", "keystone-engine", "pyelftools", "lief"):
+        try:
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            versions[dist] = "not installed"
+    return versions
+
+
+def build(kernel_data: bytes, kernel_name: str, variant: str = "pvh") -> BuildResult:
+    kernel = read_kernel(kernel_data, kernel_name)
+    validate_kernel(kernel, kernel_name)
+    firmware = assemble_firmware(variant)
+    patches = {
+        "entry": kernel.entry,
+        "kernel_addr": kernel.load_addr,
+        "kernel_size": kernel.load_size,
+    }
+    image = patch_image(firmware, patches)
+    manifest = _manifest(image, firmware, kernel, kernel_data, kernel_name, patches)
+    return BuildResult(image, firmware, kernel, patches, manifest, render_map(firmware, patches))
+
+
+def _manifest(
+    image: bytes,
+    firmware: Firmware,
+    kernel: Kernel,
+    kernel_data: bytes,
+    kernel_name: str,
+    patches: dict[str, int],
+) -> dict[str, Any]:
+    return {
+        "format": MANIFEST_FORMAT,
+        "variant": firmware.variant,
+        "boot_path": "pvh",
+        "kernel": {
+            "file": kernel_name,
+            "size": len(kernel_data),
+            "sha256": _sha256(kernel_data),
+            "elf_class": kernel.elf_class,
+            "machine": kernel.machine,
+            "pvh_entry": f"{kernel.entry:#x}",
+            "pvh_entry_note": kernel.entry_source,
+            "load_addr": f"{kernel.load_addr:#x}",
+            "load_size": f"{kernel.load_size:#x}",
+            "segments": [
+                {
+                    "index": s.index,
+                    "paddr": f"{s.paddr:#x}",
+                    "filesz": f"{s.filesz:#x}",
+                    "memsz": f"{s.memsz:#x}",
+                    "flags": "".join(
+                        c for c, bit in (("r", 4), ("w", 2), ("x", 1)) if s.flags & bit
+                    ),
+                }
+                for s in kernel.segments
+            ],
+        },
+        "image": {
+            "size": len(image),
+            "sha256": _sha256(image),
+            "unpatched_sha256": _sha256(firmware.image),
+            "code32_bytes": len(firmware.blocks[0].code),
+            "code16_bytes": len(firmware.blocks[1].code),
+        },
+        "patch_table": {
+            "offset": f"{firmware.symbol('patch_table').offset:#x}",
+            "fields": {name: f"{value:#x}" for name, value in patches.items()},
+        },
+        "ram": {
+            "start_info": f"{layout.START_INFO:#x}",
+            "memmap": f"{layout.MEMMAP:#x}",
+            "memmap_max_entries": layout.MEMMAP_MAX,
+            "cmdline": f"{layout.CMDLINE:#x}",
+            "cmdline_max_bytes": layout.CMDLINE_MAX,
+            "firmware_ram": [f"{layout.FW_RAM_BASE:#x}", f"{layout.FW_RAM_END:#x}"],
+        },
+        "tools": tool_versions(),
+    }
+
+
+def render_map(firmware: Firmware, patches: dict[str, int]) -> str:
+    """Every symbol's address, the patch table, the RAM layout and the full listing."""
+    out = [f"pvhfw firmware map ({firmware.variant} variant)", ""]
+    out.append("patch table")
+    for field in PATCH_FIELDS:
+        sym = firmware.symbol(field.symbol)
+        out.append(
+            f"  {field.name:12s} {patches[field.name]:#010x}  at {sym.address:#010x} "
+            f"(image {sym.offset:#06x})  {field.description}"
+        )
+    out += ["", "ROM symbols (linear address, image offset, block)"]
+    for sym in sorted(firmware.symbols.values(), key=lambda s: (s.address, s.name)):
+        out.append(f"  {sym.address:#010x}  {sym.offset:#06x}  {sym.block:8s} {sym.name}")
+    out += ["", "RAM and ROM layout (firmware/layout.py)"]
+    for name, value in sorted(layout.asm_constants().items(), key=lambda kv: kv[0]):
+        out.append(f"  {name:24s} {value:#x}")
+    out += ["", "listing"]
+    for block in firmware.blocks:
+        out.append(f"  [{block.name}: {block.mode}-bit, assembled at {block.base:#x}]")
+        for line in block.listing:
+            data = line.data.hex()
+            if len(data) > 24:
+                data = data[:21] + "..."
+            out.append(f"  {line.address:#010x}  {data:24s} {line.file}:{line.line}  {line.text}")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,168 @@
+"""build-fw: the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import stat
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from builder.build import build
+from builder.errors import BuildError
+from firmware.assemble import VARIANTS, AssemblyError
+
+PROG = "build-fw"
+MAX_KERNEL_BYTES = 1 << 30  # a vmlinux is tens of MiB; refuse to read anything absurd
+
+DESCRIPTION = """\
+Build a -bios image for stock QEMU that boots KERNEL, an uncompressed Linux vmlinux (an ELF
+with a PVH entry note, Xen note type 18), through its PVH entry. The image is tied to that
+kernel: it jumps to the entry read from the ELF and refuses to boot if QEMU loaded a kernel
+with another entry or load range. Boot it with the same kernel:
+
+  qemu-system-x86_64 -bios OUT -kernel KERNEL [-initrd INITRD] [-append CMDLINE] ...
+
+The firmware reads QEMU's fw_cfg (DMA when offered), builds the memory map from etc/e820,
+copies the initrd to where QEMU placed it, puts the command line and struct hvm_start_info
+in low memory and enters the kernel in 32-bit protected mode, paging off, EBX = start_info.
+It writes qemu-boot-time events 1 (fw_start) and 5 (fw_do_boot) to I/O port 0xf5. On any
+error it prints one line, "pvhfw: ...", on the first serial port and halts.
+"""
+
+EPILOG = """\
+outputs:
+  OUT            the image: 64 KiB, reset vector in the last 16 bytes
+  OUT.map        (default: OUT with suffix .map) patch table, every symbol, RAM layout,
+                 assembly listing
+  OUT.json       (default: OUT with suffix .json) manifest: kernel (hash, entry, segments),
+                 image (size, hashes), patch table, RAM layout, tool versions
+
+The same kernel and options give a byte-identical image, map and manifest.
+exit status: 0 built, 1 the build failed (one line on stderr), 2 usage error.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--kernel",
+        "-k",
+        required=True,
+        metavar="KERNEL",
+        help="the vmlinux (ELF, 32- or 64-bit x86) with a PVH entry note",
+    )
+    p.add_argument(
+        "--output",
+        "-o",
+        required=True,
+        metavar="OUT",
+        type=Path,
+        help="where to write the image, e.g. out/bios.bin",
+    )
+    p.add_argument(
+        "--map",
+        metavar="PATH",
+        type=Path,
+        help="where to write the map (default: OUT with suffix .map)",
+    )
+    p.add_argument(
+        "--manifest",
+        metavar="PATH",
+        type=Path,
+        help="where to write the JSON manifest (default: OUT with suffix .json)",
+    )
+    p.add_argument(
+        "--variant",
+        choices=sorted(VARIANTS),
+        default="pvh",
+        help="pvh (default): the firmware. floor: the benchmark baseline, which only "
+        "switches to 32-bit mode and jumps to the entry; it cannot boot Linux",
+    )
+    p.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
+    return p
+
+
+def read_kernel_file(path: str) -> bytes:
+    """The kernel's bytes, refusing what is not a regular file of sane size."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise BuildError(f"{path}: no such file") from None
+    except OSError as e:
+        raise BuildError(f"{path}: cannot read: {e.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise BuildError(f"{path}: is a directory, not a kernel file")
+    if not stat.S_ISREG(st.st_mode):
+        raise BuildError(f"{path}: not a regular file")
+    if st.st_size > MAX_KERNEL_BYTES:
+        raise BuildError(f"{path}: {st.st_size} bytes, larger than any kernel ({MAX_KERNEL_BYTES})")
+    try:
+        with open(path, "rb") as f:
+            return f.read(MAX_KERNEL_BYTES + 1)
+    except OSError as e:
+        raise BuildError(f"{path}: cannot read: {e.strerror}") from None
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write via a temporary file in the same directory, so a reader never sees half a file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError as e:
+        raise BuildError(f"{path}: cannot write: {e.strerror}") from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    out: Path = args.output
+    map_path: Path = args.map or out.with_suffix(".map")
+    manifest_path: Path = args.manifest or out.with_suffix(".json")
+    if len({out.resolve(), map_path.resolve(), manifest_path.resolve()}) != 3:
+        print(
+            f"{PROG}: {out}: image, map and manifest must be three different files", file=sys.stderr
+        )
+        return 2
+    try:
+        data = read_kernel_file(args.kernel)
+        result = build(data, args.kernel, args.variant)
+        write_atomic(out, result.image)
+        write_atomic(map_path, result.map_text.encode())
+        manifest = {
+            **result.manifest,
+            "outputs": {"image": str(out), "map": str(map_path), "manifest": str(manifest_path)},
+        }
+        write_atomic(
+            manifest_path, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+        )
+    except (BuildError, AssemblyError) as e:
+        print(f"{PROG}: {e}", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        k = result.kernel
+        print(
+            f"{PROG}: {out}: {len(result.image)} bytes, {args.variant} firmware for {args.kernel} "
+            f"(PVH entry {k.entry:#x}, loaded at {k.load_addr:#x}+{k.load_size:#x}); "
+            f"map {map_path}, manifest {manifest_path}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

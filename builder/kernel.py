@@ -1,0 +1,269 @@
+"""Reading a kernel: the ELF header and program headers (pyelftools), the PVH entry note.
+
+Everything here is a function of the file's bytes. Notes are parsed by our own bounded
+parser rather than pyelftools' iter_notes, so that a note running past its segment is a clean
+error, not an exception from deep inside a library (docs/design.md).
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass
+
+from elftools.common.exceptions import ELFError, ELFParseError
+from elftools.elf.elffile import ELFFile
+
+from builder.errors import BuildError
+
+XEN_NOTE_OWNER = b"Xen"
+XEN_ELFNOTE_PHYS32_ENTRY = 18
+EM_386 = 3
+EM_X86_64 = 62
+PT_LOAD = 1
+PT_NOTE = 4
+SHT_NOTE = 7
+SHT_NOBITS = 8
+PF_X = 1
+
+
+@dataclass(frozen=True)
+class Note:
+    owner: bytes
+    type: int
+    desc: bytes
+    offset: int  # file offset of the note header
+
+
+@dataclass(frozen=True)
+class Segment:
+    index: int
+    type: int
+    offset: int
+    paddr: int
+    vaddr: int
+    filesz: int
+    memsz: int
+    flags: int
+    align: int
+
+    @property
+    def end(self) -> int:
+        return self.paddr + self.memsz
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """What the builder needs to know of a PVH kernel."""
+
+    elf_class: int  # 32 or 64
+    machine: str  # "x86" or "x86-64"
+    entry: int  # XEN_ELFNOTE_PHYS32_ENTRY
+    entry_source: str  # where the note was found, e.g. "PT_NOTE segment 2"
+    segments: tuple[Segment, ...]  # PT_LOAD with p_memsz > 0, in file order
+
+    @property
+    def load_addr(self) -> int:
+        """FW_CFG_KERNEL_ADDR as QEMU computes it: the lowest p_paddr of the segments."""
+        return min(s.paddr for s in self.segments)
+
+    @property
+    def load_end(self) -> int:
+        return max(s.end for s in self.segments)
+
+    @property
+    def load_size(self) -> int:
+        """FW_CFG_KERNEL_SIZE as QEMU computes it: highest end minus lowest start."""
+        return self.load_end - self.load_addr
+
+
+def _align(value: int, alignment: int) -> int:
+    return (value + alignment - 1) & ~(alignment - 1)
+
+
+def parse_notes(data: bytes, base_offset: int, alignment: int, where: str) -> list[Note]:
+    """The notes in one PT_NOTE segment or SHT_NOTE section (data = its bytes).
+
+    Each note: namesz u32, descsz u32, type u32, name padded to `alignment`, desc padded to
+    `alignment` (4 for everything Linux emits; 8 where the segment says so).
+    """
+    notes = []
+    pos = 0
+    while pos < len(data):
+        if len(data) - pos < 12:
+            # Trailing padding shorter than a header is harmless; anything else is not.
+            if any(data[pos:]):
+                raise BuildError(
+                    f"{where}: note header at offset {base_offset + pos:#x} is truncated"
+                )
+            break
+        namesz, descsz, ntype = struct.unpack_from("<III", data, pos)
+        name_at = pos + 12
+        desc_at = name_at + _align(namesz, alignment)
+        end = desc_at + _align(descsz, alignment)
+        if desc_at + descsz > len(data):
+            raise BuildError(
+                f"{where}: note at offset {base_offset + pos:#x} runs past the end "
+                f"({namesz} name bytes, {descsz} descriptor bytes)"
+            )
+        owner = data[name_at : name_at + namesz].rstrip(b"\0")
+        notes.append(Note(owner, ntype, data[desc_at : desc_at + descsz], base_offset + pos))
+        pos = min(end, len(data))
+    return notes
+
+
+def pvh_entry_from_notes(notes: list[Note], where: str) -> int | None:
+    """The PHYS32_ENTRY value among notes: None if absent; an error if ambiguous or malformed."""
+    values = set()
+    for note in notes:
+        if note.owner != XEN_NOTE_OWNER or note.type != XEN_ELFNOTE_PHYS32_ENTRY:
+            continue
+        if len(note.desc) == 4:
+            values.add(struct.unpack("<I", note.desc)[0])
+        elif len(note.desc) == 8:
+            value = struct.unpack("<Q", note.desc)[0]
+            if value >> 32:
+                raise BuildError(f"{where}: PVH entry {value:#x} is above 4 GiB")
+            values.add(value)
+        else:
+            raise BuildError(
+                f"{where}: PVH entry note has a {len(note.desc)}-byte descriptor (expected 4 or 8)"
+            )
+    if len(values) > 1:
+        listed = ", ".join(f"{v:#x}" for v in sorted(values))
+        raise BuildError(f"{where}: conflicting PVH entry notes ({listed})")
+    return values.pop() if values else None
+
+
+def _file_range(data: bytes, offset: int, size: int, what: str, name: str) -> bytes:
+    if offset < 0 or size < 0 or offset + size > len(data):
+        raise BuildError(
+            f"{name}: {what} at offset {offset:#x} size {size:#x} runs past the end of the "
+            f"file ({len(data):#x} bytes)"
+        )
+    return data[offset : offset + size]
+
+
+def read_kernel(data: bytes, name: str) -> Kernel:
+    """Parse a PVH kernel ELF; every problem is a BuildError naming `name`."""
+    if len(data) == 0:
+        raise BuildError(f"{name}: empty file")
+    if data[:4] != b"\x7fELF":
+        raise BuildError(f"{name}: not an ELF file (no ELF magic)")
+    if len(data) < 16:
+        raise BuildError(f"{name}: truncated ELF header")
+    if data[4] not in (1, 2):
+        raise BuildError(f"{name}: unknown ELF class {data[4]}")
+    if data[5] != 1:
+        raise BuildError(f"{name}: not a little-endian ELF (x86 kernels are little-endian)")
+    header_size = 52 if data[4] == 1 else 64
+    if len(data) < header_size:
+        raise BuildError(f"{name}: truncated ELF header ({len(data)} bytes)")
+    try:
+        elf = ELFFile(io.BytesIO(data))
+        machine = elf["e_machine"]
+        if machine not in ("EM_386", "EM_X86_64"):
+            raise BuildError(f"{name}: ELF for {machine}, not x86")
+        phnum = elf["e_phnum"]
+        phoff = elf["e_phoff"]
+        phentsize = elf["e_phentsize"]
+        if phnum == 0:
+            raise BuildError(f"{name}: ELF has no program headers")
+        expected = 32 if elf.elfclass == 32 else 56
+        if phentsize != expected:
+            raise BuildError(f"{name}: program header size {phentsize}, expected {expected}")
+        _file_range(data, phoff, phnum * phentsize, "program header table", name)
+        segments = []
+        for index in range(phnum):
+            h = elf.get_segment(index).header
+            ptype = h["p_type"]
+            segments.append(
+                Segment(
+                    index=index,
+                    type=ptype if isinstance(ptype, int) else _PT_NUMBERS.get(ptype, -1),
+                    offset=h["p_offset"],
+                    paddr=h["p_paddr"],
+                    vaddr=h["p_vaddr"],
+                    filesz=h["p_filesz"],
+                    memsz=h["p_memsz"],
+                    flags=h["p_flags"],
+                    align=h["p_align"],
+                )
+            )
+        entry, source = _find_entry(elf, data, segments, name)
+    except (ELFError, ELFParseError, struct.error, ValueError) as e:
+        raise BuildError(f"{name}: malformed ELF: {e}") from None
+
+    loads = []
+    for s in segments:
+        if s.type != PT_LOAD:
+            continue
+        if s.memsz < s.filesz:
+            raise BuildError(
+                f"{name}: segment {s.index} has p_memsz {s.memsz:#x} < p_filesz {s.filesz:#x}"
+            )
+        _file_range(data, s.offset, s.filesz, f"segment {s.index}", name)
+        if s.paddr + s.memsz > 1 << 32:
+            raise BuildError(
+                f"{name}: segment {s.index} at {s.paddr:#x}+{s.memsz:#x} ends above 4 GiB"
+            )
+        if s.memsz:
+            loads.append(s)
+    if not loads:
+        raise BuildError(f"{name}: ELF has no loadable segment")
+    return Kernel(
+        elf_class=elf.elfclass,
+        machine="x86-64" if machine == "EM_X86_64" else "x86",
+        entry=entry,
+        entry_source=source,
+        segments=tuple(loads),
+    )
+
+
+_PT_NUMBERS = {
+    "PT_NULL": 0,
+    "PT_LOAD": 1,
+    "PT_DYNAMIC": 2,
+    "PT_INTERP": 3,
+    "PT_NOTE": 4,
+    "PT_SHLIB": 5,
+    "PT_PHDR": 6,
+    "PT_TLS": 7,
+}
+
+
+def _find_entry(elf: ELFFile, data: bytes, segments: list[Segment], name: str) -> tuple[int, str]:
+    """The PVH entry from every PT_NOTE segment (all of them: a loader that stops at the first
+    misses notes behind another), else from SHT_NOTE sections."""
+    found: dict[int, str] = {}
+    for s in segments:
+        if s.type != PT_NOTE:
+            continue
+        where = f"{name}: PT_NOTE segment {s.index}"
+        blob = _file_range(data, s.offset, s.filesz, f"note segment {s.index}", name)
+        value = pvh_entry_from_notes(
+            parse_notes(blob, s.offset, 8 if s.align == 8 else 4, where), where
+        )
+        if value is not None:
+            found.setdefault(value, f"PT_NOTE segment {s.index}")
+    if not found:
+        for index in range(elf.num_sections()):
+            h = elf._get_section_header(index)  # header only: no section object built
+            if h["sh_type"] not in ("SHT_NOTE", SHT_NOTE):
+                continue
+            where = f"{name}: SHT_NOTE section {index}"
+            blob = _file_range(data, h["sh_offset"], h["sh_size"], f"note section {index}", name)
+            align = 8 if h["sh_addralign"] == 8 else 4
+            value = pvh_entry_from_notes(parse_notes(blob, h["sh_offset"], align, where), where)
+            if value is not None:
+                found.setdefault(value, f"SHT_NOTE section {index}")
+    if len(found) > 1:
+        listed = ", ".join(f"{v:#x}" for v in sorted(found))
+        raise BuildError(f"{name}: conflicting PVH entry notes ({listed})")
+    if not found:
+        raise BuildError(
+            f"{name}: no PVH entry note (Xen note type {XEN_ELFNOTE_PHYS32_ENTRY}); "
+            "build the kernel with CONFIG_PVH=y"
+        )
+    ((entry, source),) = found.items()
+    return entry, source
