@@ -1,0 +1,96 @@
+"""Reference models the tests compare the firmware against, written from the specs rather
+than from the assembly: what the memory map, start_info and module list must be for a given
+fw_cfg, and how Linux prints a PVH memory map back."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from firmware import layout
+
+Range = tuple[int, int, int]  # addr, size, type
+
+E820_RAM = 1
+E820_RESERVED = 2
+
+
+def parse_e820_file(data: bytes) -> list[Range]:
+    """fw_cfg "etc/e820": packed little-endian {u64 addr, u64 size, u32 type}."""
+    n = len(data) // 20
+    return [struct.unpack_from("<QQI", data, 20 * i) for i in range(n)]
+
+
+def expected_memmap(e820: Sequence[Range]) -> list[Range]:
+    """The PVH memory map the firmware must build from fw_cfg's e820 entries.
+
+    RAM that starts below 1 MiB keeps [start, 640 KiB) and [1 MiB, end); the legacy hole
+    between is left out; the ROM shadow [ROM_SHADOW_BASE, 1 MiB) is reserved, right after the
+    first such split (or at the end if there is none). Other entries are copied in order.
+    """
+    out: list[Range] = []
+    rom = (layout.ROM_SHADOW_BASE, layout.ROM_SHADOW_END - layout.ROM_SHADOW_BASE, E820_RESERVED)
+    rom_done = False
+    for addr, size, typ in e820:
+        if typ == E820_RAM and addr < layout.HIGHMEM_START:
+            end = addr + size
+            if addr < layout.LOWMEM_END:
+                out.append((addr, min(end, layout.LOWMEM_END) - addr, E820_RAM))
+            if not rom_done:
+                out.append(rom)
+                rom_done = True
+            if end > layout.HIGHMEM_START:
+                out.append((layout.HIGHMEM_START, end - layout.HIGHMEM_START, E820_RAM))
+        else:
+            out.append((addr, size, typ))
+    if not rom_done:
+        out.append(rom)
+    return out
+
+
+def fallback_e820(ram_size: int) -> list[Range]:
+    """What the firmware assumes without etc/e820: RAM from 0, capped below the PCI hole."""
+    return [(0, min(ram_size, layout.FALLBACK_LOWMEM_MAX), E820_RAM)]
+
+
+def linux_view(memmap: Sequence[Range]) -> list[Range]:
+    """The map Linux prints as BIOS-e820 for a PVH boot: the firmware's table plus the ISA
+    range Linux reserves itself (arch/x86/platform/pvh/enlighten.c), sanitized as
+    e820__update_table does: where ranges overlap the higher type wins, adjacent ranges of
+    one type merge, zero-sized ranges vanish."""
+    ranges = [*memmap, (layout.LOWMEM_END, layout.HIGHMEM_START - layout.LOWMEM_END, E820_RESERVED)]
+    points = sorted({p for a, s, _ in ranges if s for p in (a, a + s)})
+    out: list[Range] = []
+    for lo, hi in zip(points, points[1:], strict=False):
+        types = [t for a, s, t in ranges if s and a <= lo and hi <= a + s]
+        if not types:
+            continue
+        t = max(types)
+        if out and out[-1][2] == t and out[-1][0] + out[-1][1] == lo:
+            out[-1] = (out[-1][0], hi - out[-1][0], t)
+        else:
+            out.append((lo, hi - lo, t))
+    return out
+
+
+@dataclass(frozen=True)
+class StartInfo:
+    magic: int
+    version: int
+    flags: int
+    nr_modules: int
+    modlist_paddr: int
+    cmdline_paddr: int
+    rsdp_paddr: int
+    memmap_paddr: int
+    memmap_entries: int
+    reserved: int
+
+    @classmethod
+    def unpack(cls, data: bytes) -> StartInfo:
+        return cls(*struct.unpack("<IIIIQQQQII", data[: layout.HVM_START_INFO_SIZE]))
+
+
+def unpack_memmap(data: bytes, count: int) -> list[tuple[int, int, int, int]]:
+    return [struct.unpack_from("<QQII", data, 24 * i) for i in range(count)]

@@ -1,0 +1,49 @@
+"""Helpers shared by the test layers: loud skips, firmware builds."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from builder.build import BuildResult, build
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI") == "true"
+
+
+def need(condition: bool, reason: str) -> None:
+    """Skip loudly when a prerequisite (QEMU, KVM, a kernel) is missing; in CI, where every
+    prerequisite is installed by .ci/run, a missing one is a failure instead."""
+    if condition:
+        return
+    if in_ci():
+        pytest.fail(f"prerequisite missing in CI: {reason}")
+    pytest.skip(f"prerequisite missing: {reason}")
+
+
+def need_qemu() -> str:
+    path = shutil.which("qemu-system-x86_64")
+    need(path is not None, "qemu-system-x86_64 not installed (apt-get install qemu-system-x86)")
+    assert path is not None
+    return path
+
+
+def kvm_usable() -> bool:
+    return os.access("/dev/kvm", os.R_OK | os.W_OK)
+
+
+def need_kvm() -> None:
+    need(kvm_usable(), "/dev/kvm is missing or not accessible")
+
+
+def build_firmware(kernel: Path, out_dir: Path, variant: str = "pvh") -> tuple[Path, BuildResult]:
+    """build-fw's work, in-process: the image for `kernel`, written to out_dir."""
+    result = build(kernel.read_bytes(), str(kernel), variant)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    image = out_dir / f"{kernel.stem}-{variant}.bin"
+    image.write_bytes(result.image)
+    return image, result
