@@ -152,6 +152,16 @@ class SimFwCfg:
         self.offset = 0
         self.dma_addr = 0
 
+    def remove_file(self, name: str) -> None:
+        """Drop a file, as a QEMU without it would have: the directory is rebuilt, and the
+        remaining files keep their names but are renumbered in QEMU's sorted order."""
+        files = {n: self.items.pop(k) for n, k in self.file_keys.items()}
+        del files[name]
+        self.items.pop(FILE_DIR, None)
+        self.items[FILE_DIR], self.file_keys = file_dir(files)
+        for n, key in self.file_keys.items():
+            self.items[key] = files[n]
+
     @classmethod
     def for_pvh_boot(
         cls,
