@@ -128,9 +128,10 @@ def _keystone(mode: int) -> Ks:
 
 
 def _locate_error(
-    mode: int, statements: Sequence[Statement], constants: dict[str, int], error: KsError
+    mode: int, statements: Sequence[Statement], constants: dict[str, int], problem: str
 ) -> AssemblyError:
-    """Keystone does not say which line failed: try each statement alone."""
+    """Keystone says neither which line failed nor that it dropped one (it may return no
+    bytes at all): assemble each statement alone, unknown symbols resolved to 0."""
     ks = _keystone(mode)
 
     def resolve_any(_symbol: bytes, value: object) -> bool:
@@ -143,10 +144,14 @@ def _locate_error(
         if _LABEL.match(st.text):
             continue
         try:
-            ks.asm(prelude + "\n" + st.text, 0)
+            encoded, _ = ks.asm(prelude + "\n" + st.text, 0)
         except KsError as e:
             return AssemblyError(f"{st.file}:{st.line}: {e}: {st.text}")
-    return AssemblyError(f"{statements[0].file}: keystone: {error}")
+        if not encoded and st.text.split()[0].lower() not in _SILENT:
+            return AssemblyError(
+                f"{st.file}:{st.line}: keystone assembled this to no bytes: {st.text}"
+            )
+    return AssemblyError(f"{statements[0].file}: keystone: {problem}")
 
 
 def assemble_block(
@@ -180,11 +185,11 @@ def assemble_block(
     try:
         encoded, _ = ks.asm(body + "\n" + trailer, base)
     except KsError as e:
-        raise _locate_error(mode, statements, constants, e) from None
+        raise _locate_error(mode, statements, constants, str(e)) from None
     data = bytes(encoded or b"")
     code_len = len(data) - 4 * len(names)
     if code_len < 0:
-        raise AssemblyError(f"{name}: keystone produced fewer bytes than the label table")
+        raise _locate_error(mode, statements, constants, "fewer bytes than the label table")
     code = data[:code_len]
     values = [
         int.from_bytes(data[code_len + 4 * i : code_len + 4 * i + 4], "little")

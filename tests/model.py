@@ -4,6 +4,7 @@ fw_cfg, and how Linux prints a PVH memory map back."""
 
 from __future__ import annotations
 
+import itertools
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -62,7 +63,7 @@ def linux_view(memmap: Sequence[Range]) -> list[Range]:
     ranges = [*memmap, (layout.LOWMEM_END, layout.HIGHMEM_START - layout.LOWMEM_END, E820_RESERVED)]
     points = sorted({p for a, s, _ in ranges if s for p in (a, a + s)})
     out: list[Range] = []
-    for lo, hi in zip(points, points[1:], strict=False):
+    for lo, hi in itertools.pairwise(points):
         types = [t for a, s, t in ranges if s and a <= lo and hi <= a + s]
         if not types:
             continue
