@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import selectors
 import shutil
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,14 +25,20 @@ class QemuRun:
     stdout: str
     stderr: str
     seconds: float
+    stopped: bool = False  # run_until_output: killed once the awaited output had appeared
 
     @property
     def timed_out(self) -> bool:
-        return self.returncode is None
+        return self.returncode is None and not self.stopped
 
     def describe(self) -> str:
         """For assertion messages: the command, the status and the tail of the output."""
-        status = "timed out" if self.timed_out else f"exit status {self.returncode}"
+        if self.stopped:
+            status = "killed after the awaited output"
+        elif self.timed_out:
+            status = "timed out"
+        else:
+            status = f"exit status {self.returncode}"
         return (
             f"{' '.join(self.cmd)}\n{status} after {self.seconds:.2f}s\n"
             f"--- stdout (tail) ---\n{self.stdout[-3000:]}\n"
@@ -38,6 +48,34 @@ class QemuRun:
 
 def qemu_available() -> bool:
     return shutil.which(QEMU) is not None
+
+
+def qemu_command(
+    kernel: Path | None,
+    *,
+    bios: Path | None = None,
+    initrd: Path | None = None,
+    append: str | None = None,
+    machine: str = "pc",
+    accel: str = "tcg",
+    memory: str = "128",
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """The QEMU command line of :func:`run_kernel` (``kernel`` None: no ``-kernel``)."""
+    cmd = [QEMU, "-M", machine, "-accel", accel, "-m", memory, "-nographic", "-no-reboot"]
+    if bios is not None:
+        cmd += ["-bios", str(bios)]
+    if kernel is not None:
+        cmd += ["-kernel", str(kernel)]
+    if initrd is not None:
+        cmd += ["-initrd", str(initrd)]
+    if append is not None:
+        cmd += ["-append", append]
+    cmd += ["-device", DEBUG_EXIT]
+    if accel == "kvm" and "-cpu" not in extra:
+        cmd += ["-cpu", KVM_CPU]
+    cmd += list(extra)
+    return cmd
 
 
 def run_kernel(
@@ -50,33 +88,24 @@ def run_kernel(
     memory: str = "128",
     extra: Sequence[str] = (),
     timeout: float = 60.0,
+    bios: Path | None = None,
 ) -> QemuRun:
-    """Boot ``kernel`` with ``-kernel`` (QEMU's own PVH path: SeaBIOS + pvh.bin on ``pc``).
+    """Boot ``kernel`` with ``-kernel`` (QEMU's own PVH path: SeaBIOS + pvh.bin on ``pc``,
+    or the firmware image ``bios`` when given).
 
     Serial (COM1) goes to stdout through ``-nographic``.  ``accel="kvm"`` adds
     ``-cpu qemu64,-cx16`` unless ``extra`` names a CPU.
     """
-    cmd = [
-        QEMU,
-        "-M",
-        machine,
-        "-accel",
-        accel,
-        "-m",
-        memory,
-        "-nographic",
-        "-no-reboot",
-        "-kernel",
-        str(kernel),
-    ]
-    if initrd is not None:
-        cmd += ["-initrd", str(initrd)]
-    if append is not None:
-        cmd += ["-append", append]
-    cmd += ["-device", DEBUG_EXIT]
-    if accel == "kvm" and "-cpu" not in extra:
-        cmd += ["-cpu", KVM_CPU]
-    cmd += list(extra)
+    cmd = qemu_command(
+        kernel,
+        bios=bios,
+        initrd=initrd,
+        append=append,
+        machine=machine,
+        accel=accel,
+        memory=memory,
+        extra=extra,
+    )
     start = time.monotonic()
     try:
         proc = subprocess.run(
@@ -86,6 +115,106 @@ def run_kernel(
         return QemuRun(cmd, None, _text(exc.stdout), _text(exc.stderr), time.monotonic() - start)
     return QemuRun(
         cmd, proc.returncode, _text(proc.stdout), _text(proc.stderr), time.monotonic() - start
+    )
+
+
+def run_until_output(
+    kernel: Path | None,
+    until: str | re.Pattern[str],
+    *,
+    bios: Path | None = None,
+    initrd: Path | None = None,
+    append: str | None = None,
+    machine: str = "pc",
+    accel: str = "tcg",
+    memory: str = "128",
+    extra: Sequence[str] = (),
+    timeout: float = 20.0,
+    linger: float = 0.0,
+) -> QemuRun:
+    """Run QEMU (as :func:`run_kernel`; ``kernel`` None: no ``-kernel``) for a guest that
+    halts instead of exiting, until the regular expression ``until`` matches its serial
+    output (see :func:`run_command_until`)."""
+    cmd = qemu_command(
+        kernel,
+        bios=bios,
+        initrd=initrd,
+        append=append,
+        machine=machine,
+        accel=accel,
+        memory=memory,
+        extra=extra,
+    )
+    pattern = re.compile(until) if isinstance(until, str) else until
+    return run_command_until(
+        cmd, lambda out, _err: bool(pattern.search(out)), timeout=timeout, linger=linger
+    )
+
+
+def run_command_until(
+    cmd: list[str],
+    stop: Callable[[str, str], bool] | None,
+    *,
+    timeout: float,
+    linger: float = 0.0,
+) -> QemuRun:
+    """Run a QEMU command, reading serial output (stdout) and stderr as they come. Once
+    ``stop(stdout, stderr)`` holds, keep reading ``linger`` more seconds (to catch anything
+    printed after it), then kill QEMU (``stopped`` is True, ``returncode`` None). A QEMU that
+    exits first keeps its exit status; at ``timeout`` it is killed (``timed_out``)."""
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        stdout_fd, stderr_fd = proc.stdout.fileno(), proc.stderr.fileno()
+        chunks = {stdout_fd: bytearray(), stderr_fd: bytearray()}
+        deadline = start + timeout
+        matched = False
+        with selectors.DefaultSelector() as sel:
+            for fd in chunks:
+                sel.register(fd, selectors.EVENT_READ)
+            while sel.get_map():
+                now = time.monotonic()
+                if now >= deadline:
+                    break
+                for key, _ in sel.select(deadline - now):
+                    data = os.read(key.fd, 65536)
+                    if not data:
+                        sel.unregister(key.fd)
+                        continue
+                    chunks[key.fd] += data
+                if (
+                    not matched
+                    and stop is not None
+                    and stop(_text(bytes(chunks[stdout_fd])), _text(bytes(chunks[stderr_fd])))
+                ):
+                    matched = True
+                    deadline = min(deadline, time.monotonic() + linger)
+            exited = not sel.get_map()  # both pipes at EOF: QEMU is exiting on its own
+        if exited:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+            returncode = None
+        else:
+            returncode = proc.returncode
+    except BaseException:  # never leave QEMU running behind an error or an interrupt
+        proc.kill()
+        proc.wait()
+        raise
+    proc.stdout.close()
+    proc.stderr.close()
+    return QemuRun(
+        cmd,
+        returncode,
+        _text(bytes(chunks[stdout_fd])),
+        _text(bytes(chunks[stderr_fd])),
+        time.monotonic() - start,
+        stopped=matched and returncode is None,
     )
 
 

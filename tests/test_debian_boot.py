@@ -1,0 +1,330 @@
+"""The Debian layer: Debian's cloud kernel (ELF vmlinux, PVH entry) booted by our firmware.
+
+- Under TCG (`-cpu max`) on pc, q35 and microvm the kernel reaches the initramfs's /init,
+  which echoes the command line and ends QEMU through isa-debug-exit (status 15).
+- Under this machine's KVM (PVM: kernel-mode code runs in KVM's instruction emulator, and no
+  stock Linux gets to userspace, see /work/shared/reference/machines.md) only early boot is
+  checked: banner, command line, memory map and initrd reservation; QEMU is stopped as soon
+  as those lines are out.
+
+The memory map Linux prints must be what the firmware builds from fw_cfg's "etc/e820"
+(tests.model), and fw_cfg's e820 depends on the machine, -m, the accelerator and the CPU
+vendor (QEMU adds a reserved AMD HyperTransport hole below 1 TiB for AMD CPU models), so it
+is read by booting the pvhcheck test kernel with our firmware under the very same -M, -m,
+-accel and -cpu.
+
+Without the Debian kernel (apt), busybox-static, QEMU, the test-kernel toolchain or /dev/kvm
+the tests skip with the reason; under CI (CI=true) that is a failure.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests import model
+from tests.kernels.build import (
+    KernelBuildError,
+    KernelToolchainMissing,
+    Report,
+    build_kernel,
+    parse_report,
+)
+from tests.kernels.qemu import DEBUG_EXIT, QEMU, QemuRun, run_command_until, run_kernel
+from tests.support import build_firmware, need, need_kvm, need_qemu
+from tools.debian_kernel import ToolError, ensure_debian_kernel
+from tools.initramfs import DEFAULT_MARKER, QEMU_EXIT_STATUS, ensure_initramfs
+
+pytestmark = [pytest.mark.debian, pytest.mark.qemu, pytest.mark.slow]
+
+MEMORY = "512"
+TCG_CPU = "max"
+# No CX16 (SLUB's cmpxchg16b) and no XSAVE: both are fatal in this KVM's emulator.
+KVM_CPU = "qemu64,-cx16,-xsave"
+PVHCHECK_LOAD_ADDR = 0x1000000
+PVHCHECK_EXIT_CODES = (33, 35)  # all checks ok / some failed: both mean it ran to the end
+BOOT_TIMEOUT = 60.0
+PAGE = 4096
+
+E820_TYPES = {"usable": 1, "reserved": 2, "ACPI data": 3, "ACPI NVS": 4, "unusable": 5}
+E820_MAP_HEADER = "BIOS-provided physical RAM map:"
+E820_LINE = re.compile(r"BIOS-e820: \[mem (0x[0-9a-f]+)-(0x[0-9a-f]+)\] ([^\r\n]*)")
+BANNER = re.compile(r"Linux version \d+\.\d+\S* ")
+# "Command line:" with a capital C: setup_arch's echo, not start_kernel's "Kernel command line:".
+KERNEL_CMDLINE = re.compile(r"\bCommand line: ([^\r\n]*)\r?\n")
+INIT_CMDLINE = re.compile(r"PVHFW-CMDLINE: ([^\r\n]*)\r?\n")
+RAMDISK = re.compile(r"RAMDISK: \[mem (0x[0-9a-f]+)-(0x[0-9a-f]+)\]\r?\n")
+FATAL = re.compile(r"Kernel panic|KVM internal error|^pvhfw: ", re.MULTILINE)
+
+
+# ---- QEMU with an incremental serial reader ----------------------------------------------
+
+
+@dataclass
+class Boot:
+    run: QemuRun
+    stopped: bool  # we ended QEMU because `until` was satisfied (or a fatal line appeared)
+
+    def describe(self) -> str:
+        how = "stopped by the test once its lines were seen\n" if self.stopped else ""
+        return how + self.run.describe()
+
+
+def run_until(
+    cmd: list[str], until: Callable[[str], bool] | None, timeout: float = BOOT_TIMEOUT
+) -> Boot:
+    """Run QEMU until ``until(serial + stderr)`` holds or a fatal line appears (kernel panic,
+    KVM internal error, a pvhfw error); otherwise until it exits or *timeout*."""
+
+    def stop(out: str, err: str) -> bool:
+        text = out + err
+        return bool(FATAL.search(text)) or (until is not None and until(text))
+
+    run = run_command_until(cmd, stop, timeout=timeout)
+    return Boot(run, run.stopped)
+
+
+def qemu_cmd(
+    *, machine: str, accel: str, cpu: str, firmware: Path, kernel: Path, initrd: Path, append: str
+) -> list[str]:
+    return [
+        QEMU, "-M", machine, "-accel", accel, "-cpu", cpu, "-m", MEMORY,
+        "-nographic", "-no-reboot", "-bios", str(firmware),
+        "-kernel", str(kernel), "-initrd", str(initrd), "-append", append,
+        "-device", DEBUG_EXIT,
+    ]  # fmt: skip
+
+
+# ---- what Linux printed --------------------------------------------------------------------
+
+
+def kernel_e820(serial: str) -> list[model.Range]:
+    """The map under the first "BIOS-provided physical RAM map:" as (addr, size, type).
+
+    Lines are searched, not anchored (other output may precede them on a line); a replayed
+    log (a second header) is not read twice.
+    """
+    head = serial.find(E820_MAP_HEADER)
+    assert head >= 0, f"no {E820_MAP_HEADER!r} line"
+    block = serial[head + len(E820_MAP_HEADER) :]
+    nxt = block.find(E820_MAP_HEADER)
+    if nxt >= 0:
+        block = block[:nxt]
+    out: list[model.Range] = []
+    for m in E820_LINE.finditer(block):
+        start, last, kind = int(m[1], 16), int(m[2], 16), m[3].strip()
+        typ = E820_TYPES.get(kind)
+        if typ is None:
+            t = re.fullmatch(r"(?:persistent \()?type (\d+)\)?", kind)
+            assert t, f"unknown e820 type in {m[0]!r}"
+            typ = int(t[1])
+        out.append((start, last + 1 - start, typ))
+    return out
+
+
+def fmt_map(ranges: list[model.Range]) -> str:
+    return "\n".join(f"  {a:#014x}-{a + s - 1:#014x} type {t}" for a, s, t in ranges) or "  (none)"
+
+
+def ramdisk_range(serial: str) -> tuple[int, int] | None:
+    m = RAMDISK.search(serial)
+    return (int(m[1], 16), int(m[2], 16)) if m else None
+
+
+def expected_ramdisk(addr: int, size: int) -> tuple[int, int]:
+    """Linux's reserve_initrd: "RAMDISK: [mem start-(PAGE_ALIGN(start + size) - 1)]"."""
+    return addr, -(-(addr + size) // PAGE) * PAGE - 1
+
+
+# ---- fixtures ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Debian:
+    vmlinux: Path
+    initramfs: Path
+    firmware: Path
+    version: str
+
+
+@pytest.fixture(scope="module")
+def debian(tmp_path_factory: pytest.TempPathFactory) -> Debian:
+    """The Debian vmlinux, the reporting initramfs and our firmware built for that vmlinux."""
+    need_qemu()
+    try:
+        kernel = ensure_debian_kernel()
+    except ToolError as e:
+        need(False, f"Debian kernel: {e}")
+        raise
+    try:
+        initramfs = ensure_initramfs()
+    except ToolError as e:
+        need(False, f"initramfs: {e}")
+        raise
+    firmware, _ = build_firmware(kernel.vmlinux, tmp_path_factory.mktemp("debian-fw"))
+    return Debian(kernel.vmlinux, initramfs, firmware, kernel.version)
+
+
+@dataclass(frozen=True)
+class FwCfgView:
+    """What pvhcheck, booted by our firmware, read from fw_cfg under one QEMU configuration."""
+
+    report: Report
+    run: QemuRun
+    e820: list[model.Range]
+    initrd_addr: int
+    initrd_size: int
+
+
+PvhcheckFactory = Callable[[str, str, str], FwCfgView]
+
+
+@pytest.fixture(scope="module")
+def fwcfg_view(kernels_dir: Path, debian: Debian) -> PvhcheckFactory:
+    """fwcfg_view(machine, accel, cpu): pvhcheck's report for that -M/-accel/-cpu, -m 512 and
+    the same initramfs as -initrd (so fw_cfg's INITRD_ADDR is the one the Debian boot gets).
+    Each configuration is booted once."""
+    cache: dict[tuple[str, str, str], FwCfgView] = {}
+
+    def get(machine: str, accel: str, cpu: str) -> FwCfgView:
+        key = (machine, accel, cpu)
+        if key in cache:
+            return cache[key]
+        # lar/lsl stop this machine's KVM ("KVM internal error"): read the GDT instead.
+        options: dict[str, object] = {"lar": False} if accel == "kvm" else {}
+        try:
+            elf = build_kernel("pvhcheck", kernels_dir, PVHCHECK_LOAD_ADDR, **options)
+        except KernelToolchainMissing as e:
+            need(False, f"pvhcheck: {e}")
+            raise
+        except KernelBuildError as e:
+            pytest.fail(f"pvhcheck does not build: {e}")
+        firmware, _ = build_firmware(elf, kernels_dir / f"fw-{elf.stem}")
+        run = run_kernel(
+            elf, initrd=debian.initramfs, append="pvhcheck", machine=machine, accel=accel,
+            memory=MEMORY, extra=["-bios", str(firmware), "-cpu", cpu], timeout=BOOT_TIMEOUT,
+        )  # fmt: skip
+        report = parse_report(run.stdout)
+        assert run.returncode in PVHCHECK_EXIT_CODES and report.complete, (
+            f"pvhcheck did not run to its end under our firmware:\n{run.describe()}"
+        )
+        e820 = report.fwcfg.get("e820")
+        assert isinstance(e820, list) and e820, f"pvhcheck read no fw_cfg e820:\n{run.describe()}"
+        ok, detail = report.checks.get("module0_is_fwcfg_initrd", (False, "check missing"))
+        assert ok, f"module 0 is not fw_cfg's initrd: {detail}\n{run.describe()}"
+        initrd_addr, initrd_size = report.fwcfg["initrd_addr"], report.fwcfg["initrd_size"]
+        assert isinstance(initrd_addr, int) and isinstance(initrd_size, int)
+        assert initrd_size == debian.initramfs.stat().st_size, run.describe()
+        view = FwCfgView(report, run, list(e820), initrd_addr, initrd_size)
+        cache[key] = view
+        return view
+
+    return get
+
+
+def check_early_boot(boot: Boot, cmdline: str, view: FwCfgView) -> None:
+    """Banner, the kernel's command-line echo, its e820 map and its initrd reservation."""
+    serial = boot.run.stdout
+    assert BANNER.search(serial), f"no 'Linux version' banner:\n{boot.describe()}"
+
+    echo = KERNEL_CMDLINE.search(serial)
+    assert echo, f"no 'Command line:' line:\n{boot.describe()}"
+    assert echo[1] == cmdline, (
+        f"kernel's 'Command line:' is {echo[1]!r}, expected {cmdline!r}\n{boot.describe()}"
+    )
+
+    want = model.linux_view(model.expected_memmap(view.e820))
+    seen = kernel_e820(serial)
+    assert seen == want, (
+        "the kernel's BIOS-e820 map differs from the one fw_cfg's e820 implies\n"
+        f"fw_cfg etc/e820 (pvhcheck):\n{fmt_map(view.e820)}\n"
+        f"firmware memmap (pvhcheck):\n{fmt_map(view.report.memmap)}\n"
+        f"expected (model.linux_view):\n{fmt_map(want)}\n"
+        f"kernel printed:\n{fmt_map(seen)}\n{boot.describe()}"
+    )
+
+    ramdisk = ramdisk_range(serial)
+    assert ramdisk, f"no 'RAMDISK:' line:\n{boot.describe()}"
+    expected = expected_ramdisk(view.initrd_addr, view.initrd_size)
+    assert ramdisk == expected, (
+        f"RAMDISK [mem {ramdisk[0]:#x}-{ramdisk[1]:#x}], expected fw_cfg's initrd "
+        f"[mem {expected[0]:#x}-{expected[1]:#x}]\n{boot.describe()}"
+    )
+
+
+def record(request: pytest.FixtureRequest, boot: Boot, view: FwCfgView) -> None:
+    """Timings and maps as user properties (shown with `-rA`/junit) for the record."""
+    request.node.user_properties += [
+        ("boot_seconds", round(boot.run.seconds, 2)),
+        ("pvhcheck_seconds", round(view.run.seconds, 2)),
+        ("fwcfg_e820", fmt_map(view.e820)),
+    ]
+    if E820_MAP_HEADER in boot.run.stdout:
+        request.node.user_properties.append(("kernel_e820", fmt_map(kernel_e820(boot.run.stdout))))
+
+
+# ---- the tests -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("machine", ["pc", "q35", "microvm,pit=on"])
+def test_debian_userspace_tcg(
+    debian: Debian, fwcfg_view: PvhcheckFactory, machine: str, request: pytest.FixtureRequest
+) -> None:
+    """TCG: the Debian kernel boots from our firmware to the initramfs's /init, which sees our
+    command line and exits QEMU with 15; the kernel's command line, e820 map and initrd
+    reservation match fw_cfg for the same machine."""
+    view = fwcfg_view(machine, "tcg", TCG_CPU)
+    # No `quiet`: the kernel's early lines (BIOS-e820, RAMDISK) must reach the console.
+    cmdline = f"console=ttyS0 pvhfw.test={secrets.token_hex(8)}"
+    cmd = qemu_cmd(
+        machine=machine, accel="tcg", cpu=TCG_CPU, firmware=debian.firmware,
+        kernel=debian.vmlinux, initrd=debian.initramfs, append=cmdline,
+    )  # fmt: skip
+    boot = run_until(cmd, until=None)
+    record(request, boot, view)
+    serial = boot.run.stdout
+
+    assert not boot.run.timed_out, f"no exit within {BOOT_TIMEOUT:.0f}s:\n{boot.describe()}"
+    assert DEFAULT_MARKER in serial, f"/init never printed {DEFAULT_MARKER}:\n{boot.describe()}"
+    echo = INIT_CMDLINE.search(serial)
+    assert echo, f"/init printed no PVHFW-CMDLINE line:\n{boot.describe()}"
+    assert echo[1] == cmdline, (
+        f"/proc/cmdline is {echo[1]!r}, expected {cmdline!r}\n{boot.describe()}"
+    )
+    assert boot.run.returncode == QEMU_EXIT_STATUS, boot.describe()
+    check_early_boot(boot, cmdline, view)
+
+
+@pytest.mark.kvm
+@pytest.mark.parametrize("machine", ["pc"])
+def test_debian_early_boot_kvm(
+    debian: Debian, fwcfg_view: PvhcheckFactory, machine: str, request: pytest.FixtureRequest
+) -> None:
+    """KVM (PVM, emulated): early boot only. Banner, command line, e820 map and the RAMDISK
+    reservation at fw_cfg's INITRD_ADDR; QEMU is stopped as soon as the RAMDISK line is out.
+    (q35 is left out: each early boot costs ~20 s of emulated kernel code here.)"""
+    need_kvm()
+    view = fwcfg_view(machine, "kvm", KVM_CPU)
+    cmdline = f"console=ttyS0 earlyprintk=ttyS0 noxsave pvhfw.test={secrets.token_hex(8)}"
+    cmd = qemu_cmd(
+        machine=machine, accel="kvm", cpu=KVM_CPU, firmware=debian.firmware,
+        kernel=debian.vmlinux, initrd=debian.initramfs, append=cmdline,
+    )  # fmt: skip
+
+    def seen_all(text: str) -> bool:
+        # RAMDISK comes after the banner, the command line and the e820 map.
+        return bool(BANNER.search(text) and KERNEL_CMDLINE.search(text) and RAMDISK.search(text))
+
+    boot = run_until(cmd, until=seen_all)
+    record(request, boot, view)
+    assert not boot.run.timed_out, (
+        f"the early-boot lines (banner, Command line, BIOS-e820, RAMDISK) did not all appear "
+        f"within {BOOT_TIMEOUT:.0f}s under KVM:\n{boot.describe()}"
+    )
+    assert "KVM internal error" not in boot.run.stderr, boot.describe()
+    check_early_boot(boot, cmdline, view)
