@@ -19,7 +19,7 @@ installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'
 }
 
-packages=(qemu-system-x86 qemu-system-data busybox-static lz4 xz-utils binutils gcc make)
+packages=(qemu-system-x86 qemu-system-data busybox-static cpio lz4 xz-utils binutils gcc make)
 command -v python3 >/dev/null || packages+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
 

@@ -6,7 +6,7 @@ set -euo pipefail
 cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
 echo "test: ruff check"
 ruff check .
-echo "test: mypy builder firmware"
-mypy builder firmware
+echo "test: mypy builder firmware bench"
+mypy builder firmware bench
 echo "test: pytest"
 exec python3 -m pytest -ra "$@"

@@ -1,0 +1,1 @@
+"""Benchmarks of the firmware: `python3 -m bench.firmware` (see bench/firmware.py)."""

@@ -1,0 +1,136 @@
+"""Count what QEMU TCG's single-step exec log shows from reset to a kernel entry.
+
+The log is what `qemu-system-x86_64 -accel tcg -singlestep -d exec,nochain -D LOG` writes,
+with the `log` trace backend's events (Debian's QEMU 7.2 build) interleaved in the same file:
+
+    Trace 0: 0x7fd4b4000100 [00000000ffff0000/00000000fffffff0/00000040/ff000201]
+    memory_region_ops_write cpu 0 mr 0x55.. addr 0x510 value 0x0 size 2 name 'fwcfg'
+    fw_cfg_add_file 0x55.. #1: etc/e820 (40 bytes)
+
+A `Trace` line is printed when a translation block starts executing; with `-singlestep`
+every block is one guest instruction, and `nochain` makes every block go through the logging
+path. Its bracket holds cs_base / pc / flags / cflags, where pc is QEMU's x86 TB pc, the
+*linear* address (cs_base + eip): the kernel entry is where pc equals the PVH entry.
+
+`rep` string instructions: QEMU translates one iteration per block execution and, with
+`nochain` (no goto_tb, so `repz_opt` is on), leaves the loop as soon as the count reaches 0,
+so a rep with count n > 0 shows n lines and a rep with count 0 one line, the same count as the
+unicorn bench (tests/emu/machine.py). An instruction that faults after its line was printed
+and is restarted later would show twice (none of our code faults).
+
+Port accesses: memory_region_ops_read/write fire for every access dispatched to a
+non-RAM memory region, ports included; `addr` is the absolute address within its address
+space. The event does not name the address space, so an access is taken as a port access when
+it comes from a vCPU (cpu >= 0) and its address is below 0x10000: MMIO that low does not exist
+on pc, q35 or microvm (the first 64 KiB are RAM). An access that QEMU's memory core splits
+across regions counts once per piece. `cpu_in`/`cpu_out` are not used: they exist but fire
+only for QEMU's own cpu_inb()/cpu_outb() calls, not for guest `in`/`out`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+TRACE = b"Trace "
+OPS = b"memory_region_ops_"
+ADD_FILE = b"fw_cfg_add_file "
+PORT_LIMIT = 0x10000
+FWCFG_REGIONS = frozenset(("fwcfg", "fwcfg.dma"))
+
+# memory_region_ops_write cpu 0 mr 0x5635 addr 0x510 value 0x0 size 2 name 'fwcfg'
+_OPS_RE = re.compile(
+    rb"^memory_region_ops_(read|write) cpu (-?\d+) mr \S+ addr (0x[0-9a-fA-F]+) "
+    rb"value (0x[0-9a-fA-F]+) size (\d+) name '([^']*)'"
+)
+# fw_cfg_add_file 0x557e739cf920 #1: etc/e820 (40 bytes)
+_ADD_FILE_RE = re.compile(rb"^fw_cfg_add_file \S+ #\d+: (.*) \((\d+) bytes\)\s*$")
+
+
+def trace_pc(line: bytes) -> int:
+    """The pc (linear address) of a `Trace` line."""
+    start = line.index(b"[") + 1
+    fields = line[start:].split(b"/", 2)
+    if len(fields) < 3:
+        raise ValueError(f"not an exec-log Trace line: {line!r}")
+    return int(fields[1], 16)
+
+
+@dataclass
+class ExecCount:
+    """What one exec log showed. Counts are of the part before the entry (all of the log when
+    the entry never showed up)."""
+
+    entry: int
+    reached_entry: bool = False
+    instructions: int = 0  # Trace lines before the first at the entry
+    port_accesses: int = 0  # vCPU port accesses (memory_region_ops, addr < 0x10000)
+    fwcfg_accesses: int = 0  # ... of them, to the regions "fwcfg" and "fwcfg.dma"
+    ports_by_region: dict[str, int] = field(default_factory=dict)
+    same_pc_repeats: int = 0  # Trace lines at the pc of the line before (rep iterations)
+    trace_lines: int = 0  # every Trace line, entry and after included
+    fwcfg_files: dict[str, int] = field(default_factory=dict)  # fw_cfg_add_file: name -> size
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "entry": f"{self.entry:#x}",
+            "reached_entry": self.reached_entry,
+            "instructions": self.instructions,
+            "port_accesses": self.port_accesses,
+            "fwcfg_accesses": self.fwcfg_accesses,
+            "ports_by_region": dict(sorted(self.ports_by_region.items())),
+            "same_pc_repeats": self.same_pc_repeats,
+            "trace_lines": self.trace_lines,
+            "fwcfg_files": self.fwcfg_files,
+        }
+
+
+class ExecLogCounter:
+    """Feed it the log's lines (bytes, newline or not) in order; read `count`."""
+
+    def __init__(self, entry: int) -> None:
+        self.count = ExecCount(entry)
+        self._last_pc = -1
+
+    def feed(self, line: bytes) -> None:
+        count = self.count
+        if line.startswith(TRACE):
+            count.trace_lines += 1
+            if count.reached_entry:
+                return
+            pc = trace_pc(line)
+            if pc == count.entry:
+                count.reached_entry = True
+                return
+            count.instructions += 1
+            if pc == self._last_pc:
+                count.same_pc_repeats += 1
+            self._last_pc = pc
+        elif line.startswith(OPS):
+            if count.reached_entry:
+                return
+            m = _OPS_RE.match(line)
+            if m is None:
+                raise ValueError(f"unexpected memory_region_ops line: {line!r}")
+            cpu, addr, name = int(m.group(2)), int(m.group(3), 16), m.group(6).decode()
+            if cpu < 0 or addr >= PORT_LIMIT:
+                return
+            count.port_accesses += 1
+            count.ports_by_region[name] = count.ports_by_region.get(name, 0) + 1
+            if name in FWCFG_REGIONS:
+                count.fwcfg_accesses += 1
+        elif line.startswith(ADD_FILE):
+            m = _ADD_FILE_RE.match(line)
+            if m is not None:
+                count.fwcfg_files[m.group(1).decode()] = int(m.group(2))
+
+    def feed_lines(self, lines: Iterable[bytes]) -> ExecCount:
+        for line in lines:
+            self.feed(line)
+        return self.count
+
+
+def count_exec_log(lines: Iterable[bytes], entry: int) -> ExecCount:
+    return ExecLogCounter(entry).feed_lines(lines)

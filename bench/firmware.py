@@ -1,0 +1,1279 @@
+"""The firmware benchmark: reset -> kernel entry, counted three ways.
+
+    python3 -m bench.firmware [--runs N] [--json OUT] [--machines pc,q35,microvm]
+                              [--skip-kvm] [--skip-tcg] [--skip-emu] [--skip-seabios]
+                              [--seabios-runs M] [--warmup W] [--work-dir DIR]
+
+The kernel is tests/kernels' `exitfirst` (its first instructions end QEMU through
+isa-debug-exit with status 33), built from source; the images are build-fw's `pvh` variant
+and its `floor` variant (switch to 32-bit mode, jump: the baseline), both built for it.
+
+1. Emulator counts (tests/emu, unicorn): both images under SimFwCfg configured as QEMU 7.2
+   configures fw_cfg for `-M pc -m 128 -kernel exitfirst` with `-append` and a 4 KiB `-initrd`
+   (DMA, and I/O ports only), and for each machine exactly as in the TCG runs; instructions and
+   port accesses (all, fw_cfg only) from reset to the entry.
+2. TCG instruction counts from outside: `-accel tcg -singlestep -d exec,nochain` with the
+   `memory_region_ops_*` and `fw_cfg_add_file` trace events, streamed through a FIFO and counted
+   up to the first instruction at the kernel entry (bench/execlog.py): our two images and QEMU's
+   own firmwares (SeaBIOS + pvh.bin on pc/q35, qboot.rom on pc, bios-microvm.bin on microvm).
+3. KVM wall time of the whole QEMU process (fork to reap), runs alternating between the
+   firmwares (A B A B ...), min/median/max, peak RSS, and the ratio of medians ours/floor.
+   Under PVM (this machine's /dev/kvm) guest firmware runs in KVM's instruction emulator: the
+   tables say so.
+
+Markdown tables go to stdout, progress to stderr, every measurement to --json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from bench.execlog import ExecCount, ExecLogCounter
+from bench.profiles import PROFILES, load_segments, sim_fwcfg
+from builder.build import BuildResult, build
+from firmware.layout import BOOT_EVENT_FW_DO_BOOT, BOOT_EVENT_FW_START, PORT_BOOT_EVENT
+
+QEMU = "qemu-system-x86_64"
+MEMORY = "128"
+PORT_DEBUG_EXIT = 0xF4
+DEBUG_EXIT = f"isa-debug-exit,iobase={PORT_DEBUG_EXIT:#x},iosize=0x01"
+KVM_CPU = "qemu64,-cx16,-xsave"
+EXIT_STATUS = 33  # exitfirst writes 0x10 to 0xf4: (0x10 << 1) | 1
+QBOOT_ROM = "/usr/share/qemu/qboot.rom"
+MACHINES = ("pc", "q35", "microvm")
+NO_DMA = ("-global", "fw_cfg_io.dma_enabled=off")  # FW_CFG_ID without DMA: I/O ports only
+TCG_TRACE_EVENTS = ("memory_region_ops_read", "memory_region_ops_write", "fw_cfg_add_file")
+
+MAX_INSTRUCTIONS = 2000
+MAX_PORT_ACCESSES = 40
+MAX_KVM_RATIO = 1.05
+
+INITRD_SIZE = 4096
+CMDLINE = b"console=ttyS0 earlyprintk=serial"
+
+Accel = Literal["tcg", "kvm"]
+
+
+# ---- the firmwares ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Firmware:
+    key: str
+    label: str
+    machines: tuple[str, ...]
+    bios: str | None  # -bios argument; None: the machine's default firmware
+    ours: bool = False
+    extra: tuple[str, ...] = ()  # more QEMU arguments
+    kvm: bool = True  # part of the KVM timing (else TCG counts only)
+
+
+def firmwares(images: dict[str, Path]) -> list[Firmware]:
+    """Ours first, then QEMU's own, each with the machine types it applies to."""
+    return [
+        Firmware("pvh", "pvhfw", MACHINES, str(images["pvh"]), ours=True),
+        Firmware(
+            "pvh-nodma",
+            "pvhfw, fw_cfg DMA off",
+            MACHINES,
+            str(images["pvh"]),
+            ours=True,
+            extra=NO_DMA,
+            kvm=False,
+        ),
+        Firmware("floor", "floor (32-bit switch + jump)", MACHINES, str(images["floor"])),
+        Firmware("qboot", "qboot.rom + pvh.bin", ("pc",), QBOOT_ROM),
+        Firmware("seabios", "SeaBIOS + pvh.bin (default)", ("pc", "q35"), None),
+        Firmware("microvm-default", "bios-microvm.bin (qboot, default)", ("microvm",), None),
+    ]
+
+
+def qemu_command(
+    qemu: str,
+    machine: str,
+    bios: str | None,
+    kernel: Path,
+    accel: Accel,
+    log: Path | None = None,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """The command line of one run: the TCG form logs every instruction to `log`; the KVM
+    form, given `log`, logs the guest's writes there with wall-clock time stamps."""
+    cmd = [qemu, "-accel", accel]
+    if accel == "tcg":
+        if log is None:
+            raise ValueError("a TCG exec-log run needs a log path")
+        cmd += ["-singlestep", "-d", "exec,nochain", "-D", str(log)]
+        for event in TCG_TRACE_EVENTS:
+            cmd += ["-trace", event]
+    else:
+        cmd += ["-cpu", KVM_CPU]
+        if log is not None:  # boot events with wall-clock stamps (see parse_boot_events)
+            cmd += ["-msg", "timestamp=on", "-trace", "memory_region_ops_write", "-D", str(log)]
+    cmd += ["-M", machine, "-m", MEMORY]
+    if bios is not None:
+        cmd += ["-bios", bios]
+    cmd += ["-kernel", str(kernel), "-nographic", "-no-reboot", "-device", DEBUG_EXIT]
+    return cmd + list(extra)
+
+
+# ---- setup: kernel and images -----------------------------------------------------------
+
+
+@dataclass
+class Setup:
+    kernel: Path
+    entry: int
+    images: dict[str, Path]
+    builds: dict[str, BuildResult]
+    work: Path
+
+
+def prepare(work: Path) -> Setup:
+    from tests.kernels.build import build_kernel, elf_pvh_entry
+
+    kernel = build_kernel("exitfirst", work / "kernels")
+    entry = elf_pvh_entry(kernel)
+    data = kernel.read_bytes()
+    images: dict[str, Path] = {}
+    builds: dict[str, BuildResult] = {}
+    for variant in ("pvh", "floor"):
+        result = build(data, str(kernel), variant)
+        if result.kernel.entry != entry:
+            raise RuntimeError(f"build-fw and the ELF notes disagree on the entry of {kernel}")
+        path = work / f"{kernel.stem}-{variant}.bin"
+        path.write_bytes(result.image)
+        images[variant], builds[variant] = path, result
+    return Setup(kernel, entry, images, builds, work)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# ---- 1. emulator ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EmuConfig:
+    key: str
+    label: str
+    machine: str
+    cmdline: bytes | None
+    initrd_size: int
+    dma: bool
+    as_tcg: bool  # the fw_cfg of the TCG runs (no -append, no -initrd): comparable to them
+
+
+def emu_configs(machines: Sequence[str]) -> list[EmuConfig]:
+    initrd = f"{INITRD_SIZE // 1024} KiB -initrd"
+    configs = [
+        EmuConfig(
+            "pc-initrd-dma", f"pc, -append + {initrd}, DMA", "pc", CMDLINE, INITRD_SIZE, True, False
+        ),
+        EmuConfig(
+            "pc-initrd-pio",
+            f"pc, -append + {initrd}, I/O ports only (dma=False)",
+            "pc",
+            CMDLINE,
+            INITRD_SIZE,
+            False,
+            False,
+        ),
+    ]
+    for m in machines:
+        configs.append(EmuConfig(f"{m}-as-tcg", f"{m}, as the TCG runs", m, None, 0, True, True))
+        configs.append(
+            EmuConfig(
+                f"{m}-as-tcg-pio", f"{m}, as the TCG runs, dma=False", m, None, 0, False, True
+            )
+        )
+    return configs
+
+
+@dataclass
+class EmuResult:
+    config: str
+    label: str
+    machine: str
+    image: str
+    dma: bool
+    tcg_twin: str | None  # the TCG firmware key run with the same fw_cfg, if any
+    reached_entry: bool
+    error: str | None
+    instructions: int
+    port_accesses: int
+    fwcfg_accesses: int
+    dma_transfers: int
+    violations: list[str]
+    ports: list[str]  # "out 0x510/2" in order
+
+
+def run_emulator(setup: Setup, configs: Sequence[EmuConfig]) -> list[EmuResult]:
+    """Both images under every config; the floor, which never touches fw_cfg, only under the
+    DMA ones (its run is the same under any fw_cfg)."""
+    from tests.emu.machine import run_firmware
+
+    data = setup.kernel.read_bytes()
+    ram = load_segments(str(setup.kernel))
+    results = []
+    for config in configs:
+        for variant in ("pvh", "floor") if config.dma else ("pvh",):
+            b = setup.builds[variant]
+            initrd = bytes(range(256)) * (config.initrd_size // 256) if config.initrd_size else None
+            sim = sim_fwcfg(
+                PROFILES[config.machine],
+                b.kernel,
+                data,
+                cmdline=config.cmdline,
+                initrd=initrd,
+                dma=config.dma,
+            )
+            r = run_firmware(b.image, sim, stop_at=setup.entry, ram_init=ram)
+            twin = None
+            if config.as_tcg:
+                twin = variant if config.dma else f"{variant}-nodma"
+            results.append(
+                EmuResult(
+                    config=config.key,
+                    label=config.label,
+                    machine=config.machine,
+                    image=variant,
+                    dma=config.dma,
+                    tcg_twin=twin,
+                    reached_entry=r.stopped_at_entry,
+                    error=r.error,
+                    instructions=r.instructions,
+                    port_accesses=len(r.port_accesses),
+                    fwcfg_accesses=r.fwcfg_accesses,
+                    dma_transfers=len(sim.dma_log),
+                    violations=list(sim.violations),
+                    ports=[f"{a.direction} {a.port:#x}/{a.size}" for a in r.port_accesses],
+                )
+            )
+    return results
+
+
+# ---- 2. TCG exec log ----------------------------------------------------------------------
+
+
+@dataclass
+class TcgResult:
+    machine: str
+    firmware: str
+    cmd: list[str]
+    returncode: int | None  # None: killed at the timeout
+    seconds: float
+    count: ExecCount
+    stderr: str
+    emulator_instructions: int | None = None  # the emulator's count for the same fw_cfg
+    emulator_port_accesses: int | None = None
+    emulator_fwcfg_accesses: int | None = None
+    fwcfg_dir_matches_profile: bool | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == EXIT_STATUS and self.count.reached_entry
+
+    @property
+    def agrees(self) -> bool | None:
+        if self.emulator_instructions is None:
+            return None
+        return (
+            self.count.instructions == self.emulator_instructions
+            and self.count.port_accesses == self.emulator_port_accesses
+            and self.count.fwcfg_accesses == self.emulator_fwcfg_accesses
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "machine": self.machine,
+            "firmware": self.firmware,
+            "cmd": self.cmd,
+            "returncode": self.returncode,
+            "ok": self.ok,
+            "seconds": round(self.seconds, 3),
+            **self.count.to_json(),
+            "emulator_instructions": self.emulator_instructions,
+            "emulator_port_accesses": self.emulator_port_accesses,
+            "emulator_fwcfg_accesses": self.emulator_fwcfg_accesses,
+            "agrees_with_emulator": self.agrees,
+            "fwcfg_dir_matches_profile": self.fwcfg_dir_matches_profile,
+            "stderr": self.stderr[-2000:],
+        }
+
+
+def run_exec_log(
+    make_cmd: Callable[[Path], list[str]], entry: int, timeout: float
+) -> tuple[list[str], int | None, float, ExecCount, str]:
+    """Run QEMU with its log going into a FIFO that a thread counts as it comes: SeaBIOS logs
+    millions of lines, nothing is stored. Returns (cmd, returncode, seconds, count, stderr)."""
+    counter = ExecLogCounter(entry)
+    failure: list[BaseException] = []
+    with tempfile.TemporaryDirectory(prefix="bench-tcg-") as tmp:
+        fifo = Path(tmp) / "exec.log"
+        os.mkfifo(fifo)
+        cmd = make_cmd(fifo)
+
+        def reader() -> None:
+            try:
+                with open(fifo, "rb", buffering=1 << 20) as log:
+                    for line in log:
+                        counter.feed(line)
+            except BaseException as exc:  # reported after the run
+                failure.append(exc)
+                with open(fifo, "rb") as log:  # keep QEMU from blocking on a full FIFO
+                    while log.read(1 << 20):
+                        pass
+
+        thread = threading.Thread(target=reader, daemon=True)
+        thread.start()
+        with tempfile.TemporaryFile() as err:
+            start = time.perf_counter()
+            proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err
+            )
+            returncode: int | None
+            try:
+                returncode = proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                returncode = None
+            seconds = time.perf_counter() - start
+            err.seek(0)
+            stderr = err.read().decode("utf-8", "replace")
+        # A reader still waiting in open() (QEMU died before opening its log) gets EOF.
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join()
+    if failure:
+        raise RuntimeError(f"reading the exec log of {' '.join(cmd)} failed") from failure[0]
+    return cmd, returncode, seconds, counter.count, stderr
+
+
+def run_tcg(
+    setup: Setup,
+    machines: Sequence[str],
+    qemu: str,
+    emu: Sequence[EmuResult],
+    *,
+    seabios: bool,
+    timeout: float,
+    log: Callable[[str], None],
+) -> list[TcgResult]:
+    twins = {(r.machine, r.tcg_twin): r for r in emu if r.tcg_twin}
+    results = []
+    for machine in machines:
+        for fw in firmwares(setup.images):
+            if machine not in fw.machines or (fw.key == "seabios" and not seabios):
+                continue
+            log(f"[tcg] {machine} {fw.key} ...")
+            make_cmd = functools.partial(
+                qemu_command, qemu, machine, fw.bios, setup.kernel, "tcg", extra=fw.extra
+            )
+            cmd, rc, seconds, count, stderr = run_exec_log(make_cmd, setup.entry, timeout)
+            result = TcgResult(machine, fw.key, cmd, rc, seconds, count, stderr)
+            twin = twins.get((machine, fw.key))
+            if twin is not None:
+                result.emulator_instructions = twin.instructions
+                result.emulator_port_accesses = twin.port_accesses
+                result.emulator_fwcfg_accesses = twin.fwcfg_accesses
+            if fw.ours:
+                result.fwcfg_dir_matches_profile = (
+                    count.fwcfg_files == PROFILES[machine].directory()
+                )
+            log(
+                f"[tcg] {machine} {fw.key}: {count.instructions:,} instructions, "
+                f"{count.port_accesses} port accesses, status {rc}, {seconds:.1f} s"
+            )
+            results.append(result)
+    return results
+
+
+# ---- 3. KVM wall time -------------------------------------------------------------------
+
+
+def alternating_schedule(
+    subjects: Sequence[str], runs: dict[str, int], warmup: int = 0
+) -> list[tuple[int, str]]:
+    """(round, subject) in execution order: every round runs each subject once, and round r
+    starts r places further along (A B C, B C A, C A B, ...), so that no subject always
+    follows the same other one (a run's start-up can feel the previous QEMU's teardown); a
+    subject with fewer runs drops out after its last round; `warmup` rounds (numbered
+    -warmup..-1, one run of each subject with runs > 0) come first and are not measured."""
+    active = [s for s in subjects if runs.get(s, 0) > 0]
+    order = [(r, s) for r in range(-warmup, 0) for s in active]
+    for r in range(max((runs[s] for s in active), default=0)):
+        present = [s for s in active if r < runs[s]]
+        k = r % len(present)
+        order += [(r, s) for s in present[k:] + present[:k]]
+    return order
+
+
+@dataclass
+class KvmRun:
+    machine: str
+    firmware: str
+    round: int  # negative: warm-up, not in the statistics
+    seconds: float
+    returncode: int | None
+    maxrss_kib: int
+    stderr: str = ""
+    to_entry: float | None = None  # fork -> the kernel's first instruction (its exit write)
+    fw_to_entry: float | None = None  # fw_start (port 0xf5 = 1) -> the kernel's exit write
+
+    @property
+    def to_fw_start(self) -> float | None:
+        """Fork -> the firmware's first instruction: QEMU's start-up."""
+        if self.to_entry is None or self.fw_to_entry is None:
+            return None
+        return self.to_entry - self.fw_to_entry
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == EXIT_STATUS
+
+
+def timed_process(cmd: Sequence[str], timeout: float) -> tuple[float, int | None, int, str, float]:
+    """Wall time of the whole process (fork to reap), exit status (None: killed at the
+    timeout), peak RSS in KiB (getrusage of that child), stderr, and the wall-clock time
+    (time.time(), the clock of QEMU's `-msg timestamp=on`) just before the fork."""
+    lock = threading.Lock()
+    reaped = False
+    killed = False
+    with tempfile.TemporaryFile() as err:
+        wall_start = time.time()
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err
+        )
+
+        def kill() -> None:
+            nonlocal killed
+            with lock:
+                if not reaped:
+                    killed = True
+                    os.kill(proc.pid, signal.SIGKILL)
+
+        timer = threading.Timer(timeout, kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            with lock:
+                reaped = True
+            timer.cancel()
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        stderr = err.read().decode("utf-8", "replace")
+    return seconds, None if killed else proc.returncode, int(usage.ru_maxrss), stderr, wall_start
+
+
+@dataclass(frozen=True)
+class BootEvents:
+    """Wall-clock times (s since the epoch) of the guest's boot writes, from a KVM run's
+    `-msg timestamp=on -trace memory_region_ops_write` log: fw_start and fw_do_boot are the
+    qemu-boot-time events on port 0xf5 (1 and 5; only pvhfw and the floor write them), entry
+    is the first write to isa-debug-exit (0xf4), the kernel's first instruction."""
+
+    fw_start: float | None
+    fw_do_boot: float | None
+    entry: float | None
+
+
+# 4242@1795599458.408881:memory_region_ops_write cpu 0 mr 0x55.. addr 0xf5 value 0x1 size 1 ..
+_STAMPED_WRITE_RE = re.compile(
+    r"^\d+@(\d+\.\d+):memory_region_ops_write cpu (\d+) mr \S+ addr (0x[0-9a-fA-F]+) "
+    r"value (0x[0-9a-fA-F]+)"
+)
+
+
+def parse_boot_events(text: str) -> BootEvents:
+    """The first fw_start, fw_do_boot and isa-debug-exit writes of one vCPU-0 log."""
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        m = _STAMPED_WRITE_RE.match(line)
+        if m is None or m.group(2) != "0":
+            continue
+        stamp, addr, value = float(m.group(1)), int(m.group(3), 16), int(m.group(4), 16)
+        if addr == PORT_BOOT_EVENT and value == BOOT_EVENT_FW_START:
+            found.setdefault("fw_start", stamp)
+        elif addr == PORT_BOOT_EVENT and value == BOOT_EVENT_FW_DO_BOOT:
+            found.setdefault("fw_do_boot", stamp)
+        elif addr == PORT_DEBUG_EXIT:
+            found.setdefault("entry", stamp)
+    return BootEvents(found.get("fw_start"), found.get("fw_do_boot"), found.get("entry"))
+
+
+@dataclass(frozen=True)
+class Stats:
+    n: int
+    min: float
+    median: float
+    max: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Stats:
+        if not values:
+            raise ValueError("no values")
+        return cls(len(values), min(values), statistics.median(values), max(values))
+
+
+def ratio_of_medians(ours: Sequence[float], base: Sequence[float]) -> float:
+    return statistics.median(ours) / statistics.median(base)
+
+
+def run_kvm(
+    setup: Setup,
+    machines: Sequence[str],
+    qemu: str,
+    *,
+    runs: int,
+    seabios_runs: int,
+    context: bool,
+    warmup: int,
+    timeout: float,
+    log: Callable[[str], None],
+) -> tuple[list[KvmRun], list[KvmExits]]:
+    """The timed runs, then one traced run of each firmware for its exit count."""
+    out: list[KvmRun] = []
+    exits: list[KvmExits] = []
+    for machine in machines:
+        fws = {f.key: f for f in firmwares(setup.images) if machine in f.machines and f.kvm}
+        counts = {key: runs for key in ("pvh", "floor")}
+        if context:
+            counts.update({key: runs for key in ("qboot", "microvm-default") if key in fws})
+        if "seabios" in fws:
+            counts["seabios"] = seabios_runs
+        schedule = alternating_schedule([k for k in fws if k in counts], counts, warmup)
+        log(f"[kvm] {machine}: {len(schedule)} runs ({', '.join(counts)})")
+        for rnd, key in schedule:
+            events = setup.work / f"kvm-{machine}-{key}.log"
+            events.unlink(missing_ok=True)
+            cmd = qemu_command(qemu, machine, fws[key].bios, setup.kernel, "kvm", log=events)
+            seconds, rc, rss, stderr, wall_start = timed_process(cmd, timeout)
+            run = KvmRun(machine, key, rnd, seconds, rc, rss)
+            if events.exists():
+                ev = parse_boot_events(events.read_text(errors="replace"))
+                if ev.entry is not None:
+                    run.to_entry = ev.entry - wall_start
+                    if ev.fw_start is not None:
+                        run.fw_to_entry = ev.entry - ev.fw_start
+            if not run.ok:
+                run.stderr = stderr[-2000:]
+                log(f"[kvm] {machine} {key} round {rnd}: status {rc}\n{stderr[-500:]}")
+            out.append(run)
+        for key in dict.fromkeys(k for _, k in schedule):
+            exits.append(count_kvm_exits(qemu, machine, fws[key], setup.kernel, timeout))
+    return out, exits
+
+
+KVM_TRACE_EVENTS = ("kvm_run_exit", "memory_region_ops_read", "memory_region_ops_write")
+KVM_EXIT_REASONS = {
+    2: "io",
+    5: "hlt",
+    6: "mmio",
+    7: "irq_window_open",
+    8: "shutdown",
+    17: "internal_error",
+    24: "system_event",
+}
+_KVM_EXIT_RE = re.compile(r"^kvm_run_exit cpu_index (\d+), reason (\d+)")
+
+
+@dataclass
+class KvmExits:
+    """One extra, untimed run with QEMU's kvm_run_exit and memory_region_ops events (to
+    stderr): the exits to QEMU (userspace) by reason and the port accesses QEMU handled, over
+    the whole run (the kernel's exit write included: one exit, one access)."""
+
+    machine: str
+    firmware: str
+    returncode: int | None
+    exits: dict[str, int]
+    port_accesses: int
+
+    @property
+    def total_exits(self) -> int:
+        return sum(self.exits.values())
+
+
+def parse_kvm_trace(text: str) -> tuple[dict[str, int], int]:
+    """(exits by reason name, vCPU port accesses) from QEMU's trace output."""
+    exits: dict[str, int] = {}
+    ports = ExecLogCounter(entry=-1)  # no Trace lines: counts every port access
+    for line in text.splitlines():
+        m = _KVM_EXIT_RE.match(line)
+        if m:
+            reason = int(m.group(2))
+            name = KVM_EXIT_REASONS.get(reason, str(reason))
+            exits[name] = exits.get(name, 0) + 1
+        elif line.startswith("memory_region_ops_"):
+            ports.feed(line.encode())
+    return exits, ports.count.port_accesses
+
+
+def count_kvm_exits(
+    qemu: str, machine: str, fw: Firmware, kernel: Path, timeout: float
+) -> KvmExits:
+    cmd = qemu_command(qemu, machine, fw.bios, kernel, "kvm")
+    for event in KVM_TRACE_EVENTS:
+        cmd += ["-trace", event]
+    _, rc, _, stderr, _ = timed_process(cmd, timeout)
+    exits, ports = parse_kvm_trace(stderr)
+    return KvmExits(machine, fw.key, rc, exits, ports)
+
+
+@dataclass(frozen=True)
+class KvmSummary:
+    machine: str
+    firmware: str
+    failed: int
+    seconds: Stats | None
+    maxrss_kib: Stats | None
+    ratio_to_floor: float | None
+    delta_to_floor_ms: float | None  # median minus the floor's median
+    exits: int | None = None  # userspace exits in the traced run
+    port_accesses: int | None = None  # port accesses in the traced run
+    to_entry: Stats | None = None  # fork -> kernel entry
+    to_entry_ratio: float | None = None  # of medians, over the floor's
+    to_entry_delta_ms: float | None = None
+    fw_to_entry: Stats | None = None  # fw_start -> kernel entry (pvhfw and floor only)
+    startup: Stats | None = None  # fork -> fw_start (pvhfw and floor only)
+    # (S + median fw_start -> entry) / (S + the floor's), S = the median fork -> fw_start of
+    # the runs of both: see firmware_ratio()
+    firmware_ratio: float | None = None
+
+
+def firmware_ratio(
+    startup: Sequence[float], ours: Sequence[float], floor: Sequence[float]
+) -> float:
+    """Fork -> entry, ours over the floor's, with QEMU's start-up (fork -> fw_start) taken
+    from the runs of both: nothing before the firmware's first instruction depends on which
+    firmware it is (both images are 64 KiB files), so the start-up's spread, which on a noisy
+    machine is far wider than the firmware's own time, is common to both sides."""
+    s = statistics.median(startup)
+    return (s + statistics.median(ours)) / (s + statistics.median(floor))
+
+
+def summarize_kvm(runs: Sequence[KvmRun], exits: Sequence[KvmExits] = ()) -> list[KvmSummary]:
+    """Per (machine, firmware), measured rounds only; the ratio is of medians over the floor."""
+    traced = {(e.machine, e.firmware): e for e in exits}
+    keys = list(dict.fromkeys((r.machine, r.firmware) for r in runs))
+    good: dict[tuple[str, str], list[KvmRun]] = {
+        k: [r for r in runs if (r.machine, r.firmware) == k and r.round >= 0 and r.ok] for k in keys
+    }
+    out = []
+    for machine, fw in keys:
+        mine = good[(machine, fw)]
+        floor = good.get((machine, "floor"), [])
+        failed = sum(1 for r in runs if (r.machine, r.firmware) == (machine, fw) and not r.ok)
+        secs = [r.seconds for r in mine]
+        floor_secs = [r.seconds for r in floor]
+        ratio = delta = None
+        if secs and floor_secs:
+            ratio = ratio_of_medians(secs, floor_secs)
+            delta = (statistics.median(secs) - statistics.median(floor_secs)) * 1e3
+        entry = [r.to_entry for r in mine if r.to_entry is not None]
+        floor_entry = [r.to_entry for r in floor if r.to_entry is not None]
+        fw_entry = [r.fw_to_entry for r in mine if r.fw_to_entry is not None]
+        floor_fw = [r.fw_to_entry for r in floor if r.fw_to_entry is not None]
+        startup = [r.to_fw_start for r in mine if r.to_fw_start is not None]
+        pooled = [r.to_fw_start for r in [*mine, *floor] if r.to_fw_start is not None]
+        fw_ratio = None
+        if fw_entry and floor_fw and fw != "floor":
+            fw_ratio = firmware_ratio(pooled, fw_entry, floor_fw)
+        e_ratio = e_delta = None
+        if entry and floor_entry:
+            e_ratio = ratio_of_medians(entry, floor_entry)
+            e_delta = (statistics.median(entry) - statistics.median(floor_entry)) * 1e3
+        t = traced.get((machine, fw))
+        out.append(
+            KvmSummary(
+                machine,
+                fw,
+                failed,
+                Stats.of(secs) if secs else None,
+                Stats.of([float(r.maxrss_kib) for r in mine]) if mine else None,
+                ratio,
+                delta,
+                None if t is None else t.total_exits,
+                None if t is None else t.port_accesses,
+                Stats.of(entry) if entry else None,
+                e_ratio,
+                e_delta,
+                Stats.of(fw_entry) if fw_entry else None,
+                Stats.of(startup) if startup else None,
+                1.0 if fw == "floor" and fw_entry else fw_ratio,
+            )
+        )
+    return out
+
+
+# ---- the report -------------------------------------------------------------------------
+
+
+def kvm_backend() -> str:
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "none"
+    for module in ("kvm_pvm", "kvm_intel", "kvm_amd"):
+        if Path("/sys/module", module).exists():
+            return module
+    return "unknown"
+
+
+def kvm_label(backend: str) -> str:
+    if backend == "kvm_pvm":
+        return "KVM (PVM-emulated here, not hardware)"
+    if backend in ("kvm_intel", "kvm_amd"):
+        return f"KVM (hardware, {backend})"
+    return f"KVM ({backend})"
+
+
+def qemu_version(qemu: str) -> str:
+    try:
+        out = subprocess.run([qemu, "--version"], capture_output=True, text=True, check=False)
+    except OSError:
+        return "not found"
+    return out.stdout.splitlines()[0] if out.stdout else "unknown"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def _fw_label(key: str) -> str:
+    return next(fw.label for fw in firmwares({"pvh": Path(), "floor": Path()}) if fw.key == key)
+
+
+@dataclass
+class Verdict:
+    name: str
+    limit: str
+    measured: str
+    met: bool | None  # None: not measured
+
+
+def verdicts(
+    emu: Sequence[EmuResult], tcg: Sequence[TcgResult], kvm: Sequence[KvmSummary]
+) -> list[Verdict]:
+    out = []
+    ours_emu = [r for r in emu if r.image == "pvh" and r.dma]
+    if ours_emu:
+        worst_i = max(ours_emu, key=lambda r: r.instructions)
+        worst_p = max(ours_emu, key=lambda r: r.port_accesses)
+        ok = all(r.reached_entry and r.error is None for r in ours_emu)
+        out.append(
+            Verdict(
+                "instructions, reset -> entry (emulator, DMA configs, max)",
+                f"<= {MAX_INSTRUCTIONS:,}",
+                f"{worst_i.instructions:,} ({worst_i.config})",
+                ok and worst_i.instructions <= MAX_INSTRUCTIONS,
+            )
+        )
+        out.append(
+            Verdict(
+                "port accesses, reset -> entry (emulator, DMA configs, max)",
+                f"<= {MAX_PORT_ACCESSES}",
+                f"{worst_p.port_accesses} ({worst_p.config})",
+                ok and worst_p.port_accesses <= MAX_PORT_ACCESSES,
+            )
+        )
+    ours_tcg = [r for r in tcg if r.firmware == "pvh"]
+    if ours_tcg:
+        worst = max(ours_tcg, key=lambda r: r.count.instructions)
+        worst_p2 = max(ours_tcg, key=lambda r: r.count.port_accesses)
+        ok = all(r.ok for r in ours_tcg)
+        out.append(
+            Verdict(
+                "instructions, reset -> entry (QEMU TCG exec log, max)",
+                f"<= {MAX_INSTRUCTIONS:,}",
+                f"{worst.count.instructions:,} ({worst.machine})",
+                ok and worst.count.instructions <= MAX_INSTRUCTIONS,
+            )
+        )
+        out.append(
+            Verdict(
+                "port accesses, reset -> entry (QEMU trace events, max)",
+                f"<= {MAX_PORT_ACCESSES}",
+                f"{worst_p2.count.port_accesses} ({worst_p2.machine})",
+                ok and worst_p2.count.port_accesses <= MAX_PORT_ACCESSES,
+            )
+        )
+    for s in kvm:
+        if s.firmware == "pvh":
+            out.append(
+                Verdict(
+                    f"KVM, QEMU fork -> kernel entry, pvhfw / floor, {s.machine} "
+                    "(common start-up; direct ratio of medians in brackets)",
+                    f"<= {MAX_KVM_RATIO:.2f}x",
+                    "-"
+                    if s.firmware_ratio is None
+                    else f"{s.firmware_ratio:.3f}x"
+                    + ("" if s.to_entry_ratio is None else f" ({s.to_entry_ratio:.3f}x)"),
+                    None
+                    if s.firmware_ratio is None
+                    else s.firmware_ratio <= MAX_KVM_RATIO and s.failed == 0,
+                )
+            )
+    return out
+
+
+def render(
+    meta: dict[str, Any],
+    emu: Sequence[EmuResult],
+    tcg: Sequence[TcgResult],
+    kvm: Sequence[KvmSummary],
+    verdict: Sequence[Verdict],
+) -> str:
+    rows: list[list[object]]
+    lines = [
+        "# Firmware benchmark: reset -> kernel entry",
+        "",
+        f"{meta['qemu_version']}; kernel `exitfirst` (PVH entry {meta['entry']}, ends QEMU "
+        f"with status 33 at its first instruction); `-m {MEMORY}`; {meta['date']}.",
+        "",
+    ]
+    if emu:
+        lines += ["## Emulator counts (unicorn bench, tests/emu), reset -> kernel entry", ""]
+        lines += [
+            "fw_cfg as QEMU 7.2 sets it for `-kernel exitfirst` on that machine "
+            f"(`-append` = `{CMDLINE.decode()}`); a rep iteration counts once.",
+            "",
+        ]
+        rows = [
+            [
+                r.label,
+                r.image,
+                f"{r.instructions:,}",
+                r.port_accesses,
+                r.fwcfg_accesses,
+                r.dma_transfers,
+                "yes" if r.reached_entry and r.error is None else f"NO: {r.error}",
+            ]
+            for r in emu
+        ]
+        lines += _table(
+            [
+                "fw_cfg",
+                "image",
+                "instructions",
+                "port accesses",
+                "of them fw_cfg",
+                "DMA transfers",
+                "reached entry",
+            ],
+            rows,
+        )
+        lines.append("")
+    if tcg:
+        lines += ["## TCG instruction counts, reset -> kernel entry", ""]
+        lines += [
+            "`qemu-system-x86_64 -accel tcg -singlestep -d exec,nochain -M <machine> -m 128 "
+            "[-bios <fw>] -kernel exitfirst -nographic -no-reboot -device "
+            f"{DEBUG_EXIT}`: exec-log `Trace` lines before the first at the entry "
+            "(a rep iteration counts once); port accesses: `-trace "
+            "memory_region_ops_read/write` events from the vCPU below 0x10000.",
+            "",
+        ]
+        rows = []
+        for r in tcg:
+            c = r.count
+            emu_cell = "-"
+            if r.emulator_instructions is not None:
+                emu_cell = (
+                    f"{r.emulator_instructions:,} / {r.emulator_port_accesses} / "
+                    f"{r.emulator_fwcfg_accesses}: " + ("agrees" if r.agrees else "DIFFERS")
+                )
+            status = "ok" if r.ok else f"status {r.returncode}, entry {c.reached_entry}"
+            rows.append(
+                [
+                    _fw_label(r.firmware),
+                    r.machine,
+                    f"{c.instructions:,}",
+                    c.port_accesses,
+                    c.fwcfg_accesses,
+                    emu_cell,
+                    status,
+                ]
+            )
+        lines += _table(
+            [
+                "firmware",
+                "machine",
+                "instructions",
+                "port accesses",
+                "of them fw_cfg",
+                "emulator (instr / ports / fw_cfg)",
+                "run",
+            ],
+            rows,
+        )
+        lines.append("")
+        mism = [r for r in tcg if r.fwcfg_dir_matches_profile is False]
+        if mism:
+            lines += [
+                f"Warning: QEMU's fw_cfg directory differs from bench/profiles.py on "
+                f"{', '.join(r.machine for r in mism)}: the emulator rows above are not "
+                "the same configuration.",
+                "",
+            ]
+    if kvm:
+        label = kvm_label(meta["kvm_backend"])
+        lines += [
+            f"## {label} wall times: whole QEMU process to the kernel's first instruction",
+            "",
+        ]
+        lines += [
+            f"`-accel kvm -cpu {KVM_CPU} -M <machine> -m 128 [-bios <fw>] -kernel exitfirst "
+            f"-nographic -no-reboot -device {DEBUG_EXIT} -msg timestamp=on -trace "
+            "memory_region_ops_write -D <log>`; runs alternate between the firmwares, "
+            f"{meta['warmup']} warm-up round(s) not counted. Fork -> entry: from just before "
+            "the fork to the time stamp QEMU logs for the kernel's first instruction (its "
+            "isa-debug-exit write): QEMU start-up plus firmware. fw_start -> entry: from the "
+            "firmware's first instruction (its port 0xf5 write) to the same stamp; only "
+            "pvhfw and the floor write 0xf5. Nothing before fw_start depends on the firmware, "
+            "yet QEMU's start-up here is bimodal (clusters a host tick, 4 ms, apart), so the "
+            "direct ratio of medians swings by several percent from one run of this benchmark "
+            "to the next; the last column takes the start-up (fork -> fw_start, median of the "
+            "runs of both) as common: (start-up + fw_start -> entry) over the floor's.",
+            "",
+        ]
+        rows = []
+        for s in kvm:
+            e, f = s.to_entry, s.fw_to_entry
+            if e is None:
+                continue
+            rows.append(
+                [
+                    s.machine,
+                    _fw_label(s.firmware),
+                    e.n,
+                    f"{e.min * 1e3:.2f}",
+                    f"{e.median * 1e3:.2f}",
+                    f"{e.max * 1e3:.2f}",
+                    "-" if s.to_entry_ratio is None else f"{s.to_entry_ratio:.3f}x",
+                    "-" if s.to_entry_delta_ms is None else f"{s.to_entry_delta_ms:+.2f}",
+                    "-" if s.startup is None else f"{s.startup.median * 1e3:.2f}",
+                    "-" if f is None else f"{f.median * 1e6:,.0f}",
+                    "-" if s.firmware_ratio is None else f"{s.firmware_ratio:.3f}x",
+                ]
+            )
+        lines += _table(
+            [
+                "machine",
+                "firmware",
+                "runs",
+                "fork -> entry, min ms",
+                "median ms",
+                "max ms",
+                "median / floor",
+                "median - floor, ms",
+                "fork -> fw_start, median ms",
+                "fw_start -> entry, median us",
+                "/ floor, common start-up",
+            ],
+            rows,
+        )
+        lines += [
+            "",
+            "The same runs, fork to reap (start-up, firmware, kernel's first instruction, "
+            "QEMU's exit and teardown):",
+            "",
+        ]
+        rows = []
+        for s in kvm:
+            t, rss = s.seconds, s.maxrss_kib
+            traced = "-" if s.exits is None else f"{s.exits} / {s.port_accesses}"
+            if t is None:
+                failed: list[object] = [s.machine, _fw_label(s.firmware), f"0 ({s.failed} failed)"]
+                rows.append([*failed, *["-"] * 6, traced])
+                continue
+            rows.append(
+                [
+                    s.machine,
+                    _fw_label(s.firmware),
+                    f"{t.n}" + (f" ({s.failed} failed)" if s.failed else ""),
+                    f"{t.min * 1e3:.1f}",
+                    f"{t.median * 1e3:.1f}",
+                    f"{t.max * 1e3:.1f}",
+                    "-" if rss is None else f"{rss.median / 1024:.1f}",
+                    "-" if s.ratio_to_floor is None else f"{s.ratio_to_floor:.3f}x",
+                    "-" if s.delta_to_floor_ms is None else f"{s.delta_to_floor_ms:+.1f}",
+                    traced,
+                ]
+            )
+        lines += _table(
+            [
+                "machine",
+                "firmware",
+                "runs",
+                "min ms",
+                "median ms",
+                "max ms",
+                "peak RSS MiB (median)",
+                "median / floor",
+                "median - floor, ms",
+                "exits to QEMU / port accesses (1 traced run)",
+            ],
+            rows,
+        )
+        lines += [
+            "",
+            "Exits and port accesses come from one extra, untimed run with `-trace kvm_run_exit "
+            "-trace memory_region_ops_*` and cover the whole run (the kernel's exit write is one "
+            "of each); a `rep ins`/`outs` is one exit for all its iterations.",
+        ]
+        lines.append("")
+    if verdict:
+        lines += ["## Targets", ""]
+        rows = [
+            [
+                v.name,
+                v.limit,
+                v.measured,
+                "not measured" if v.met is None else ("met" if v.met else "MISSED"),
+            ]
+            for v in verdict
+        ]
+        lines += _table(["target", "limit", "measured", ""], rows)
+        lines.append("")
+    return "\n".join(lines)
+
+
+def report_json(
+    meta: dict[str, Any],
+    emu: Sequence[EmuResult],
+    tcg: Sequence[TcgResult],
+    kvm_runs: Sequence[KvmRun],
+    kvm_exits: Sequence[KvmExits],
+    kvm: Sequence[KvmSummary],
+    verdict: Sequence[Verdict],
+) -> dict[str, Any]:
+    return {
+        "format": 1,
+        "meta": meta,
+        "emulator": [asdict(r) for r in emu],
+        "tcg": [r.to_json() for r in tcg],
+        "kvm": {
+            "label": kvm_label(meta["kvm_backend"]) if kvm_runs else None,
+            "runs": [{**asdict(r), "seconds": round(r.seconds, 6), "ok": r.ok} for r in kvm_runs],
+            "traced_runs": [{**asdict(e), "total_exits": e.total_exits} for e in kvm_exits],
+            "summary": [asdict(s) for s in kvm],
+        },
+        "targets": [asdict(v) for v in verdict],
+    }
+
+
+# ---- main -------------------------------------------------------------------------------
+
+
+@dataclass
+class Options:
+    runs: int = 30
+    json: Path | None = None
+    machines: list[str] = field(default_factory=lambda: list(MACHINES))
+    skip_kvm: bool = False
+    skip_tcg: bool = False
+    skip_emu: bool = False
+    skip_seabios: bool = False
+    seabios_runs: int = 3
+    no_context: bool = False
+    warmup: int = 1
+    work_dir: Path | None = None
+    qemu: str = QEMU
+    timeout: float = 600.0
+
+
+def parse_args(argv: Sequence[str] | None = None) -> Options:
+    p = argparse.ArgumentParser(
+        prog="python3 -m bench.firmware",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--runs", type=int, default=30, help="KVM runs per firmware (default 30)")
+    p.add_argument("--json", type=Path, help="write every measurement here")
+    p.add_argument(
+        "--machines",
+        default=",".join(MACHINES),
+        help="comma-separated machine types (default pc,q35,microvm)",
+    )
+    p.add_argument("--skip-kvm", action="store_true", help="no KVM wall-time runs")
+    p.add_argument("--skip-tcg", action="store_true", help="no TCG exec-log counts")
+    p.add_argument("--skip-emu", action="store_true", help="no emulator counts")
+    p.add_argument(
+        "--skip-seabios",
+        action="store_true",
+        help="no SeaBIOS TCG count (millions of logged instructions)",
+    )
+    p.add_argument(
+        "--seabios-runs",
+        type=int,
+        default=3,
+        help="KVM runs of SeaBIOS (~3.5 s each under PVM; default 3; 0: skipped)",
+    )
+    p.add_argument(
+        "--no-context",
+        action="store_true",
+        help="KVM: only pvhfw and the floor (no qboot / bios-microvm.bin)",
+    )
+    p.add_argument("--warmup", type=int, default=1, help="unmeasured KVM rounds first")
+    p.add_argument("--work-dir", type=Path, help="keep the kernel and images here")
+    p.add_argument("--qemu", default=QEMU, help="QEMU binary (default qemu-system-x86_64)")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds per QEMU run")
+    a = p.parse_args(argv)
+    machines = [m.strip() for m in a.machines.split(",") if m.strip()]
+    unknown = [m for m in machines if m not in MACHINES]
+    if unknown or not machines:
+        p.error(f"--machines: choose from {','.join(MACHINES)}")
+    if a.runs < 1 or a.seabios_runs < 0 or a.warmup < 0:
+        p.error("--runs must be >= 1, --seabios-runs and --warmup >= 0")
+    return Options(
+        a.runs,
+        a.json,
+        machines,
+        a.skip_kvm,
+        a.skip_tcg,
+        a.skip_emu,
+        a.skip_seabios,
+        a.seabios_runs,
+        a.no_context,
+        a.warmup,
+        a.work_dir,
+        a.qemu,
+        a.timeout,
+    )
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    opts = parse_args(argv)
+    started = time.perf_counter()
+    qemu_path = shutil.which(opts.qemu)
+    need_qemu = not (opts.skip_tcg and opts.skip_kvm)
+    if need_qemu and qemu_path is None:
+        _log(f"{opts.qemu} not found: install qemu-system-x86 or pass --skip-tcg --skip-kvm")
+        return 2
+    backend = kvm_backend()
+    skip_kvm = opts.skip_kvm
+    if not skip_kvm and backend == "none":
+        _log("[kvm] /dev/kvm missing or not accessible: KVM runs skipped")
+        skip_kvm = True
+
+    with contextlib.ExitStack() as stack:
+        if opts.work_dir is None:
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-fw-")))
+        else:
+            work = opts.work_dir
+            work.mkdir(parents=True, exist_ok=True)
+        setup = prepare(work)
+        meta: dict[str, Any] = {
+            "command": [
+                "python3",
+                "-m",
+                "bench.firmware",
+                *(sys.argv[1:] if argv is None else argv),
+            ],
+            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "host": {
+                "platform": platform.platform(),
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+            },
+            "qemu": qemu_path,
+            "qemu_version": qemu_version(opts.qemu) if qemu_path else "not used",
+            "kvm_backend": backend,
+            "kernel": str(setup.kernel),
+            "entry": f"{setup.entry:#x}",
+            "images": {
+                v: {"size": p.stat().st_size, "sha256": _sha256(p)} for v, p in setup.images.items()
+            },
+            "machines": opts.machines,
+            "runs": opts.runs,
+            "seabios_runs": opts.seabios_runs,
+            "warmup": opts.warmup,
+            "targets": {
+                "instructions": MAX_INSTRUCTIONS,
+                "port_accesses": MAX_PORT_ACCESSES,
+                "kvm_ratio": MAX_KVM_RATIO,
+            },
+        }
+
+        emu: list[EmuResult] = []
+        if not opts.skip_emu or not opts.skip_tcg:  # TCG rows compare with the emulator
+            _log("[emu] running the unicorn bench ...")
+            emu = run_emulator(setup, emu_configs(opts.machines))
+        tcg: list[TcgResult] = []
+        if not opts.skip_tcg:
+            assert qemu_path is not None
+            tcg = run_tcg(
+                setup,
+                opts.machines,
+                qemu_path,
+                emu,
+                seabios=not opts.skip_seabios,
+                timeout=opts.timeout,
+                log=_log,
+            )
+        kvm_runs: list[KvmRun] = []
+        kvm_exits: list[KvmExits] = []
+        if not skip_kvm:
+            assert qemu_path is not None
+            kvm_runs, kvm_exits = run_kvm(
+                setup,
+                opts.machines,
+                qemu_path,
+                runs=opts.runs,
+                seabios_runs=opts.seabios_runs,
+                context=not opts.no_context,
+                warmup=opts.warmup,
+                timeout=opts.timeout,
+                log=_log,
+            )
+    if opts.skip_emu:
+        emu_shown: list[EmuResult] = []
+    else:
+        emu_shown = emu
+    kvm = summarize_kvm(kvm_runs, kvm_exits)
+    verdict = verdicts(emu_shown, tcg, kvm)
+    meta["duration_s"] = round(time.perf_counter() - started, 1)
+    print(render(meta, emu_shown, tcg, kvm, verdict))
+    print(f"(benchmark took {meta['duration_s']} s)")
+    if opts.json is not None:
+        data = report_json(meta, emu_shown, tcg, kvm_runs, kvm_exits, kvm, verdict)
+        opts.json.write_text(json.dumps(data, indent=1) + "\n")
+        _log(f"wrote {opts.json}")
+    failed = [r for r in tcg if r.firmware in ("pvh", "floor") and not r.ok]
+    failed_kvm = [r for r in kvm_runs if r.firmware in ("pvh", "floor") and not r.ok]
+    return 1 if failed or failed_kvm or any(r.error for r in emu_shown) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

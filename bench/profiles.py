@@ -1,0 +1,126 @@
+"""What QEMU 7.2 puts in fw_cfg for `-M <machine> -m 128 -kernel <PVH ELF>`, for the unicorn
+bench: the file directory (names and sizes, read from `-trace fw_cfg_add_file` of Debian's
+7.2.22 with `-nographic -no-reboot -device isa-debug-exit` and a custom `-bios`), the e820
+table (as pvhcheck reads it from "etc/e820") and the ACPI reserve that places the initrd.
+
+The firmware's instruction count depends on these: `fwcfg_find` walks the sorted directory up
+to "etc/e820" and `memmap_build` converts every e820 entry. File contents other than etc/e820
+and etc/boot-fail-wait do not matter to the firmware and are zeros here. `bench.firmware`
+compares each directory with the one QEMU traces during the TCG run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from elftools.elf.elffile import ELFFile
+
+from builder.kernel import Kernel
+from tests.emu.fwcfg import SimFwCfg
+
+MiB = 1 << 20
+RAM_SIZE = 128 * MiB
+E820_RAM, E820_RESERVED = 1, 2
+# QEMU 7.2 pc/q35: the AMD HyperTransport hole [1012 GiB, 1024 GiB), always reserved.
+HT_HOLE = (0xFD_0000_0000, 0x3_0000_0000, E820_RESERVED)
+
+
+@dataclass(frozen=True)
+class MachineProfile:
+    name: str
+    e820: tuple[tuple[int, int, int], ...]
+    files: tuple[tuple[str, int], ...]  # every fw_cfg file but etc/e820, with its size
+    acpi_data_size: int  # x86_load_linux: initrd_max = below_4g - acpi_data_size - 1
+
+    def directory(self) -> dict[str, int]:
+        """name -> size, as QEMU's fw_cfg_add_file trace lists them (etc/e820 included)."""
+        files = dict(self.files)
+        files["etc/e820"] = len(self.e820) * 20
+        return files
+
+
+_PC_FILES = (
+    ("bios-geometry", 0),
+    ("bootorder", 21),
+    ("etc/acpi/rsdp", 20),
+    ("etc/acpi/tables", 131072),
+    ("etc/boot-fail-wait", 4),
+    ("etc/smbios/smbios-anchor", 31),
+    ("etc/smbios/smbios-tables", 321),
+    ("etc/system-states", 6),
+    ("etc/table-loader", 4096),
+    ("etc/tpm/log", 0),
+    ("genroms/kvmvapic.bin", 9216),
+    ("genroms/pvh.bin", 1536),
+)
+_Q35_FILES = (
+    ("bios-geometry", 0),
+    ("bootorder", 21),
+    ("etc/acpi/rsdp", 20),
+    ("etc/acpi/tables", 131072),
+    ("etc/boot-fail-wait", 4),
+    ("etc/smbios/smbios-anchor", 31),
+    ("etc/smbios/smbios-tables", 309),
+    ("etc/smi/features-ok", 1),
+    ("etc/smi/requested-features", 8),
+    ("etc/smi/supported-features", 8),
+    ("etc/system-states", 6),
+    ("etc/table-loader", 4096),
+    ("etc/tpm/log", 0),
+    ("genroms/kvmvapic.bin", 9216),
+    ("genroms/pvh.bin", 1536),
+)
+_MICROVM_FILES = (
+    ("bios-geometry", 0),
+    ("bootorder", 21),
+    ("etc/acpi/rsdp", 36),
+    ("etc/acpi/tables", 738),
+    ("etc/boot-fail-wait", 4),
+    ("etc/fdt", 1048576),
+    ("etc/table-loader", 1664),
+    ("genroms/pvh.bin", 1536),
+)
+
+PROFILES: dict[str, MachineProfile] = {
+    "pc": MachineProfile("pc", (HT_HOLE, (0, RAM_SIZE, E820_RAM)), _PC_FILES, 0x28000),
+    "q35": MachineProfile("q35", (HT_HOLE, (0, RAM_SIZE, E820_RAM)), _Q35_FILES, 0x28000),
+    "microvm": MachineProfile("microvm", ((0, RAM_SIZE, E820_RAM),), _MICROVM_FILES, 0),
+}
+
+
+def load_segments(kernel_path: str) -> dict[int, bytes]:
+    """paddr -> bytes of every PT_LOAD segment of the ELF, zero-filled to p_memsz."""
+    ram: dict[int, bytes] = {}
+    with open(kernel_path, "rb") as f:
+        elf = ELFFile(f)
+        for seg in elf.iter_segments():
+            if seg["p_type"] == "PT_LOAD" and seg["p_memsz"]:
+                ram[seg["p_paddr"]] = seg.data().ljust(seg["p_memsz"], b"\0")
+    return ram
+
+
+def sim_fwcfg(
+    profile: MachineProfile,
+    kernel: Kernel,
+    kernel_data: bytes,
+    *,
+    cmdline: bytes | None = None,
+    initrd: bytes | None = None,
+    dma: bool = True,
+) -> SimFwCfg:
+    """SimFwCfg as QEMU 7.2 sets it for this machine, `-m 128`, `-kernel` (PVH) and the
+    optional `-append` / `-initrd`."""
+    extra = {name: bytes(size) for name, size in profile.files if name != "etc/boot-fail-wait"}
+    return SimFwCfg.for_pvh_boot(
+        ram_below_4g=RAM_SIZE,
+        kernel_entry=kernel.entry,
+        kernel_addr=kernel.load_addr,
+        kernel_size=kernel.load_size,
+        cmdline=cmdline,
+        initrd=initrd,
+        e820=list(profile.e820),
+        setup_data=kernel_data[:8192],
+        acpi_data_size=profile.acpi_data_size,
+        extra_files=extra,
+        dma=dma,
+    )

@@ -1,0 +1,215 @@
+"""The firmware benchmark's instrument (bench/): its parsers, its schedule, its statistics,
+and short real runs of it under QEMU TCG and KVM."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import firmware as bench
+from bench.execlog import count_exec_log
+from tests.support import need_kvm, need_qemu
+
+# ---- exec log (TCG -singlestep -d exec,nochain with trace events) ------------------------
+
+ENTRY = 0x200000
+
+
+def _trace(pc: int) -> bytes:
+    return f"Trace 0: 0x7fd4b4000100 [00000000ffff0000/{pc:016x}/00000040/ff000201]".encode()
+
+
+def _ops(kind: str, addr: int, name: str, cpu: int = 0) -> bytes:
+    return (
+        f"memory_region_ops_{kind} cpu {cpu} mr 0x5635 addr {addr:#x} value 0x0 size 2 "
+        f"name '{name}'"
+    ).encode()
+
+
+def test_exec_log_counts_up_to_the_entry() -> None:
+    log = [
+        _trace(0xFFFFFFF0),
+        _trace(0xFFFFFF05),
+        _ops("write", 0xF5, "io"),
+        _trace(0xFFFF0010),
+        _ops("write", 0x510, "fwcfg"),
+        _ops("read", 0x511, "fwcfg"),
+        _ops("write", 0x518, "fwcfg.dma"),
+        _ops("write", 0xFED00000, "hpet", cpu=0),  # MMIO, not a port
+        _ops("read", 0x511, "fwcfg", cpu=-1),  # not from a vCPU
+        _trace(0xFFFF0020),
+        _trace(0xFFFF0020),  # a rep iteration
+        b"fw_cfg_add_file 0x557e739cf920 #1: etc/e820 (40 bytes)",
+        _trace(ENTRY),
+        _ops("write", 0xF4, "isa-debug-exit"),  # after the entry: not the firmware's
+        _trace(ENTRY + 2),
+    ]
+    count = count_exec_log(log, ENTRY)
+    assert count.reached_entry
+    assert count.instructions == 5
+    assert count.same_pc_repeats == 1
+    assert count.port_accesses == 4
+    assert count.fwcfg_accesses == 3
+    assert count.ports_by_region == {"io": 1, "fwcfg": 2, "fwcfg.dma": 1}
+    assert count.fwcfg_files == {"etc/e820": 40}
+    assert count.trace_lines == 7
+
+
+def test_exec_log_without_the_entry() -> None:
+    count = count_exec_log([_trace(0xFFFFFFF0), _trace(0xFFFFFF05)], ENTRY)
+    assert not count.reached_entry
+    assert count.instructions == 2
+
+
+def test_exec_log_rejects_a_garbled_ops_line() -> None:
+    with pytest.raises(ValueError, match="memory_region_ops"):
+        count_exec_log([b"memory_region_ops_write garbage"], ENTRY)
+
+
+# ---- KVM runs: time-stamped boot events, exits -------------------------------------------
+
+STAMPED = """\
+4242@1795599458.408000:kvm_run_exit cpu_index 0, reason 2
+4242@1795599458.408881:memory_region_ops_write cpu 0 mr 0x557c addr 0xf5 value 0x1 size 1 name 'io'
+4242@1795599458.408900:memory_region_ops_write cpu 0 mr 0x557c addr 0x510 value 0x0 size 2 name 'f'
+4242@1795599458.409500:memory_region_ops_write cpu 0 mr 0x557c addr 0xf5 value 0x5 size 1 name 'io'
+4242@1795599458.409510:memory_region_ops_write cpu 1 mr 0x557c addr 0xf4 value 0x10 size 1 name 'x'
+4242@1795599458.409600:memory_region_ops_write cpu 0 mr 0x557c addr 0xf4 value 0x10 size 1 name 'x'
+4242@1795599458.409700:memory_region_ops_write cpu 0 mr 0x557c addr 0xf4 value 0x11 size 1 name 'x'
+"""
+
+
+def test_boot_events_from_a_stamped_log() -> None:
+    ev = bench.parse_boot_events(STAMPED)
+    assert ev.fw_start == pytest.approx(1795599458.408881)
+    assert ev.fw_do_boot == pytest.approx(1795599458.409500)
+    assert ev.entry == pytest.approx(1795599458.409600)  # vCPU 0's first 0xf4 write
+
+
+def test_boot_events_missing() -> None:
+    ev = bench.parse_boot_events(STAMPED.splitlines()[0] + "\nunrelated\n")
+    assert (ev.fw_start, ev.fw_do_boot, ev.entry) == (None, None, None)
+
+
+def test_kvm_trace_exits_and_ports() -> None:
+    text = (
+        "kvm_run_exit cpu_index 0, reason 2\n"
+        "memory_region_ops_write cpu 0 mr 0x1 addr 0xf5 value 0x1 size 1 name 'io'\n"
+        "kvm_run_exit cpu_index 0, reason 6\n"
+        "memory_region_ops_read cpu 0 mr 0x1 addr 0xfee00030 value 0x1 size 4 name 'apic'\n"
+        "kvm_run_exit cpu_index 0, reason 99\n"
+    )
+    exits, ports = bench.parse_kvm_trace(text)
+    assert exits == {"io": 1, "mmio": 1, "99": 1}
+    assert ports == 1
+
+
+# ---- schedule and statistics -------------------------------------------------------------
+
+
+def test_schedule_alternates_and_rotates() -> None:
+    order = bench.alternating_schedule(["a", "b", "c"], {"a": 3, "b": 3, "c": 2}, warmup=1)
+    assert order[:3] == [(-1, "a"), (-1, "b"), (-1, "c")]
+    measured = order[3:]
+    assert [s for _, s in measured] == ["a", "b", "c", "b", "c", "a", "a", "b"]
+    for rnd in range(3):
+        names = [s for r, s in measured if r == rnd]
+        assert len(names) == len(set(names))
+    # no subject is always preceded by the same one
+    before: dict[str, set[str]] = {}
+    for (_, prev), (_, cur) in itertools.pairwise(measured):
+        before.setdefault(cur, set()).add(prev)
+    assert all(len(v) > 1 for k, v in before.items() if k != "c")
+
+
+def test_schedule_skips_subjects_without_runs() -> None:
+    order = bench.alternating_schedule(["a", "b"], {"a": 2, "b": 0}, warmup=2)
+    assert [s for _, s in order] == ["a"] * 4
+    assert [r for r, _ in order] == [-2, -1, 0, 1]
+
+
+def _run(fw: str, rnd: int, ms: float, entry_ms: float, fw_ms: float | None) -> bench.KvmRun:
+    run = bench.KvmRun("pc", fw, rnd, ms / 1e3, bench.EXIT_STATUS, 1024)
+    run.to_entry = entry_ms / 1e3
+    run.fw_to_entry = None if fw_ms is None else fw_ms / 1e3
+    return run
+
+
+def test_summary_ratios_of_medians() -> None:
+    runs = [
+        _run("pvh", -1, 999, 999, 1),  # warm-up: not counted
+        _run("pvh", 0, 44, 22, 1.0),
+        _run("pvh", 1, 46, 23, 1.2),
+        _run("pvh", 2, 48, 24, 0.8),
+        _run("floor", 0, 40, 20, 0.1),
+        _run("floor", 1, 40, 20, 0.1),
+        _run("floor", 2, 40, 21, 0.1),
+        bench.KvmRun("pc", "floor", 3, 0.001, None, 0),  # killed: failed, not counted
+    ]
+    summary = {s.firmware: s for s in bench.summarize_kvm(runs)}
+    pvh, floor = summary["pvh"], summary["floor"]
+    assert pvh.seconds is not None and pvh.seconds.n == 3
+    assert pvh.ratio_to_floor == pytest.approx(46 / 40)
+    assert pvh.to_entry_ratio == pytest.approx(23 / 20)
+    assert pvh.to_entry_delta_ms == pytest.approx(3.0)
+    assert pvh.fw_to_entry is not None and pvh.fw_to_entry.median == pytest.approx(1.0e-3)
+    assert floor.failed == 1 and floor.ratio_to_floor == 1.0
+    # start-up (fork -> fw_start) pooled over both: median of 21, 21.8, 23.2, 19.9, 19.9, 20.9
+    assert pvh.firmware_ratio == pytest.approx((20.95 + 1.0) / (20.95 + 0.1))
+    assert floor.firmware_ratio == 1.0
+    verdicts = bench.verdicts([], [], list(summary.values()))
+    # the verdict takes the common start-up (1.043x), not the direct ratio (1.15x)
+    assert [v.met for v in verdicts] == [True]
+    assert "1.043x (1.150x)" in verdicts[0].measured
+    assert runs[1].to_fw_start == pytest.approx(0.021)
+
+
+# ---- short real runs ---------------------------------------------------------------------
+
+
+@pytest.mark.qemu
+def test_tcg_counts_agree_with_the_emulator(tmp_path: Path) -> None:
+    """TCG's exec log and the unicorn bench count the same instructions and port accesses
+    for both images on microvm (the quickest machine), and the run ends at the entry."""
+    need_qemu()
+    out = tmp_path / "bench.json"
+    rc = bench.main(["--skip-kvm", "--skip-seabios", "--machines", "microvm", "--json", str(out)])
+    assert rc == 0
+    data = json.loads(out.read_text())
+    tcg = {r["firmware"]: r for r in data["tcg"]}
+    for key in ("pvh", "pvh-nodma", "floor"):
+        assert tcg[key]["ok"] and tcg[key]["agrees_with_emulator"], tcg[key]
+        assert tcg[key]["reached_entry"]
+    assert tcg["pvh"]["instructions"] > tcg["floor"]["instructions"]
+    assert tcg["pvh-nodma"]["fwcfg_accesses"] > tcg["pvh"]["fwcfg_accesses"]
+    assert tcg["microvm-default"]["ok"]
+
+
+@pytest.mark.qemu
+@pytest.mark.kvm
+def test_kvm_runs_time_the_boot_events(tmp_path: Path) -> None:
+    need_qemu()
+    need_kvm()
+    out = tmp_path / "bench.json"
+    rc = bench.main(
+        [
+            "--skip-tcg",
+            "--skip-emu",
+            "--machines",
+            "microvm",
+            "--runs",
+            "2",
+            "--no-context",
+            "--json",
+            str(out),
+        ]
+    )
+    assert rc == 0
+    runs = json.loads(out.read_text())["kvm"]["runs"]
+    assert {r["firmware"] for r in runs} == {"pvh", "floor"}
+    for r in runs:
+        assert r["ok"]
+        assert 0 < r["fw_to_entry"] < r["to_entry"] < r["seconds"], r
