@@ -760,7 +760,7 @@ def qemu_version(qemu: str) -> str:
     return out.stdout.splitlines()[0] if out.stdout else "unknown"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return lines
@@ -877,7 +877,7 @@ def render(
             ]
             for r in emu
         ]
-        lines += _table(
+        lines += markdown_table(
             [
                 "fw_cfg",
                 "image",
@@ -921,7 +921,7 @@ def render(
                     status,
                 ]
             )
-        lines += _table(
+        lines += markdown_table(
             [
                 "firmware",
                 "machine",
@@ -983,7 +983,7 @@ def render(
                     "-" if s.firmware_ratio is None else f"{s.firmware_ratio:.3f}x",
                 ]
             )
-        lines += _table(
+        lines += markdown_table(
             [
                 "machine",
                 "firmware",
@@ -1027,7 +1027,7 @@ def render(
                     traced,
                 ]
             )
-        lines += _table(
+        lines += markdown_table(
             [
                 "machine",
                 "firmware",
@@ -1060,7 +1060,7 @@ def render(
             ]
             for v in verdict
         ]
-        lines += _table(["target", "limit", "measured", ""], rows)
+        lines += markdown_table(["target", "limit", "measured", ""], rows)
         lines.append("")
     return "\n".join(lines)
 

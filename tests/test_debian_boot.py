@@ -38,6 +38,7 @@ from tests.kernels.build import (
 from tests.kernels.qemu import DEBUG_EXIT, QEMU, QemuRun, run_command_until, run_kernel
 from tests.support import build_firmware, need, need_kvm, need_qemu
 from tools.debian_kernel import ToolError, ensure_debian_kernel
+from tools.guest import tcg_kernel_args
 from tools.initramfs import DEFAULT_MARKER, QEMU_EXIT_STATUS, ensure_initramfs
 
 pytestmark = [pytest.mark.debian, pytest.mark.qemu, pytest.mark.slow]
@@ -280,7 +281,9 @@ def test_debian_userspace_tcg(
     reservation match fw_cfg for the same machine."""
     view = fwcfg_view(machine, "tcg", TCG_CPU)
     # No `quiet`: the kernel's early lines (BIOS-e820, RAMDISK) must reach the console.
-    cmdline = f"console=ttyS0 pvhfw.test={secrets.token_hex(8)}"
+    cmdline = " ".join(
+        ["console=ttyS0", *tcg_kernel_args(machine, "tcg"), f"pvhfw.test={secrets.token_hex(8)}"]
+    )
     cmd = qemu_cmd(
         machine=machine, accel="tcg", cpu=TCG_CPU, firmware=debian.firmware,
         kernel=debian.vmlinux, initrd=debian.initramfs, append=cmdline,

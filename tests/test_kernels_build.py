@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import struct
 import subprocess
 import zlib
 from pathlib import Path
@@ -374,3 +375,41 @@ def test_kernels_under_kvm(kernel: KernelFactory, tmp_path: Path, name: str) -> 
         report = parse_report(run.stdout)
         assert report.failed_checks == {}, run.describe()
         assert report.modules[0]["crc32"] == zlib.crc32(initrd.read_bytes())
+
+
+# ---- exitfirst-bz: the bzImage counterpart --------------------------------------------
+
+
+def test_exitfirst_bz_header(tmp_path: Path) -> None:
+    """The setup header says what the boot protocol needs: the sizes add up to the file,
+    the real-mode entry jumps over the header to the exit, code32_start's code exits too."""
+    data = build.build_bzimage(tmp_path).read_bytes()
+    setup_sects = data[0x1F1]
+    syssize = struct.unpack_from("<I", data, 0x1F4)[0]
+    assert struct.unpack_from("<H", data, 0x1FE)[0] == 0xAA55
+    assert data[0x202:0x206] == b"HdrS"
+    assert struct.unpack_from("<H", data, 0x206)[0] == 0x020F
+    assert data[0x211] & 0x01  # LOADED_HIGH
+    assert struct.unpack_from("<I", data, 0x214)[0] == 0x100000
+    setup_size = (setup_sects + 1) * 512
+    assert len(data) == setup_size + syssize * 16
+    # the entry at 0x200 is a short jump to `mov al, 0x10; out 0xf4, al`
+    assert data[0x200] == 0xEB
+    target = 0x202 + data[0x201]
+    assert data[target : target + 4] == b"\xb0\x10\xe6\xf4"
+    assert data[setup_size : setup_size + 4] == b"\xb0\x10\xe6\xf4"
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize(
+    ("machine", "bios"),
+    [("pc", None), ("q35", None), ("pc", "/usr/share/qemu/qboot.rom"), ("microvm", None)],
+    ids=["pc-seabios", "q35-seabios", "pc-qboot", "microvm-qboot"],
+)
+def test_exitfirst_bz_exits_under_stock_qemu(
+    tmp_path: Path, machine: str, bios: str | None
+) -> None:
+    need_qemu()
+    image = build.build_bzimage(tmp_path)
+    run = run_kernel(image, machine=machine, bios=None if bios is None else Path(bios), timeout=60)
+    assert run.returncode == EXIT_SUCCESS, run.describe()

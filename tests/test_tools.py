@@ -505,3 +505,25 @@ def test_debian_kernel_vmlinux() -> None:
     assert kernel.bzimage.is_file() and kernel.config.is_file()
     assert "CONFIG_PVH=y" in kernel.config.read_text()
     assert kernel.version in kernel.bzimage.name
+
+
+# ---- tools/guest.py ------------------------------------------------------------------------
+
+
+def test_host_tsc_khz_from_cpuinfo() -> None:
+    from tools.guest import FALLBACK_TSC_KHZ, host_tsc_khz
+
+    cpuinfo = "processor\t: 0\ncpu MHz\t\t: 2445.404\n\nprocessor\t: 1\ncpu MHz\t\t: 1200.000\n"
+    assert host_tsc_khz(cpuinfo) == 2445404
+    assert host_tsc_khz("processor\t: 0\n") == FALLBACK_TSC_KHZ
+    assert host_tsc_khz("cpu MHz\t\t: 0.000\n") == FALLBACK_TSC_KHZ
+
+
+def test_tsc_early_khz_only_for_microvm_under_tcg() -> None:
+    from tools.guest import tcg_kernel_args
+
+    (arg,) = tcg_kernel_args("microvm,pit=on", "tcg")
+    assert arg.startswith("tsc_early_khz=") and int(arg.split("=")[1]) > 0
+    assert tcg_kernel_args("microvm", "kvm") == []
+    assert tcg_kernel_args("pc", "tcg") == []
+    assert tcg_kernel_args("q35", "tcg") == []

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from builder.cli import main as build_fw
 from tools.debian_kernel import ToolError, ensure_debian_kernel
+from tools.guest import tcg_kernel_args
 from tools.initramfs import DEFAULT_MARKER, ensure_initramfs
 
 REPO = Path(__file__).resolve().parent.parent
@@ -47,12 +48,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--machine", choices=["pc", "q35", "microvm"], default="pc")
     p.add_argument("--accel", choices=["tcg", "kvm"], default="tcg")
     p.add_argument("--memory", default="512")
-    p.add_argument("--append", default=None, help="kernel command line (default: console=ttyS0)")
+    p.add_argument("--append", default=None, help="kernel command line (default: console=ttyS0,"
+                   " plus tools/guest.py's tsc_early_khz= on microvm under TCG)")
     p.add_argument("--out", type=Path, default=REPO / "out" / "bios.bin")
     p.add_argument("--timeout", type=float, default=120.0)
     args = p.parse_args(argv)
-    append = args.append or (
-        "console=ttyS0" if args.accel == "tcg" else "console=ttyS0 earlyprintk=ttyS0 noxsave"
+    append = args.append or " ".join(
+        ["console=ttyS0", *tcg_kernel_args(args.machine, args.accel)]
+        if args.accel == "tcg"
+        else ["console=ttyS0", "earlyprintk=ttyS0", "noxsave"]
     )
     try:
         kernel = ensure_debian_kernel()

@@ -26,6 +26,10 @@ with "KVM internal error" on ``lar``, so use ``lar=False`` under ``-accel kvm``.
 ``load_addr + vaddr_offset`` with physical addresses ``load_addr`` (Linux's
 vmlinux: 0xffffffff80000000); the note holds the physical entry.
 
+``build_bzimage(out_dir)`` builds ``exitfirst-bz``, a bzImage (boot protocol 2.15, no
+payload) whose real-mode setup entry and 32-bit entry both end QEMU with status 33 at their
+first instructions: the bzImage counterpart of ``exitfirst``, for benchmarks.
+
 ``parse_report(serial_text)`` turns the serial output into a :class:`Report`.
 """
 
@@ -48,6 +52,7 @@ __all__ = [
     "KernelToolchainMissing",
     "NoteSegment",
     "Report",
+    "build_bzimage",
     "build_kernel",
     "elf_note_segments",
     "elf_pvh_entry",
@@ -314,6 +319,62 @@ def _build_exitfirst(
         [tools["ld"], "-m", "elf_x86_64", *LD_COMMON, "-T", str(script), "-o", str(elf), str(obj)],
         log,
     )
+
+
+BZIMAGE_SETUP_SECTS = 1
+BZIMAGE_SYSSIZE = 0x100  # 16-byte units: a 4 KiB protected-mode part
+BZIMAGE_REAL_MODE_ENTRY = 0x200  # file offset of the setup entry (boot protocol)
+
+
+def build_bzimage(out_dir: Path) -> Path:
+    """Build ``exitfirst-bz`` into ``out_dir/exitfirst-bz.bzImage`` and return its path
+    (objects and a build log in ``exitfirst-bz.build``).  Raises like :func:`build_kernel`."""
+    tools = _require_tools("as", "ld")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work = out_dir / "exitfirst-bz.build"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir()
+    image = out_dir / "exitfirst-bz.bzImage"
+    obj = work / "bzimage.o"
+    log: list[str] = []
+    try:
+        _run(
+            "as",
+            [
+                tools["as"],
+                "--32",
+                "--defsym",
+                f"SETUP_SECTS={BZIMAGE_SETUP_SECTS}",
+                "--defsym",
+                f"SYSSIZE={BZIMAGE_SYSSIZE:#x}",
+                "-o",
+                str(obj),
+                str(KERNELS_DIR / "exitfirst-bz" / "bzimage.S"),
+            ],
+            log,
+        )
+        _run(
+            "ld",
+            [
+                tools["ld"],
+                "-m",
+                "elf_i386",
+                *LD_COMMON,
+                "-Ttext=0",
+                "-e",
+                "_start",
+                "--oformat=binary",
+                "-o",
+                str(image),
+                str(obj),
+            ],
+            log,
+        )
+    finally:
+        (work / "build.log").write_text("\n".join(log) + "\n")
+    return image
 
 
 # ---- ELF inspection ---------------------------------------------------------------------

@@ -1,0 +1,855 @@
+"""pvhfw-bench: time to the kernel and to userspace, firmware by firmware, on one QEMU.
+
+    pvhfw-bench [--runs N] [--userspace-runs M] [--seabios-kvm-runs K]
+                [--machines pc,q35,microvm] [--accels kvm,tcg] [--no-userspace] [--no-counts]
+                [--json OUT] [--markdown OUT] [--work-dir DIR]
+
+The founding document's table (time to fw_start, fw_do_boot, the kernel, userspace; for
+qboot + vmlinux, qboot + bzImage, SeaBIOS + bzImage), reproduced for our firmware and for the
+firmwares stock QEMU ships, on the same QEMU, kernels and initramfs, in one run. Rows:
+
+  pvhfw + vmlinux (PVH)           this project's firmware, built by build-fw for the kernel
+  floor + vmlinux                 32-bit switch + jump (`build-fw --variant floor`): the floor
+  SeaBIOS + vmlinux (pvh.bin)     QEMU's default on pc/q35, its PVH option ROM
+  qboot + vmlinux (pvh.bin)       qboot.rom on pc/q35; bios-microvm.bin (a qboot) on microvm
+  SeaBIOS + bzImage               linuxboot_dma.bin
+  qboot + bzImage
+
+Phases, as the NEMU method did: each run ends QEMU through isa-debug-exit at an exit point,
+and QEMU's trace log, time-stamped (`-msg timestamp=on`), gives the moments in between.
+
+  qemu_init_end     fork -> QEMU starts the VM (trace event vm_state_notify, running)
+  first instr.      -> the first KVM_RUN (KVM only: the vCPU enters the guest)
+  fw_start          -> port 0xf5 = 1 (pvhfw, floor); others: "~" the first port access
+  fw_do_boot        -> port 0xf5 = 5 (pvhfw); others: "~" the last fw_cfg access before the entry
+  kernel entry      -> a kernel that ends QEMU at its first instruction: tests/kernels'
+                       exitfirst (ELF, PVH entry) or exitfirst-bz (bzImage, setup entry);
+                       the time stamp of its isa-debug-exit write
+  userspace         fork -> reap of a boot of Debian's cloud kernel whose init writes 7
+                       (linux_start_user) to isa-debug-exit (TCG only: no Linux reaches
+                       userspace under this machine's PVM-based KVM)
+
+Runs of the rows alternate, each round rotated one place (A B C, B C A, ...), so drift hits
+all rows alike; ratios to the pvhfw row are taken pair by pair (the same round) and their
+median reported. Counts that do not depend on the machine: instructions and port accesses
+from reset to the kernel entry (TCG single-step exec log, bench/execlog.py), KVM exits and
+port accesses to the entry (trace events). Times under this machine's PVM-based KVM or under
+TCG are not real-hardware times: the tables say which.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+_REPO = Path(__file__).resolve().parents[1]
+if str(_REPO) not in sys.path:  # the test kernels and tools are in the source tree
+    sys.path.insert(0, str(_REPO))
+
+from bench.execlog import ExecCount  # noqa: E402
+from bench.firmware import (  # noqa: E402
+    TCG_TRACE_EVENTS,
+    Stats,
+    alternating_schedule,
+    kvm_backend,
+    kvm_label,
+    markdown_table,
+    qemu_version,
+    run_exec_log,
+    timed_process,
+)
+from builder.build import build  # noqa: E402
+from builder.errors import BuildError  # noqa: E402
+from firmware.layout import (  # noqa: E402
+    BOOT_EVENT_FW_DO_BOOT,
+    BOOT_EVENT_FW_START,
+    PORT_BOOT_EVENT,
+)
+from tests.kernels.qemu import qemu_command as base_command  # noqa: E402
+from tools.guest import tcg_kernel_args  # noqa: E402
+
+QEMU = "qemu-system-x86_64"
+MACHINES = ("pc", "q35", "microvm")
+ACCELS = ("kvm", "tcg")
+MEMORY = "512"
+PORT_DEBUG_EXIT = 0xF4
+KVM_CPU = "qemu64,-cx16,-xsave"
+TCG_CPU = "max"
+ENTRY_STATUS = 33  # exitfirst / exitfirst-bz: 0x10 -> (0x10 << 1) | 1
+USERSPACE_STATUS = 15  # the initramfs's init: 7 (linux_start_user) -> (7 << 1) | 1
+APPEND = "console=ttyS0"
+QBOOT_ROM = "/usr/share/qemu/qboot.rom"
+BZIMAGE_SETUP_ENTRY = 0x10200  # QEMU puts a protocol >= 2.02 setup at 0x10000; entry +0x200
+OURS = "pvhfw-vmlinux"
+FWCFG_REGIONS = ("fwcfg", "fwcfg.dma")
+ENTRY_EVENTS = (
+    "vm_state_notify",
+    "kvm_vcpu_ioctl",
+    "kvm_run_exit",
+    "memory_region_ops_read",
+    "memory_region_ops_write",
+)
+USERSPACE_EVENTS = ("vm_state_notify",)
+PHASES = ("qemu_init_end", "first_instr", "fw_start", "fw_do_boot", "entry", "userspace")
+PHASE_TITLES = {
+    "qemu_init_end": "qemu_init_end",
+    "first_instr": "first instr. (KVM_RUN)",
+    "fw_start": "fw_start",
+    "fw_do_boot": "fw_do_boot",
+    "entry": "kernel entry",
+    "userspace": "userspace",
+}
+
+
+# ---- the rows -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BootPath:
+    key: str
+    label: str
+    firmware: str  # pvhfw | floor | seabios | qboot
+    kernel: str  # vmlinux | bzimage
+    machines: tuple[str, ...]
+    userspace: bool = True  # can boot Linux to userspace (the floor cannot)
+
+    def bios(self, machine: str, images: dict[str, Path]) -> str | None:
+        """The -bios argument (None: the machine's default firmware)."""
+        if self.firmware in ("pvhfw", "floor"):
+            return str(images[self.firmware])
+        if self.firmware == "qboot" and machine != "microvm":
+            return QBOOT_ROM
+        return None  # SeaBIOS on pc/q35, bios-microvm.bin (qboot) on microvm
+
+    def label_on(self, machine: str) -> str:
+        if self.firmware == "qboot" and machine == "microvm":
+            return self.label.replace("qboot", "qboot (bios-microvm.bin)")
+        return self.label
+
+
+PATHS = (
+    BootPath(OURS, "pvhfw + vmlinux (PVH)", "pvhfw", "vmlinux", MACHINES),
+    BootPath("floor-vmlinux", "floor + vmlinux", "floor", "vmlinux", MACHINES, userspace=False),
+    BootPath("seabios-vmlinux", "SeaBIOS + vmlinux (pvh.bin)", "seabios", "vmlinux", ("pc", "q35")),
+    BootPath("qboot-vmlinux", "qboot + vmlinux (pvh.bin)", "qboot", "vmlinux", MACHINES),
+    BootPath("seabios-bzimage", "SeaBIOS + bzImage", "seabios", "bzimage", ("pc", "q35")),
+    BootPath("qboot-bzimage", "qboot + bzImage", "qboot", "bzimage", MACHINES),
+)
+PATH_BY_KEY = {p.key: p for p in PATHS}
+
+
+def qemu_command(
+    qemu: str,
+    accel: str,
+    machine: str,
+    bios: str | None,
+    kernel: Path,
+    *,
+    initrd: Path | None = None,
+    append: str | None = None,
+    log: Path | None = None,
+    events: Sequence[str] = (),
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """One run's command line; `log` gets the time-stamped trace `events`."""
+    if machine == "microvm" and accel == "tcg":
+        machine = "microvm,pit=on"  # without kvm-clock Linux needs a PIT to calibrate the TSC
+    more = ["-cpu", KVM_CPU if accel == "kvm" else TCG_CPU]
+    if log is not None:
+        more += ["-msg", "timestamp=on", "-D", str(log)]
+        for event in events:
+            more += ["-trace", event]
+    cmd = base_command(
+        kernel,
+        bios=None if bios is None else Path(bios),
+        initrd=initrd,
+        append=append,
+        machine=machine,
+        accel=accel,
+        memory=MEMORY,
+        extra=[*more, *extra],
+    )
+    return [qemu, *cmd[1:]]
+
+
+# ---- the trace log --------------------------------------------------------------------------
+
+# 4242@1795599458.408881:memory_region_ops_write cpu 0 mr 0x55.. addr 0xf5 value 0x1 size 1 ..
+_STAMP_RE = re.compile(r"^\d+@(\d+\.\d+):(\w+) (.*)$")
+_OPS_RE = re.compile(
+    r"^cpu (-?\d+) mr \S+ addr (0x[0-9a-fA-F]+) value (0x[0-9a-fA-F]+) size \d+ name '([^']*)'"
+)
+_IOCTL_RUN_RE = re.compile(r"^cpu_index \d+, type 0xae80\b")  # KVM_RUN
+
+
+@dataclass
+class TraceSummary:
+    """What one run's time-stamped trace shows: wall-clock stamps (s since the epoch) of the
+    phases, and what happened before the kernel entry."""
+
+    stamps: dict[str, float] = field(default_factory=dict)
+    proxies: set[str] = field(default_factory=set)  # fw_start/fw_do_boot seen only by proxy
+    port_accesses: int = 0  # vCPU port accesses before the entry (its own write excluded)
+    kvm_exits: int = 0  # KVM exits to QEMU before the entry's
+
+
+def parse_trace(text: str) -> TraceSummary:
+    """Phases from the trace log of one run (see the module's doc): pure, so testable."""
+    out = TraceSummary()
+    s = out.stamps
+    first_io: float | None = None
+    last_fwcfg: float | None = None
+    for line in text.splitlines():
+        m = _STAMP_RE.match(line)
+        if m is None:
+            continue
+        stamp, event, args = float(m.group(1)), m.group(2), m.group(3)
+        if "entry" in s:
+            break
+        if event == "vm_state_notify":
+            if args.startswith("running 1"):
+                s.setdefault("qemu_init_end", stamp)
+        elif event == "kvm_vcpu_ioctl":
+            if _IOCTL_RUN_RE.match(args):
+                s.setdefault("first_instr", stamp)
+        elif event == "kvm_run_exit":
+            out.kvm_exits += 1
+        elif event.startswith("memory_region_ops_"):
+            o = _OPS_RE.match(args)
+            if o is None or int(o.group(1)) < 0 or int(o.group(2), 16) >= 0x10000:
+                continue  # not a vCPU port access
+            addr, value, name = int(o.group(2), 16), int(o.group(3), 16), o.group(4)
+            write = event.endswith("write")
+            if write and addr == PORT_DEBUG_EXIT:
+                s["entry"] = stamp
+                out.kvm_exits -= 1  # the entry's own exit came just before it
+                continue
+            out.port_accesses += 1
+            if first_io is None:
+                first_io = stamp
+            if name in FWCFG_REGIONS:
+                last_fwcfg = stamp
+            if write and addr == PORT_BOOT_EVENT and value == BOOT_EVENT_FW_START:
+                s.setdefault("fw_start", stamp)
+            elif write and addr == PORT_BOOT_EVENT and value == BOOT_EVENT_FW_DO_BOOT:
+                s.setdefault("fw_do_boot", stamp)
+    if "entry" not in s:
+        out.kvm_exits = max(out.kvm_exits, 0)
+    if "fw_start" not in s and first_io is not None:
+        s["fw_start"] = first_io
+        out.proxies.add("fw_start")
+    if "fw_do_boot" not in s and last_fwcfg is not None and "entry" in s:
+        s["fw_do_boot"] = last_fwcfg
+        out.proxies.add("fw_do_boot")
+    return out
+
+
+# ---- runs ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    accel: str
+    machine: str
+    path: str
+    phase: str  # "entry" | "userspace"
+    round: int  # negative: warm-up
+    returncode: int | None
+    seconds: float  # fork -> reap
+    phases_ms: dict[str, float] = field(default_factory=dict)  # fork -> each phase
+    proxies: list[str] = field(default_factory=list)
+    port_accesses: int | None = None
+    kvm_exits: int | None = None
+    stderr: str = ""
+
+    @property
+    def ok(self) -> bool:
+        want = ENTRY_STATUS if self.phase == "entry" else USERSPACE_STATUS
+        return self.returncode == want and (self.phase != "entry" or "entry" in self.phases_ms)
+
+
+@dataclass
+class Kernels:
+    entry: dict[str, Path]  # vmlinux / bzimage: the exit-at-first-instruction kernels
+    entry_pc: dict[str, int]  # linear address of their first instruction, for the exec log
+    userspace: dict[str, Path]  # Debian's vmlinux / bzImage
+    initrd: Path | None
+    debian_version: str | None
+    images: dict[str, dict[str, Path]]  # phase -> {"pvhfw": image, "floor": image}
+
+
+def prepare(work: Path, userspace: bool, log: Callable[[str], None]) -> Kernels:
+    """Build the test kernels and our images; fetch Debian's kernel and the initramfs."""
+    from tests.kernels.build import build_bzimage, build_kernel, elf_pvh_entry
+
+    kdir = work / "kernels"
+    elf = build_kernel("exitfirst", kdir)
+    bz = build_bzimage(kdir)
+    images: dict[str, dict[str, Path]] = {"entry": {}, "userspace": {}}
+    for variant in ("pvhfw", "floor"):
+        result = build(elf.read_bytes(), str(elf), "pvh" if variant == "pvhfw" else "floor")
+        images["entry"][variant] = work / f"{elf.stem}-{variant}.bin"
+        images["entry"][variant].write_bytes(result.image)
+    kernels = Kernels(
+        entry={"vmlinux": elf, "bzimage": bz},
+        entry_pc={"vmlinux": elf_pvh_entry(elf), "bzimage": BZIMAGE_SETUP_ENTRY},
+        userspace={},
+        initrd=None,
+        debian_version=None,
+        images=images,
+    )
+    if userspace:
+        from tools.debian_kernel import ensure_debian_kernel
+        from tools.initramfs import ensure_initramfs
+
+        log("[prepare] Debian kernel and initramfs (cached) ...")
+        deb = ensure_debian_kernel()
+        kernels.userspace = {"vmlinux": deb.vmlinux, "bzimage": deb.bzimage}
+        kernels.initrd = ensure_initramfs()
+        kernels.debian_version = deb.version
+        result = build(deb.vmlinux.read_bytes(), str(deb.vmlinux), "pvh")
+        images["userspace"]["pvhfw"] = work / "debian-vmlinux-pvhfw.bin"
+        images["userspace"]["pvhfw"].write_bytes(result.image)
+    return kernels
+
+
+def run_once(
+    qemu: str,
+    accel: str,
+    machine: str,
+    path: BootPath,
+    phase: str,
+    rnd: int,
+    kernels: Kernels,
+    work: Path,
+    timeout: float,
+) -> Run:
+    trace = work / f"trace-{accel}-{machine}-{path.key}-{phase}.log"
+    trace.unlink(missing_ok=True)
+    bios = path.bios(machine, kernels.images[phase])
+    if phase == "entry":
+        cmd = qemu_command(
+            qemu,
+            accel,
+            machine,
+            bios,
+            kernels.entry[path.kernel],
+            log=trace,
+            events=ENTRY_EVENTS if accel == "kvm" else ENTRY_EVENTS[:1] + ENTRY_EVENTS[3:],
+        )
+    else:
+        cmd = qemu_command(
+            qemu,
+            accel,
+            machine,
+            bios,
+            kernels.userspace[path.kernel],
+            initrd=kernels.initrd,
+            append=" ".join([APPEND, *tcg_kernel_args(machine, accel)]),
+            log=trace,
+            events=USERSPACE_EVENTS,
+        )
+    seconds, rc, _, stderr, fork_wall = timed_process(cmd, timeout)
+    run = Run(accel, machine, path.key, phase, rnd, rc, seconds)
+    if trace.exists():
+        summary = parse_trace(trace.read_text(errors="replace"))
+        run.phases_ms = {k: (v - fork_wall) * 1e3 for k, v in summary.stamps.items()}
+        run.proxies = sorted(summary.proxies)
+        if phase == "entry":
+            run.port_accesses = summary.port_accesses
+            run.kvm_exits = summary.kvm_exits if accel == "kvm" else None
+    if phase == "userspace" and rc == USERSPACE_STATUS:
+        run.phases_ms["userspace"] = seconds * 1e3
+    if not run.ok:
+        run.stderr = stderr[-2000:]
+    return run
+
+
+def paths_on(machine: str, selected: Sequence[str]) -> list[BootPath]:
+    return [p for p in PATHS if machine in p.machines and p.key in selected]
+
+
+def run_matrix(
+    qemu: str,
+    accels: Sequence[str],
+    machines: Sequence[str],
+    selected: Sequence[str],
+    kernels: Kernels,
+    work: Path,
+    *,
+    runs: int,
+    userspace_runs: int,
+    seabios_kvm_runs: int,
+    warmup: int,
+    timeout: float,
+    log: Callable[[str], None],
+) -> list[Run]:
+    out: list[Run] = []
+    for accel in accels:
+        for machine in machines:
+            paths = paths_on(machine, selected)
+            phases = ["entry"]
+            if accel == "tcg" and userspace_runs > 0 and kernels.initrd is not None:
+                phases.append("userspace")
+            for phase in phases:
+                subjects = [p for p in paths if phase == "entry" or p.userspace]
+                counts = {}
+                for p in subjects:
+                    n = runs if phase == "entry" else userspace_runs
+                    if accel == "kvm" and p.firmware == "seabios":
+                        n = min(n, seabios_kvm_runs)
+                    counts[p.key] = n
+                schedule = alternating_schedule([p.key for p in subjects], counts, warmup)
+                log(f"[{accel}] {machine} {phase}: {len(schedule)} runs")
+                for rnd, key in schedule:
+                    run = run_once(
+                        qemu, accel, machine, PATH_BY_KEY[key], phase, rnd, kernels, work, timeout
+                    )
+                    if not run.ok:
+                        log(
+                            f"[{accel}] {machine} {key} {phase} round {rnd}: status "
+                            f"{run.returncode}: {run.stderr.strip()[-300:]}"
+                        )
+                    out.append(run)
+    return out
+
+
+# ---- counts: instructions from reset to the entry (TCG exec log) --------------------------
+
+
+@dataclass
+class Count:
+    machine: str
+    path: str
+    returncode: int | None
+    count: ExecCount
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == ENTRY_STATUS and self.count.reached_entry
+
+
+def run_counts(
+    qemu: str,
+    machines: Sequence[str],
+    selected: Sequence[str],
+    kernels: Kernels,
+    timeout: float,
+    log: Callable[[str], None],
+) -> list[Count]:
+    out = []
+    for machine in machines:
+        for p in paths_on(machine, selected):
+            bios = p.bios(machine, kernels.images["entry"])
+            kernel = kernels.entry[p.kernel]
+
+            def make_cmd(
+                log_path: Path,
+                machine: str = machine,
+                bios: str | None = bios,
+                kernel: Path = kernel,
+            ) -> list[str]:
+                extra = ["-singlestep", "-d", "exec,nochain", "-D", str(log_path)]
+                for event in TCG_TRACE_EVENTS:
+                    extra += ["-trace", event]
+                return qemu_command(qemu, "tcg", machine, bios, kernel, extra=extra)
+
+            _, rc, seconds, count, _ = run_exec_log(make_cmd, kernels.entry_pc[p.kernel], timeout)
+            log(
+                f"[count] {machine} {p.key}: {count.instructions:,} instructions, "
+                f"{count.port_accesses} port accesses ({seconds:.1f} s)"
+            )
+            out.append(Count(machine, p.key, rc, count))
+    return out
+
+
+# ---- summary ------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    accel: str
+    machine: str
+    path: str
+    label: str
+    runs: int  # measured kernel-entry runs that reached their exit point
+    userspace_runs: int  # ... and boots to userspace
+    failed: int
+    phases: dict[str, Stats]  # ms from the fork (kernel-entry runs; userspace: its own runs)
+    steps: dict[str, Stats]  # ms from the phase before, run by run
+    proxies: list[str]
+    ratio_entry: float | None  # median of per-round ratios to the pvhfw row, fork -> entry
+    ratio_userspace: float | None
+    port_accesses: float | None  # median, to the entry
+    kvm_exits: float | None
+
+
+def pairwise_ratio(mine: Sequence[Run], ours: Sequence[Run], phase: str) -> float | None:
+    """Median over rounds of (this row's time / the pvhfw row's time in the same round)."""
+    by_round = {r.round: r.phases_ms[phase] for r in ours if phase in r.phases_ms}
+    ratios = [
+        r.phases_ms[phase] / by_round[r.round]
+        for r in mine
+        if phase in r.phases_ms and r.round in by_round
+    ]
+    return statistics.median(ratios) if ratios else None
+
+
+def run_step(run: Run, phase: str) -> float | None:
+    """ms from the latest earlier phase of the same run to `phase` (None: first, or absent;
+    userspace runs have no earlier phase to step from)."""
+    if phase not in run.phases_ms or phase == "userspace":
+        return None
+    earlier = [run.phases_ms[p] for p in PHASES[: PHASES.index(phase)] if p in run.phases_ms]
+    return run.phases_ms[phase] - earlier[-1] if earlier else None
+
+
+def summarize(runs: Sequence[Run]) -> list[Row]:
+    keys = list(dict.fromkeys((r.accel, r.machine, r.path) for r in runs))
+    rows = []
+    for accel, machine, key in keys:
+        mine = [r for r in runs if (r.accel, r.machine, r.path) == (accel, machine, key)]
+        good = [r for r in mine if r.round >= 0 and r.ok]
+        ours = [
+            r
+            for r in runs
+            if (r.accel, r.machine, r.path) == (accel, machine, OURS) and r.round >= 0 and r.ok
+        ]
+        entry_runs = [r for r in good if r.phase == "entry"]
+        user_runs = [r for r in good if r.phase == "userspace"]
+        phases: dict[str, Stats] = {}
+        steps: dict[str, Stats] = {}
+        for phase in PHASES:
+            source = user_runs if phase == "userspace" else entry_runs
+            values = [r.phases_ms[phase] for r in source if phase in r.phases_ms]
+            if values:
+                phases[phase] = Stats.of(values)
+            deltas = [d for r in source if (d := run_step(r, phase)) is not None]
+            if deltas:
+                steps[phase] = Stats.of(deltas)
+        ports = [r.port_accesses for r in entry_runs if r.port_accesses is not None]
+        exits = [r.kvm_exits for r in entry_runs if r.kvm_exits is not None]
+        rows.append(
+            Row(
+                accel,
+                machine,
+                key,
+                PATH_BY_KEY[key].label_on(machine),
+                len(entry_runs),
+                len(user_runs),
+                sum(1 for r in mine if not r.ok),
+                phases,
+                steps,
+                sorted({p for r in entry_runs for p in r.proxies}),
+                pairwise_ratio(entry_runs, [r for r in ours if r.phase == "entry"], "entry"),
+                pairwise_ratio(
+                    [r for r in good if r.phase == "userspace"],
+                    [r for r in ours if r.phase == "userspace"],
+                    "userspace",
+                ),
+                statistics.median(ports) if ports else None,
+                statistics.median(exits) if exits else None,
+            )
+        )
+    return rows
+
+
+# ---- report -------------------------------------------------------------------------------
+
+
+def accel_title(accel: str, backend: str) -> str:
+    if accel == "kvm":
+        return kvm_label(backend)
+    return "TCG (emulation: not real-hardware times)"
+
+
+def _phase_cells(row: Row, with_first_instr: bool) -> list[str]:
+    cells = []
+    for phase in PHASES:
+        if phase == "first_instr" and not with_first_instr:
+            continue
+        st, step = row.phases.get(phase), row.steps.get(phase)
+        if st is None:
+            cells.append("-")
+            continue
+        mark = "~" if phase in row.proxies else ""
+        cells.append(f"{mark}{st.median:.2f}" + ("" if step is None else f" (+{step.median:.2f})"))
+    return cells
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}x"
+
+
+def render(meta: dict[str, Any], rows: Sequence[Row], counts: Sequence[Count]) -> str:
+    lines = [
+        "# Boot phases, firmware by firmware",
+        "",
+        f"{meta['qemu_version']}; `-m {MEMORY}`; entry kernels: tests/kernels' `exitfirst` "
+        "(ELF, PVH entry) and `exitfirst-bz` (bzImage); userspace: "
+        f"{meta['debian_kernel'] or 'not run'} with the project's busybox initramfs, "
+        f"`-append {meta['append']}` (on microvm under TCG also "
+        f"`{meta['append_microvm_tcg']}`: tools/guest.py); "
+        f"{meta['date']}; {meta['host']}.",
+        "",
+        "Milliseconds from the fork of QEMU, median of the runs (+ median of the step from "
+        "the phase before, run by run). `~`: not written by the firmware, observed from "
+        "outside (fw_start: its first port access; fw_do_boot: its last fw_cfg access "
+        "before the entry). Kernel entry and userspace come from separate runs, each "
+        "ending QEMU at that point. Ratios: to the pvhfw row, run by run in the same "
+        "round, median.",
+        "",
+    ]
+    for accel in dict.fromkeys(r.accel for r in rows):
+        lines += [f"## {accel_title(accel, meta['kvm_backend'])}", ""]
+        kvm = accel == "kvm"
+        for machine in dict.fromkeys(r.machine for r in rows if r.accel == accel):
+            group = [r for r in rows if (r.accel, r.machine) == (accel, machine)]
+            header = ["path", *(PHASE_TITLES[p] for p in PHASES if kvm or p != "first_instr")]
+            header += ["entry / pvhfw", "userspace / pvhfw", "runs: entry + userspace"]
+            body = [
+                [
+                    r.label,
+                    *_phase_cells(r, kvm),
+                    _ratio(r.ratio_entry),
+                    _ratio(r.ratio_userspace),
+                    f"{r.runs} + {r.userspace_runs}"
+                    + (f" ({r.failed} failed)" if r.failed else ""),
+                ]
+                for r in group
+            ]
+            lines += [f"### `-M {machine}`", ""]
+            lines += markdown_table(header, body)
+            lines.append("")
+        if kvm:
+            lines += [
+                "Userspace: - under this KVM (PVM: no stock Linux gets past early boot).",
+                "",
+            ]
+    lines += ["## Spread: min / median / max, ms", ""]
+    spread = []
+    for r in rows:
+        for phase in ("entry", "userspace"):
+            st = r.phases.get(phase)
+            if st is not None:
+                spread.append(
+                    [
+                        r.accel,
+                        r.machine,
+                        r.label,
+                        PHASE_TITLES[phase],
+                        st.n,
+                        f"{st.min:.2f}",
+                        f"{st.median:.2f}",
+                        f"{st.max:.2f}",
+                    ]
+                )
+    lines += markdown_table(
+        ["accel", "machine", "path", "phase", "runs", "min", "median", "max"], spread
+    )
+    lines.append("")
+    lines += [
+        "## Counts, reset -> kernel entry",
+        "",
+        "Instructions: `-accel tcg -singlestep -d exec,nochain` exec-log lines before the "
+        "first at the entry (a `rep` iteration counts once); port accesses: vCPU "
+        "`memory_region_ops_*` events below 0x10000 (TCG exec-log run; KVM: median of the "
+        "timed runs); KVM exits: `kvm_run_exit` events before the entry's own.",
+        "",
+    ]
+    kvm_rows = {(r.machine, r.path): r for r in rows if r.accel == "kvm"}
+    body = []
+    for c in counts:
+        k = kvm_rows.get((c.machine, c.path))
+        body.append(
+            [
+                c.machine,
+                PATH_BY_KEY[c.path].label_on(c.machine),
+                f"{c.count.instructions:,}" if c.ok else f"failed (status {c.returncode})",
+                str(c.count.port_accesses),
+                str(c.count.fwcfg_accesses),
+                "-" if k is None or k.kvm_exits is None else f"{k.kvm_exits:,.0f}",
+            ]
+        )
+    for machine, key in kvm_rows:
+        if not any((c.machine, c.path) == (machine, key) for c in counts):
+            k = kvm_rows[(machine, key)]
+            exits = "-" if k.kvm_exits is None else f"{k.kvm_exits:,.0f}"
+            body.append([machine, k.label, "-", "-", "-", exits])
+    lines += markdown_table(
+        ["machine", "path", "instructions", "port accesses", "of them fw_cfg", "KVM exits"],
+        body,
+    )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def report_json(
+    meta: dict[str, Any], runs: Sequence[Run], rows: Sequence[Row], counts: Sequence[Count]
+) -> dict[str, Any]:
+    return {
+        "format": 1,
+        "meta": meta,
+        "runs": [{**asdict(r), "ok": r.ok} for r in runs],
+        "summary": [asdict(r) for r in rows],
+        "counts": [
+            {"machine": c.machine, "path": c.path, "returncode": c.returncode, "ok": c.ok}
+            | c.count.to_json()
+            for c in counts
+        ],
+    }
+
+
+# ---- main ---------------------------------------------------------------------------------
+
+
+def _csv(text: str, known: Sequence[str], what: str, p: argparse.ArgumentParser) -> list[str]:
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    unknown = [x for x in items if x not in known]
+    if unknown or not items:
+        p.error(f"{what}: choose from {','.join(known)}")
+    return items
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="pvhfw-bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--runs", type=int, default=10, help="kernel-entry runs per row (default 10)")
+    p.add_argument(
+        "--userspace-runs",
+        type=int,
+        default=3,
+        help="TCG boots of the Debian kernel to userspace per row (default 3; 0: none)",
+    )
+    p.add_argument(
+        "--seabios-kvm-runs",
+        type=int,
+        default=3,
+        help="at most this many SeaBIOS runs under KVM (~4.5 s each under PVM; default 3)",
+    )
+    p.add_argument("--warmup", type=int, default=1, help="unmeasured rounds first (default 1)")
+    p.add_argument("--machines", default=",".join(MACHINES), help="default pc,q35,microvm")
+    p.add_argument("--accels", default=",".join(ACCELS), help="default kvm,tcg")
+    p.add_argument(
+        "--paths",
+        default=",".join(p.key for p in PATHS),
+        help="rows, default all: " + ",".join(p.key for p in PATHS),
+    )
+    p.add_argument("--no-userspace", action="store_true", help="same as --userspace-runs 0")
+    p.add_argument("--no-counts", action="store_true", help="no TCG exec-log counts")
+    p.add_argument("--json", type=Path, help="write every run and the summary here")
+    p.add_argument("--markdown", type=Path, help="also write the tables here")
+    p.add_argument("--work-dir", type=Path, help="keep kernels, images and trace logs here")
+    p.add_argument("--qemu", default=QEMU, help="QEMU binary (default qemu-system-x86_64)")
+    p.add_argument(
+        "--timeout", type=float, default=120.0, help="seconds per QEMU run (default 120)"
+    )
+    a = p.parse_args(argv)
+    a.machines = _csv(a.machines, MACHINES, "--machines", p)
+    a.accels = _csv(a.accels, ACCELS, "--accels", p)
+    a.paths = _csv(a.paths, [x.key for x in PATHS], "--paths", p)
+    if OURS not in a.paths:
+        p.error(f"--paths must include {OURS}: the ratios are to it")
+    if a.no_userspace:
+        a.userspace_runs = 0
+    if a.runs < 1 or a.userspace_runs < 0 or a.seabios_kvm_runs < 0 or a.warmup < 0:
+        p.error("--runs must be >= 1; --userspace-runs, --seabios-kvm-runs, --warmup >= 0")
+    return a
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    a = parse_args(argv)
+    qemu = shutil.which(a.qemu)
+    if qemu is None:
+        _log(f"pvhfw-bench: {a.qemu} not found: install qemu-system-x86 (tools/setup.sh)")
+        return 2
+    backend = kvm_backend()
+    accels = list(a.accels)
+    if "kvm" in accels and backend == "none":
+        _log("pvhfw-bench: /dev/kvm is missing or not accessible: the KVM rows are left out")
+        accels.remove("kvm")
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="pvhfw-bench-") as tmp:
+        work = a.work_dir or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        userspace = a.userspace_runs > 0 and "tcg" in accels
+        try:
+            kernels = prepare(work, userspace, _log)
+        except BuildError as exc:
+            _log(f"pvhfw-bench: build-fw: {exc}")
+            return 1
+        except Exception as exc:  # the kernel build and the Debian download raise their own
+            _log(f"pvhfw-bench: preparing the kernels failed: {type(exc).__name__}: {exc}")
+            return 1
+        meta: dict[str, Any] = {
+            "qemu": qemu,
+            "qemu_version": qemu_version(qemu),
+            "kvm_backend": backend,
+            "host": f"{platform.machine()}, {platform.release()}, kvm: {backend}",
+            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "debian_kernel": kernels.debian_version,
+            "memory_mib": int(MEMORY),
+            "append": APPEND,
+            "append_microvm_tcg": " ".join(tcg_kernel_args("microvm", "tcg")),
+            "runs": a.runs,
+            "userspace_runs": a.userspace_runs,
+            "seabios_kvm_runs": a.seabios_kvm_runs,
+            "warmup": a.warmup,
+            "machines": a.machines,
+            "accels": accels,
+            "paths": a.paths,
+        }
+        runs = run_matrix(
+            qemu,
+            accels,
+            a.machines,
+            a.paths,
+            kernels,
+            work,
+            runs=a.runs,
+            userspace_runs=a.userspace_runs if userspace else 0,
+            seabios_kvm_runs=a.seabios_kvm_runs,
+            warmup=a.warmup,
+            timeout=a.timeout,
+            log=_log,
+        )
+        counts = (
+            [] if a.no_counts else run_counts(qemu, a.machines, a.paths, kernels, a.timeout, _log)
+        )
+    rows = summarize(runs)
+    meta["duration_s"] = round(time.perf_counter() - started, 1)
+    text = render(meta, rows, counts)
+    print(text)
+    print(f"(benchmark took {meta['duration_s']} s)")
+    if a.markdown is not None:
+        a.markdown.write_text(text + "\n")
+    if a.json is not None:
+        a.json.write_text(json.dumps(report_json(meta, runs, rows, counts), indent=1) + "\n")
+        _log(f"wrote {a.json}")
+    failed = [r for r in runs if not r.ok and r.round >= 0] + [c for c in counts if not c.ok]
+    if failed:
+        _log(f"pvhfw-bench: {len(failed)} run(s) did not reach their exit point")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
