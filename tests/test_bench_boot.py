@@ -135,12 +135,14 @@ def test_rows_pick_their_firmware() -> None:
     assert by["qboot-vmlinux"].bios("pc", images) == boot.QBOOT_ROM
     assert by["qboot-bzimage"].bios("microvm", images) is None  # bios-microvm.bin
     assert "bios-microvm.bin" in by["qboot-bzimage"].label_on("microvm")
-    assert [p.key for p in boot.paths_on("microvm", [p.key for p in boot.PATHS])] == [
+    assert by["seabios-vmlinux"].bios("microvm", images) == boot.SEABIOS_128K
+    assert [p.key for p in boot.paths_on("microvm", [boot.OURS, "seabios-bzimage"])] == [
         boot.OURS,
-        "floor-vmlinux",
-        "qboot-vmlinux",
-        "qboot-bzimage",
+        "seabios-bzimage",
     ]
+    assert by["seabios-bzimage"].boots_userspace("microvm")
+    assert not by["seabios-vmlinux"].boots_userspace("microvm")
+    assert not by["floor-vmlinux"].boots_userspace("pc")
 
 
 def test_command_lines() -> None:
@@ -187,6 +189,7 @@ def test_short_tcg_run_on_the_test_kernels(tmp_path: Path) -> None:
     data = _bench(
         tmp_path,
         *("--accels", "tcg", "--machines", "microvm", "--runs", "2", "--warmup", "0"),
+        *("--paths", "pvhfw-vmlinux,floor-vmlinux,qboot-vmlinux,qboot-bzimage"),
         "--no-userspace",
     )
     assert data["format"] == 1
