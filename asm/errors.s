@@ -41,6 +41,28 @@ fatal_cmdline_long:
 fatal_initrd_place:
     mov esi, msg_initrd_place
     jmp fatal
+fatal_loader_too_big:
+    mov dword ptr [ERR_ARGS + 4], LOADER_MAX
+    mov esi, msg_loader_too_big
+    jmp fatal
+fatal_loader_bad:
+    mov esi, msg_loader_bad
+    jmp fatal
+fatal_loader_no_file:
+    mov esi, msg_loader_no_file
+    jmp fatal
+fatal_loader_no_alloc:
+    mov esi, msg_loader_no_alloc
+    jmp fatal
+fatal_acpi_space:
+    mov esi, msg_acpi_space
+    jmp fatal
+fatal_acpi_no_ram:
+    mov esi, msg_acpi_no_ram
+    jmp fatal
+fatal_write_pointer:
+    mov esi, msg_write_pointer
+    jmp fatal
 
 msg_prefix:
     .asciz "pvhfw: "
@@ -70,3 +92,17 @@ msg_cmdline_long:
     .asciz "command line is % bytes, more than %"
 msg_initrd_place:
     .asciz "initrd at %+% is below 1 MiB, past 4 GiB or over the kernel"
+msg_loader_too_big:
+    .asciz "fw_cfg etc/table-loader is % bytes, more than %"
+msg_loader_bad:
+    .asciz "fw_cfg etc/table-loader: command at offset % is malformed"
+msg_loader_no_file:
+    .asciz "fw_cfg etc/table-loader: command at offset % names a file fw_cfg does not have"
+msg_loader_no_alloc:
+    .asciz "fw_cfg etc/table-loader: command at offset % names a file not allocated before"
+msg_acpi_space:
+    .asciz "fw_cfg etc/table-loader: command at offset % allocates % bytes, with no room left"
+msg_acpi_no_ram:
+    .asciz "no RAM for the ACPI tables (between 1 MiB and 4 GiB, or ending at 640 KiB)"
+msg_write_pointer:
+    .asciz "fw_cfg etc/table-loader: command at offset % writes to fw_cfg, which needs DMA"

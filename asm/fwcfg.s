@@ -95,6 +95,10 @@ fwcfg_transfer:
     cmp dword ptr [VAR_DMA], 0
     je fwcfg_pio
     or eax, FW_CFG_DMA_CTL_READ
+
+; fwcfg_dma: one DMA transfer with control EAX (host order: key << 16 | flags), length ECX,
+; guest address EDI. Clobbers EAX, ECX, EDX, EDI.
+fwcfg_dma:
     bswap eax
     mov dword ptr [DMA_CTL], eax        ; FWCfgDmaAccess.control (big-endian)
     bswap ecx

@@ -102,7 +102,8 @@ start_info_build:
     mov dword ptr [edi + 20], eax
     mov dword ptr [edi + 24], eax       ; .cmdline_paddr
     mov dword ptr [edi + 28], eax
-    mov dword ptr [edi + 32], eax       ; .rsdp_paddr (no ACPI yet)
+    mov ecx, dword ptr [VAR_RSDP]
+    mov dword ptr [edi + 32], ecx       ; .rsdp_paddr (0: no ACPI)
     mov dword ptr [edi + 36], eax
     mov dword ptr [edi + 40], MEMMAP    ; .memmap_paddr
     mov dword ptr [edi + 44], eax

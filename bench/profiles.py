@@ -1,17 +1,19 @@
-"""What QEMU 7.2 puts in fw_cfg for `-M <machine> -m 128 -kernel <PVH ELF>`, for the unicorn
+"""What QEMU 7.2 puts in fw_cfg for `-M <machine> -m 512 -smp 2 -kernel <PVH ELF>`, for the unicorn
 bench: the file directory (names and sizes, read from `-trace fw_cfg_add_file` of Debian's
 7.2.22 with `-nographic -no-reboot -device isa-debug-exit` and a custom `-bios`), the e820
 table (as pvhcheck reads it from "etc/e820") and the ACPI reserve that places the initrd.
 
 The firmware's instruction count depends on these: `fwcfg_find` walks the sorted directory up
-to "etc/e820" and `memmap_build` converts every e820 entry. File contents other than etc/e820
-and etc/boot-fail-wait do not matter to the firmware and are zeros here. `bench.firmware`
-compares each directory with the one QEMU traces during the TCG run.
+to "etc/e820" and `memmap_build` converts every e820 entry; the ACPI files (etc/table-loader,
+etc/acpi/rsdp, etc/acpi/tables) are the ones recorded from QEMU for the same configuration
+(tests/data, `python3 -m tools.record_fwcfg`), since running the table-loader is most of the
+firmware's work. Other file contents do not matter to the firmware and are zeros here.
+`bench.firmware` compares each directory with the one QEMU traces during the TCG run.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from elftools.elf.elffile import ELFFile
 
@@ -19,7 +21,9 @@ from builder.kernel import Kernel
 from tests.emu.fwcfg import SimFwCfg
 
 MiB = 1 << 20
-RAM_SIZE = 128 * MiB
+RAM_SIZE = 512 * MiB  # as the recordings of the ACPI files: -m 512 -smp 2
+SMP = 2
+ACPI_FILES = ("etc/table-loader", "etc/acpi/rsdp", "etc/acpi/tables")
 E820_RAM, E820_RESERVED = 1, 2
 # QEMU 7.2 pc/q35: the AMD HyperTransport hole [1012 GiB, 1024 GiB), always reserved.
 HT_HOLE = (0xFD_0000_0000, 0x3_0000_0000, E820_RESERVED)
@@ -31,6 +35,16 @@ class MachineProfile:
     e820: tuple[tuple[int, int, int], ...]
     files: tuple[tuple[str, int], ...]  # every fw_cfg file but etc/e820, with its size
     acpi_data_size: int  # x86_load_linux: initrd_max = below_4g - acpi_data_size - 1
+    acpi_only: tuple[str, ...] = ()  # the files QEMU leaves out with -machine acpi=off
+
+    def without_acpi(self) -> MachineProfile:
+        """The same machine with `-machine acpi=off`."""
+        files = tuple(f for f in self.files if f[0] not in self.acpi_only)
+        return replace(self, name=f"{self.name}-noacpi", files=files, acpi_only=())
+
+    @property
+    def machine(self) -> str:
+        return self.name.removesuffix("-noacpi")
 
     def directory(self) -> dict[str, int]:
         """name -> size, as QEMU's fw_cfg_add_file trace lists them (etc/e820 included)."""
@@ -74,17 +88,26 @@ _MICROVM_FILES = (
     ("bios-geometry", 0),
     ("bootorder", 21),
     ("etc/acpi/rsdp", 36),
-    ("etc/acpi/tables", 738),
+    ("etc/acpi/tables", 746),
     ("etc/boot-fail-wait", 4),
     ("etc/fdt", 1048576),
     ("etc/table-loader", 1664),
     ("genroms/pvh.bin", 1536),
 )
 
+_ACPI_ONLY = (*ACPI_FILES, "etc/tpm/log")
 PROFILES: dict[str, MachineProfile] = {
-    "pc": MachineProfile("pc", (HT_HOLE, (0, RAM_SIZE, E820_RAM)), _PC_FILES, 0x28000),
-    "q35": MachineProfile("q35", (HT_HOLE, (0, RAM_SIZE, E820_RAM)), _Q35_FILES, 0x28000),
-    "microvm": MachineProfile("microvm", ((0, RAM_SIZE, E820_RAM),), _MICROVM_FILES, 0),
+    "pc": MachineProfile(
+        "pc",
+        (HT_HOLE, (0, RAM_SIZE, E820_RAM)),
+        _PC_FILES,
+        0x28000,
+        (*_ACPI_ONLY, "etc/system-states"),
+    ),
+    "q35": MachineProfile(
+        "q35", (HT_HOLE, (0, RAM_SIZE, E820_RAM)), _Q35_FILES, 0x28000, _ACPI_ONLY
+    ),
+    "microvm": MachineProfile("microvm", ((0, RAM_SIZE, E820_RAM),), _MICROVM_FILES, 0, ACPI_FILES),
 }
 
 
@@ -108,9 +131,18 @@ def sim_fwcfg(
     initrd: bytes | None = None,
     dma: bool = True,
 ) -> SimFwCfg:
-    """SimFwCfg as QEMU 7.2 sets it for this machine, `-m 128`, `-kernel` (PVH) and the
-    optional `-append` / `-initrd`."""
+    """SimFwCfg as QEMU 7.2 sets it for this machine, `-m 512 -smp 2`, `-kernel` (PVH) and the
+    optional `-append` / `-initrd`; the ACPI files, where the profile has them, are the ones
+    recorded from QEMU (profile.without_acpi(): none, as with `-machine acpi=off`)."""
+    from tests.acpi_loader import load_recording
+
     extra = {name: bytes(size) for name, size in profile.files if name != "etc/boot-fail-wait"}
+    if "etc/table-loader" in extra:
+        recording = load_recording(profile.machine)
+        for name in ACPI_FILES:
+            if len(recording.files[name]) != len(extra[name]):
+                raise ValueError(f"{profile.machine}: {name} recorded with another size")
+            extra[name] = recording.files[name]
     return SimFwCfg.for_pvh_boot(
         ram_below_4g=RAM_SIZE,
         kernel_entry=kernel.entry,

@@ -24,7 +24,16 @@ ASM_DIR = Path(__file__).resolve().parent.parent / "asm"
 # The 32-bit sources, in image order, per variant. "floor" is the benchmark baseline: it only
 # switches to 32-bit mode and jumps to the patched entry.
 VARIANTS: dict[str, tuple[str, ...]] = {
-    "pvh": ("main.s", "fwcfg.s", "memmap.s", "pvh.s", "serial.s", "errors.s", "patch.s"),
+    "pvh": (
+        "main.s",
+        "fwcfg.s",
+        "memmap.s",
+        "acpi.s",
+        "pvh.s",
+        "serial.s",
+        "errors.s",
+        "patch.s",
+    ),
     "floor": ("floor.s", "patch.s"),
 }
 RESET16_SOURCE = "reset16.s"

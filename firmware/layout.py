@@ -52,6 +52,15 @@ VAR_INITRD_SIZE: Final = 0x1038  # FW_CFG_INITRD_SIZE
 VAR_KERNEL_ADDR: Final = 0x103C  # FW_CFG_KERNEL_ADDR
 VAR_KERNEL_SIZE: Final = 0x1040  # FW_CFG_KERNEL_SIZE
 ERR_ARGS: Final = 0x1050  # u32[4]: the numbers an error message prints, in order
+VAR_ACPI_TOP: Final = 0x1060  # ACPI "high" zone: next allocation ends here (grows down)
+VAR_ACPI_TOP0: Final = 0x1064  # ... where it started: the end of the highest RAM below 4 GiB
+VAR_ACPI_FLOOR: Final = 0x1068  # ... no allocation below this (kernel, initrd, RAM start)
+VAR_ACPI_ENTRY: Final = 0x106C  # the memory map entry the high zone is carved from
+VAR_FSEG_NEXT: Final = 0x1070  # ACPI "fseg" zone (the EBDA): next free byte
+VAR_ALLOC_N: Final = 0x1074  # files allocated by the table-loader
+VAR_RSDP: Final = 0x1078  # the RSDP's address (0: no ACPI)
+VAR_LOADER_LEFT: Final = 0x107C  # table-loader commands still to run
+VARS_END: Final = 0x1080
 START_INFO: Final = 0x1100  # struct hvm_start_info, 56 bytes
 MODLIST: Final = 0x1140  # struct hvm_modlist_entry[1], 32 bytes
 MEMMAP: Final = 0x1200  # struct hvm_memmap_table_entry[MEMMAP_MAX]
@@ -62,10 +71,17 @@ E820_BUF: Final = 0x1E00  # fw_cfg "etc/e820": 20-byte entries
 E820_MAX: Final = 128
 FILE_DIR: Final = 0x2800  # fw_cfg file directory: u32 count + 64-byte entries
 FILE_DIR_MAX: Final = 128
+ALLOC_TABLE: Final = 0x4900  # table-loader allocations: {u32 name ptr, u32 addr, u32 size}
+ALLOC_ENTRY_SIZE: Final = 12
+ALLOC_MAX: Final = 16
 CMDLINE: Final = 0x5000  # kernel command line, NUL-terminated
 CMDLINE_MAX: Final = 0x2000  # bytes, NUL included
 STACK_TOP: Final = 0x8000  # firmware stack grows down from here
-FW_RAM_END: Final = 0x8000
+LOADER_BUF: Final = 0x8000  # fw_cfg "etc/table-loader": 128-byte commands
+LOADER_MAX: Final = 0x1000  # bytes (QEMU's is 4 KiB: 32 commands)
+FW_RAM_END: Final = 0x9000
+EBDA_BASE: Final = 0x9FC00  # the EBDA's 1 KiB: the ACPI table-loader's "fseg" zone (RSDP)
+BDA_EBDA_SEGMENT: Final = 0x40E  # BIOS data area: u16 segment of the EBDA (legacy RSDP scan)
 
 # When fw_cfg has no "etc/e820" (QEMU before 1.7), RAM below 4 GiB is taken from
 # FW_CFG_RAM_SIZE, capped at the lowest start of the PCI hole of any x86 machine type.
@@ -104,7 +120,9 @@ FW_CFG_FILE_DIR: Final = 0x19
 FW_CFG_ID_DMA: Final = 0x02  # FW_CFG_ID bit 1: DMA interface present
 FW_CFG_DMA_CTL_ERROR: Final = 0x01
 FW_CFG_DMA_CTL_READ: Final = 0x02
+FW_CFG_DMA_CTL_SKIP: Final = 0x04
 FW_CFG_DMA_CTL_SELECT: Final = 0x08
+FW_CFG_DMA_CTL_WRITE: Final = 0x10
 FW_CFG_FILE_ENTRY_SIZE: Final = 64  # size u32 BE, select u16 BE, reserved u16, name[56]
 FW_CFG_FILE_NAME_MAX: Final = 56
 E820_ENTRY_SIZE: Final = 20  # u64 addr, u64 size, u32 type, little-endian
@@ -118,6 +136,18 @@ HVM_MEMMAP_ENTRY_SIZE: Final = 24
 
 E820_RAM: Final = 1
 E820_RESERVED: Final = 2
+E820_ACPI: Final = 3
+
+# --- ACPI table-loader (QEMU hw/acpi/bios-linker-loader.c: BiosLinkerLoaderEntry) ----------
+LOADER_CMD_SIZE: Final = 128
+LOADER_NAME_MAX: Final = 56  # file names: NUL-terminated within 56 bytes
+LOADER_NAME_DWORDS: Final = LOADER_NAME_MAX // 4
+LOADER_ALLOCATE: Final = 1  # {file[56], align u32 @60, zone u8 @64}
+LOADER_ADD_POINTER: Final = 2  # {dest[56], src[56] @60, offset u32 @116, size u8 @120}
+LOADER_ADD_CHECKSUM: Final = 3  # {file[56], offset u32 @60, start u32 @64, length u32 @68}
+LOADER_WRITE_POINTER: Final = 4  # {dest[56], src[56], dst_off u32 @116, src_off @120, size @124}
+LOADER_ZONE_HIGH: Final = 1
+LOADER_ZONE_FSEG: Final = 2
 
 
 @dataclass(frozen=True)
@@ -136,6 +166,7 @@ class Area:
 RESERVED_AREAS: Final = (
     Area("firmware RAM (start_info, memory map, command line, stack)", FW_RAM_BASE, FW_RAM_END),
     Area("firmware ROM shadow below 1 MiB", ROM_SHADOW_BASE, ROM_SHADOW_END),
+    Area("EBDA (the ACPI RSDP)", EBDA_BASE, LOWMEM_END),
     Area("firmware ROM below 4 GiB", ROM_BASE, 0x1_0000_0000),
 )
 
@@ -153,12 +184,13 @@ def _check_layout() -> None:
     ram = [
         ("DMA_CTL", DMA_CTL, 16),
         ("SCRATCH", SCRATCH, 16),
-        ("VARS", VAR_DMA, ERR_ARGS + 16 - VAR_DMA),
+        ("VARS", VAR_DMA, VARS_END - VAR_DMA),
         ("START_INFO", START_INFO, HVM_START_INFO_SIZE),
         ("MODLIST", MODLIST, HVM_MODLIST_ENTRY_SIZE),
         ("MEMMAP", MEMMAP, MEMMAP_MAX * HVM_MEMMAP_ENTRY_SIZE),
         ("E820_BUF", E820_BUF, E820_MAX * E820_ENTRY_SIZE),
         ("FILE_DIR", FILE_DIR, 4 + FILE_DIR_MAX * FW_CFG_FILE_ENTRY_SIZE),
+        ("ALLOC_TABLE", ALLOC_TABLE, ALLOC_MAX * ALLOC_ENTRY_SIZE),
         ("CMDLINE", CMDLINE, CMDLINE_MAX),
     ]
     ram.sort(key=lambda r: r[1])
@@ -168,6 +200,8 @@ def _check_layout() -> None:
     last = ram[-1]
     if last[1] + last[2] > STACK_TOP - 1024 or ram[0][1] < FW_RAM_BASE:
         raise AssertionError("layout: RAM areas leave no room for the stack")
+    if LOADER_BUF < STACK_TOP or LOADER_BUF + LOADER_MAX > FW_RAM_END:
+        raise AssertionError("layout: the table-loader buffer is not above the stack")
 
 
 _check_layout()

@@ -15,6 +15,7 @@ Range = tuple[int, int, int]  # addr, size, type
 
 E820_RAM = 1
 E820_RESERVED = 2
+E820_ACPI = 3
 
 
 def parse_e820_file(data: bytes) -> list[Range]:
@@ -48,6 +49,41 @@ def expected_memmap(e820: Sequence[Range]) -> list[Range]:
     if not rom_done:
         out.append(rom)
     return out
+
+
+def with_acpi(memmap: Sequence[Range], acpi_size: int, ebda: bool = True) -> list[Range]:
+    """The map after the ACPI table-loader ran: the top `acpi_size` bytes of the highest RAM
+    entry in [1 MiB, 4 GiB) become an ACPI entry, appended; with `ebda`, the EBDA's KiB is
+    taken off the RAM entry that ends at 640 KiB and appended as reserved."""
+    out = list(memmap)
+    if acpi_size:
+        below = [
+            i
+            for i, (a, s, t) in enumerate(out)
+            if t == E820_RAM and a >= layout.HIGHMEM_START and a + s < 1 << 32
+        ]
+        i = max(below, key=lambda i: out[i][0] + out[i][1])
+        a, s, t = out[i]
+        out[i] = (a, s - acpi_size, t)
+        out.append((a + s - acpi_size, acpi_size, E820_ACPI))
+    if ebda:
+        i = next(
+            i
+            for i, (a, s, t) in enumerate(out)
+            if t == E820_RAM and a < layout.EBDA_BASE and a + s == layout.LOWMEM_END
+        )
+        a, s, t = out[i]
+        out[i] = (a, layout.EBDA_BASE - a, t)
+        out.append((layout.EBDA_BASE, layout.LOWMEM_END - layout.EBDA_BASE, E820_RESERVED))
+    return out
+
+
+def acpi_size(memmap: Sequence[Range]) -> int:
+    """The size of the (single) ACPI entry of a map; 0 without one."""
+    sizes = [s for _, s, t in memmap if t == E820_ACPI]
+    if len(sizes) > 1:
+        raise ValueError(f"more than one ACPI entry: {memmap}")
+    return sizes[0] if sizes else 0
 
 
 def fallback_e820(ram_size: int) -> list[Range]:

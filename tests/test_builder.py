@@ -227,7 +227,7 @@ def test_note_running_past_its_segment() -> None:
             0x2010,
             0x2000,
             "k: segment 0 at 0x2000-0x2040 overlaps the firmware RAM (start_info, memory map, "
-            "command line, stack) at 0x1000-0x8000",
+            "command line, stack) at 0x1000-0x9000",
         ),
         (
             0xF0010,

@@ -310,3 +310,185 @@ def test_floor_only_switches_mode_and_jumps(floor_firmware: Firmware) -> None:
     assert [(a.port, a.value) for a in r.port_accesses] == [(0xF5, 1)]
     assert r.regs["cr0"] == 0x11 and r.regs["cs"] == layout.SEL_CODE32
     assert r.instructions == 12  # jmp, mov, out, lgdt, mov, mov cr0, ljmp, mov, 3 x mov seg, jmp
+
+
+# ---- ACPI: the table-loader, replayed from recordings of real QEMU -------------------------
+
+
+def acpi_files(machine: str) -> dict[str, bytes]:
+    from tests.acpi_loader import load_recording
+
+    rec = load_recording(machine)
+    return {n: rec.files[n] for n in ("etc/table-loader", "etc/acpi/rsdp", "etc/acpi/tables")}
+
+
+@pytest.mark.parametrize("machine", ["pc", "q35", "microvm"])
+def test_acpi_tables_exactly_as_the_loader_says(pvh_firmware: Firmware, machine: str) -> None:
+    """QEMU's recorded etc/table-loader and ACPI files: the firmware leaves exactly the bytes
+    an independent replay of the loader gives (RSDP in the EBDA, tables at the top of the RAM
+    below 4 GiB, pointers added, checksums set), points rsdp_paddr at the RSDP, records the
+    EBDA in the BDA and carves both zones out of the map."""
+    from tests.acpi_loader import load_recording, parse_table_loader, replay
+
+    files = acpi_files(machine)
+    initrd = initrd_bytes(64 * 1024)
+    r, sim = boot(pvh_firmware, initrd=initrd, extra_files=files)
+    assert r.stopped_at_entry, (r.error, r.serial)
+    assert sim.violations == []
+    ram = 256 * MiB
+    blobs, addrs = replay(
+        parse_table_loader(files["etc/table-loader"]), files, ram, layout.EBDA_BASE
+    )
+    for name, blob in blobs.items():
+        assert r.mem(addrs[name], len(blob)) == bytes(blob), name
+    assert start_info(r).rsdp_paddr == addrs["etc/acpi/rsdp"] == layout.EBDA_BASE
+    assert r.mem(layout.BDA_EBDA_SEGMENT, 2) == struct.pack("<H", layout.EBDA_BASE >> 4)
+    low = min(addrs[n] for n in blobs if addrs[n] >= MiB)
+    e820 = [(0, ram, 1)]
+    want = expected_memmap(e820)
+    want[-1] = (MiB, low - MiB, 1)
+    want += [(low, ram - low, 3)]
+    want[0] = (0, layout.EBDA_BASE, 1)
+    want += [(layout.EBDA_BASE, layout.LOWMEM_END - layout.EBDA_BASE, 2)]
+    assert memmap(r) == want
+    assert load_recording(machine).smp == 2  # what the MADT in these files lists
+
+
+def test_acpi_without_table_loader_changes_nothing(pvh_firmware: Firmware) -> None:
+    """No etc/table-loader (a machine with ACPI off): rsdp_paddr 0, the map as before."""
+    r, _ = boot(pvh_firmware)
+    assert r.stopped_at_entry
+    assert start_info(r).rsdp_paddr == 0
+    assert memmap(r) == expected_memmap([(0, 256 * MiB, 1)])
+
+
+def _loader(*commands: bytes) -> bytes:
+    return b"".join(c.ljust(128, b"\0") for c in commands)
+
+
+def _name(n: str) -> bytes:
+    return n.encode().ljust(56, b"\0")
+
+
+def _allocate(name: str, align: int, zone: int) -> bytes:
+    return struct.pack("<I", 1) + _name(name) + struct.pack("<IB", align, zone)
+
+
+def _checksum(name: str, offset: int, start: int, length: int) -> bytes:
+    return struct.pack("<I", 3) + _name(name) + struct.pack("<III", offset, start, length)
+
+
+def _pointer(dest: str, src: str, offset: int, size: int) -> bytes:
+    return struct.pack("<I", 2) + _name(dest) + _name(src) + struct.pack("<IB", offset, size)
+
+
+@pytest.mark.parametrize(
+    ("loader", "message"),
+    [
+        (
+            _loader(_allocate("etc/nothere", 16, 1)),
+            "command at offset 0x00000000 names a file fw_cfg does not have",
+        ),
+        (
+            _loader(_allocate("etc/blob", 16, 1), _allocate("etc/blob2", 16, 7)),
+            "command at offset 0x00000080 is malformed",
+        ),
+        (
+            _loader(_allocate("etc/blob", 3, 1)),
+            "command at offset 0x00000000 is malformed",
+        ),
+        (
+            _loader(_allocate("etc/blob", 16, 1), _pointer("etc/blob", "etc/blob2", 0, 4)),
+            "command at offset 0x00000080 names a file not allocated before",
+        ),
+        (
+            _loader(_allocate("etc/blob", 16, 1), _pointer("etc/blob", "etc/blob", 62, 4)),
+            "command at offset 0x00000080 is malformed",
+        ),
+        (
+            _loader(_allocate("etc/blob", 16, 1), _checksum("etc/blob", 0, 60, 5)),
+            "command at offset 0x00000080 is malformed",
+        ),
+        (
+            _loader(_allocate("etc/big", 16, 2)),
+            "command at offset 0x00000000 allocates 0x00000800 bytes, with no room left",
+        ),
+    ],
+    ids=["no-file", "bad-zone", "bad-align", "not-allocated", "pointer-outside", "sum-outside",
+         "fseg-full"],
+)  # fmt: skip
+def test_acpi_loader_errors(pvh_firmware: Firmware, loader: bytes, message: str) -> None:
+    files = {
+        "etc/table-loader": loader,
+        "etc/blob": bytes(64),
+        "etc/blob2": bytes(64),
+        "etc/big": bytes(2048),
+    }
+    r, _ = boot(pvh_firmware, extra_files=files)
+    assert not r.stopped_at_entry
+    assert fatal_line(r) == f"pvhfw: fw_cfg etc/table-loader: {message}"
+
+
+def test_acpi_loader_pointer_sizes_and_checksum(pvh_firmware: Firmware) -> None:
+    """1-, 2-, 4- and 8-byte pointers get the source's address added (with carry for 8), and
+    the checksum byte makes its range sum to 0."""
+    from tests.acpi_loader import parse_table_loader, replay
+
+    blob = bytearray(range(64))
+    loader = _loader(
+        _allocate("etc/blob2", 64, 1),
+        _allocate("etc/blob", 16, 1),
+        _pointer("etc/blob", "etc/blob2", 0, 1),
+        _pointer("etc/blob", "etc/blob2", 2, 2),
+        _pointer("etc/blob", "etc/blob2", 4, 4),
+        _pointer("etc/blob", "etc/blob2", 8, 8),
+        _checksum("etc/blob", 20, 0, 40),
+    )
+    files = {"etc/table-loader": loader, "etc/blob": bytes(blob), "etc/blob2": bytes(100)}
+    r, _ = boot(pvh_firmware, extra_files=files)
+    assert r.stopped_at_entry, r.serial
+    blobs, addrs = replay(parse_table_loader(loader), files, 256 * MiB, layout.EBDA_BASE)
+    assert r.mem(addrs["etc/blob"], 64) == bytes(blobs["etc/blob"])
+    assert sum(blobs["etc/blob"][:40]) & 0xFF == 0
+    assert start_info(r).rsdp_paddr == 0  # no etc/acpi/rsdp allocated
+
+
+def _write_pointer(dest: str, src: str, dst_offset: int, src_offset: int, size: int) -> bytes:
+    return (
+        struct.pack("<I", 4)
+        + _name(dest)
+        + _name(src)
+        + struct.pack("<IIB", dst_offset, src_offset, size)
+    )
+
+
+@pytest.mark.parametrize("dma", [True, False])
+def test_acpi_loader_write_pointer(pvh_firmware: Firmware, dma: bool) -> None:
+    """WRITE_POINTER (vmgenid and the like): the allocated file's address plus src_offset goes
+    into the writable fw_cfg file at dst_offset, by a DMA write; without DMA it is an error."""
+    loader = _loader(
+        _allocate("etc/blob", 16, 1),
+        _write_pointer("etc/addr", "etc/blob", 8, 0x10, 8),
+    )
+    files = {"etc/table-loader": loader, "etc/blob": bytes(64), "etc/addr": bytes(24)}
+    sim = SimFwCfg.for_pvh_boot(
+        ram_below_4g=256 * MiB,
+        kernel_entry=ENTRY,
+        kernel_addr=KADDR,
+        kernel_size=KSIZE,
+        extra_files=files,
+        dma=dma,
+    )
+    sim.make_writable("etc/addr")
+    r = run_firmware(image_for(pvh_firmware), sim, ram_size=256 * MiB, stop_at=ENTRY)
+    if not dma:
+        assert fatal_line(r) == (
+            "pvhfw: fw_cfg etc/table-loader: command at offset 0x00000080 writes to fw_cfg, "
+            "which needs DMA"
+        )
+        return
+    assert r.stopped_at_entry, r.serial
+    assert sim.violations == []
+    blob = (256 * MiB - 64) & ~15
+    written = sim.items[sim.file_keys["etc/addr"]]
+    assert written == bytes(8) + struct.pack("<Q", blob + 0x10) + bytes(8)

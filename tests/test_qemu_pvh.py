@@ -5,10 +5,8 @@ itself, so every assertion compares the firmware's work against QEMU's own facts
 
 Notes on the runs:
 
-* ACPI: the firmware gives no RSDP yet (start_info.rsdp_paddr = 0), which pvhcheck's `rsdp`
-  check rejects whenever fw_cfg has `etc/acpi/rsdp` (the default on pc, q35 and microvm).
-  The boots that must pass every check therefore run with `-M <machine>,acpi=off`;
-  test_acpi_rsdp_not_given documents the gap (xfail while it lasts).
+* ACPI: most boots run with `-M <machine>,acpi=off` so that the memory map is exactly the
+  model's; test_acpi_tables_from_the_table_loader boots with QEMU's ACPI on each machine.
 * KVM here is PVM-backed (see /work/shared/reference/machines.md): `-cpu qemu64,-cx16`
   (added by run_kernel) and pvhcheck built with lar=False. Its times are emulator times.
 * microvm under TCG boots pvhcheck without `pit=on`: pvhcheck needs no timer.
@@ -318,23 +316,46 @@ def test_boot_fwcfg_io_ports(
     assert_cmdline_and_initrd(report, APPEND, small)
 
 
-def test_acpi_rsdp_not_given(
-    qemu: str, kernel: KernelGetter, image: Callable[[Path], Path], initrd: Path
+@pytest.mark.parametrize("machine", ["pc", "q35", "microvm"])
+def test_acpi_tables_from_the_table_loader(
+    qemu: str,
+    kernel: KernelGetter,
+    image: Callable[[Path], Path],
+    initrd: Path,
+    machine: str,
 ) -> None:
-    """With QEMU's default ACPI (fw_cfg has etc/acpi/rsdp) every check passes but `rsdp`:
-    the firmware sets rsdp_paddr 0, so a Linux under it finds no ACPI. xfail while so."""
+    """QEMU's default ACPI (fw_cfg's etc/table-loader): every check passes, `rsdp` included
+    (pvhcheck verifies the RSDP's signature and both checksums at rsdp_paddr); the RSDP is in
+    the EBDA, which the map reserves; the tables sit at the top of the highest RAM below
+    4 GiB, marked ACPI, above the initrd."""
     elf = pvhcheck(kernel, "tcg")
     run = run_kernel(
-        elf, bios=image(elf), initrd=initrd, append=APPEND, memory="256", timeout=TCG_TIMEOUT
+        elf,
+        bios=image(elf),
+        initrd=initrd,
+        append=APPEND,
+        machine=machine,
+        memory="256",
+        extra=("-smp", "2"),
+        timeout=TCG_TIMEOUT,
     )
     report = parse_report(run.stdout)
     assert report.complete, run.describe()
     assert report.fwcfg["acpi_rsdp_file"] == 1
-    failed = report.failed_checks
-    assert set(failed) <= {"rsdp"}, run.describe()
-    if failed:
-        pytest.xfail(f"no ACPI for the kernel yet: {failed['rsdp']}")
+    assert report.failed_checks == {}, run.describe()
     assert run.returncode == EXIT_SUCCESS, run.describe()
+    assert report.start_info["rsdp"] == layout.EBDA_BASE
+    e820 = report.fwcfg["e820"]
+    assert isinstance(e820, list)
+    acpi = [(a, s) for a, s, t in report.memmap if t == 3]
+    assert len(acpi) == 1, report.memmap
+    top = max(a + s for a, s, t in e820 if t == 1 and a + s <= 1 << 32)
+    assert acpi[0][0] + acpi[0][1] == top
+    assert 0 < acpi[0][1] <= 0x40000  # QEMU keeps 160-256 KiB free there for them
+    ebda = (layout.EBDA_BASE, layout.LOWMEM_END - layout.EBDA_BASE, 2)
+    assert ebda in report.memmap
+    initrd_end = report.modules[0]["paddr"] + report.modules[0]["size"]  # type: ignore[operator]
+    assert initrd_end <= acpi[0][0]
 
 
 # ---- runtime errors: one `pvhfw: ...` line on COM1, then a halt --------------------------

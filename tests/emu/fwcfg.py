@@ -151,6 +151,11 @@ class SimFwCfg:
         self.key: int | None = SIGNATURE  # fw_cfg_reset selects the signature
         self.offset = 0
         self.dma_addr = 0
+        self.writable: set[int] = set()  # keys of items DMA may write (QEMU: allow_write)
+
+    def make_writable(self, name: str) -> None:
+        """Let DMA write the file, as QEMU's fw_cfg_add_file_callback(read_only=false)."""
+        self.writable.add(self.file_keys[name])
 
     def remove_file(self, name: str) -> None:
         """Drop a file, as a QEMU without it would have: the directory is rebuilt, and the
@@ -341,16 +346,23 @@ class SimFwCfg:
         status = 0
         while length and not status & CTL_ERROR:
             if item is None or self.offset >= len(item):
-                n = length  # past the end: reads give zeros
+                n = length  # past the end: reads give zeros, writes fail
                 if read and not self._zero_fill(address, n):
+                    status |= CTL_ERROR
+                if write:
                     status |= CTL_ERROR
             else:
                 n = min(length, len(item) - self.offset)
                 if read and not mem.write(address, item[self.offset : self.offset + n]):
                     status |= CTL_ERROR
+                if write:  # QEMU: only allow_write items, and never past their end
+                    data = mem.read(address, n)
+                    if self.key not in self.writable or n != length or data is None:
+                        status |= CTL_ERROR
+                    else:
+                        item = item[: self.offset] + data + item[self.offset + n :]
+                        self.items[self.key] = item
                 self.offset += n
-            if write:  # no item is writable (QEMU: only those added with read_only=false)
-                status |= CTL_ERROR
             address += n
             length -= n
         mem.write(desc, struct.pack(">I", status))

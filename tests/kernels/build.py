@@ -95,6 +95,7 @@ PVHCHECK_SOURCES = (
     "checks.c",
     "segments.c",
     "fwcfg.c",
+    "fwdump.c",
     "serial.c",
     "crc32.c",
     "lib.c",

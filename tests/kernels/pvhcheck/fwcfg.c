@@ -51,23 +51,52 @@ static uint32_t fwcfg_item_u32(uint16_t key)
     return le32(b);
 }
 
-/* Look a file up in the directory (item 0x19); true if found. */
-static bool fwcfg_find_file(const char *name, uint16_t *select, uint32_t *size)
+bool fwcfg_signature_ok(void)
+{
+    uint8_t sig[4];
+    fwcfg_select(FW_CFG_SIGNATURE);
+    fwcfg_read(sig, sizeof(sig));
+    return sig[0] == 'Q' && sig[1] == 'E' && sig[2] == 'M' && sig[3] == 'U';
+}
+
+void fwcfg_read_item(uint16_t key, void *buf, uint32_t len)
+{
+    fwcfg_select(key);
+    fwcfg_read(buf, len);
+}
+
+uint32_t fwcfg_dir_open(void)
 {
     uint8_t b[4];
     fwcfg_select(FW_CFG_FILE_DIR);
     fwcfg_read(b, sizeof(b));
     uint32_t count = be32(b);
-    for (uint32_t i = 0; i < count && i < 4096; i++) {
-        uint8_t entry[64];  /* size u32 BE, select u16 BE, reserved u16, name[56] */
-        fwcfg_read(entry, sizeof(entry));
-        const char *n = (const char *)entry + 8;
+    return count < FWCFG_MAX_FILES ? count : FWCFG_MAX_FILES;
+}
+
+void fwcfg_dir_next(struct fwcfg_file *f)
+{
+    uint8_t entry[64];  /* size u32 BE, select u16 BE, reserved u16, name[56] */
+    fwcfg_read(entry, sizeof(entry));
+    f->size = be32(entry);
+    f->select = (uint16_t)(entry[4] << 8 | entry[5]);
+    for (uint32_t k = 0; k < FWCFG_NAME_LEN; k++)
+        f->name[k] = (char)entry[8 + k];
+    f->name[FWCFG_NAME_LEN] = 0;  /* QEMU terminates it; do not rely on that */
+}
+
+bool fwcfg_find_file(const char *name, uint16_t *select, uint32_t *size)
+{
+    uint32_t count = fwcfg_dir_open();
+    for (uint32_t i = 0; i < count; i++) {
+        struct fwcfg_file f;
+        fwcfg_dir_next(&f);
         uint32_t k = 0;
-        while (k < 56 && name[k] && n[k] == name[k])
+        while (k < FWCFG_NAME_LEN && name[k] && f.name[k] == name[k])
             k++;
-        if (k < 56 && name[k] == 0 && n[k] == 0) {
-            *size = be32(entry);
-            *select = (uint16_t)(entry[4] << 8 | entry[5]);
+        if (k < FWCFG_NAME_LEN && name[k] == 0 && f.name[k] == 0) {
+            *size = f.size;
+            *select = f.select;
             return true;
         }
     }
@@ -76,12 +105,8 @@ static bool fwcfg_find_file(const char *name, uint16_t *select, uint32_t *size)
 
 void fwcfg_read_facts(struct fwcfg_facts *f)
 {
-    uint8_t sig[4];
-
     memset(f, 0, sizeof(*f));
-    fwcfg_select(FW_CFG_SIGNATURE);
-    fwcfg_read(sig, sizeof(sig));
-    f->present = sig[0] == 'Q' && sig[1] == 'E' && sig[2] == 'M' && sig[3] == 'U';
+    f->present = fwcfg_signature_ok();
     if (!f->present)
         return;
 

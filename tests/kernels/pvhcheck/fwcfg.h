@@ -16,6 +16,15 @@
 #define FW_CFG_FILE_DIR     0x19
 
 #define FWCFG_MAX_E820 32
+#define FWCFG_MAX_FILES 4096   /* a larger directory count is treated as garbage */
+#define FWCFG_NAME_LEN 56      /* FWCfgFile.name, NUL-terminated by QEMU */
+
+/* One entry of the file directory (item 0x19), converted from big-endian. */
+struct fwcfg_file {
+    uint32_t size;
+    uint16_t select;
+    char name[FWCFG_NAME_LEN + 1];
+};
 
 struct fwcfg_e820_entry {
     uint64_t addr;
@@ -37,5 +46,22 @@ struct fwcfg_facts {
 };
 
 void fwcfg_read_facts(struct fwcfg_facts *f);
+
+/* The signature item reads "QEMU". */
+bool fwcfg_signature_ok(void);
+
+/* Select item (or file selector) key, which rewinds it, and read its first len bytes. */
+void fwcfg_read_item(uint16_t key, void *buf, uint32_t len);
+
+/*
+ * Walk the file directory: fwcfg_dir_open selects it and returns the entry
+ * count (at most FWCFG_MAX_FILES); each fwcfg_dir_next reads the next entry.
+ * Nothing else may select an item in between.
+ */
+uint32_t fwcfg_dir_open(void);
+void fwcfg_dir_next(struct fwcfg_file *f);
+
+/* Look a file up in the directory; true if found. */
+bool fwcfg_find_file(const char *name, uint16_t *select, uint32_t *size);
 
 #endif

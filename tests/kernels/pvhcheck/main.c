@@ -1,12 +1,15 @@
 /*
  * pvhcheck: reports the state a PVH loader handed over, and checks it against
  * the PVH boot ABI.  Every line starts with "PVHCHECK "; see ../README.md.
+ * With the command line word "pvhcheck.fwdump" it only dumps fw_cfg files
+ * (fwdump.c) and exits.
  */
 #include "boot.h"
 #include "checks.h"
 #include "crc32.h"
 #include "entry_state.h"
 #include "fwcfg.h"
+#include "fwdump.h"
 #include "io.h"
 #include "segments.h"
 #include "serial.h"
@@ -157,19 +160,30 @@ static void report_fwcfg(const struct fwcfg_facts *fw)
 static struct boot_view boot;
 static struct fwcfg_facts fwcfg;
 
+static void debug_exit(uint8_t code) __attribute__((noreturn));
+
+static void debug_exit(uint8_t code)
+{
+    outb(DEBUG_EXIT_PORT, code);
+    for (;;)
+        __asm__ volatile("cli; hlt");
+}
+
 void pvh_main(void)
 {
     serial_init();
+    boot_view_init(&boot);
+    if (fwdump_requested(&boot)) {
+        kprintf("\n");
+        debug_exit(fwdump_run() ? EXIT_OK : EXIT_FAIL);
+    }
     kprintf("\nPVHCHECK begin\n");
     report_cpu();
-    boot_view_init(&boot);
     report_kernel(&boot);
     report_boot(&boot);
     fwcfg_read_facts(&fwcfg);
     report_fwcfg(&fwcfg);
     uint32_t failures = run_checks(&boot, &fwcfg);
     kprintf("PVHCHECK done failures=%u\n", failures);
-    outb(DEBUG_EXIT_PORT, failures ? EXIT_FAIL : EXIT_OK);
-    for (;;)
-        __asm__ volatile("cli; hlt");
+    debug_exit(failures ? EXIT_FAIL : EXIT_OK);
 }
