@@ -15,6 +15,7 @@ start32:
     call cmdline_load                   ; pvh.s: FW_CFG_CMDLINE_* -> CMDLINE
     call initrd_load                    ; pvh.s: FW_CFG_INITRD_* -> module 0
     call memmap_build                   ; memmap.s: etc/e820 -> hvm_memmap_table_entry[]
+    call pm_init                        ; chipset.s: the ACPI PM block, before QEMU builds ACPI
     call acpi_load                      ; acpi.s: etc/table-loader -> ACPI tables, the RSDP
     call start_info_build               ; pvh.s: struct hvm_start_info
     jmp pvh_handoff                     ; pvh.s: never returns

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from elftools.elf.elffile import ELFFile
 
 from builder.kernel import Kernel
+from firmware import layout
 from tests.emu.fwcfg import SimFwCfg
 
 MiB = 1 << 20
@@ -25,6 +26,8 @@ RAM_SIZE = 512 * MiB  # as the recordings of the ACPI files: -m 512 -smp 2
 SMP = 2
 ACPI_FILES = ("etc/table-loader", "etc/acpi/rsdp", "etc/acpi/tables")
 E820_RAM, E820_RESERVED = 1, 2
+PCI_I440FX = 0x8000_0000  # 00:00.0, the host bridge
+I440FX_ID, Q35_MCH_ID = 0x1237_8086, 0x29C0_8086
 # QEMU 7.2 pc/q35: the AMD HyperTransport hole [1012 GiB, 1024 GiB), always reserved.
 HT_HOLE = (0xFD_0000_0000, 0x3_0000_0000, E820_RESERVED)
 
@@ -36,11 +39,14 @@ class MachineProfile:
     files: tuple[tuple[str, int], ...]  # every fw_cfg file but etc/e820, with its size
     acpi_data_size: int  # x86_load_linux: initrd_max = below_4g - acpi_data_size - 1
     acpi_only: tuple[str, ...] = ()  # the files QEMU leaves out with -machine acpi=off
+    pci: tuple[tuple[int, int], ...] = ()  # PCI functions the firmware looks at: (address, ID)
 
     def without_acpi(self) -> MachineProfile:
         """The same machine with `-machine acpi=off`."""
         files = tuple(f for f in self.files if f[0] not in self.acpi_only)
-        return replace(self, name=f"{self.name}-noacpi", files=files, acpi_only=())
+        # pc: QEMU creates PIIX4's PM function only with ACPI; q35's LPC bridge is always there
+        pci = tuple(d for d in self.pci if d[0] != layout.PCI_PIIX4_PM)
+        return replace(self, name=f"{self.name}-noacpi", files=files, acpi_only=(), pci=pci)
 
     @property
     def machine(self) -> str:
@@ -103,9 +109,15 @@ PROFILES: dict[str, MachineProfile] = {
         _PC_FILES,
         0x28000,
         (*_ACPI_ONLY, "etc/system-states"),
+        ((PCI_I440FX, I440FX_ID), (layout.PCI_PIIX4_PM, layout.PIIX4_PM_ID)),
     ),
     "q35": MachineProfile(
-        "q35", (HT_HOLE, (0, RAM_SIZE, E820_RAM)), _Q35_FILES, 0x28000, _ACPI_ONLY
+        "q35",
+        (HT_HOLE, (0, RAM_SIZE, E820_RAM)),
+        _Q35_FILES,
+        0x28000,
+        _ACPI_ONLY,
+        ((PCI_I440FX, Q35_MCH_ID), (layout.PCI_ICH9_LPC, layout.ICH9_LPC_ID)),
     ),
     "microvm": MachineProfile("microvm", ((0, RAM_SIZE, E820_RAM),), _MICROVM_FILES, 0, ACPI_FILES),
 }

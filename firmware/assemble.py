@@ -28,6 +28,7 @@ VARIANTS: dict[str, tuple[str, ...]] = {
         "main.s",
         "fwcfg.s",
         "memmap.s",
+        "chipset.s",
         "acpi.s",
         "pvh.s",
         "serial.s",

@@ -127,6 +127,21 @@ FW_CFG_FILE_ENTRY_SIZE: Final = 64  # size u32 BE, select u16 BE, reserved u16, 
 FW_CFG_FILE_NAME_MAX: Final = 56
 E820_ENTRY_SIZE: Final = 20  # u64 addr, u64 size, u32 type, little-endian
 
+# --- PCI configuration mechanism #1, and the chipsets' ACPI PM blocks (asm/chipset.s) -------
+PCI_CONFIG_ADDR: Final = 0xCF8
+PCI_CONFIG_DATA: Final = 0xCFC
+PCI_PIIX4_PM: Final = 0x8000_0B00  # enable | bus 0, device 1, function 3 (-M pc)
+PCI_ICH9_LPC: Final = 0x8000_F800  # enable | bus 0, device 31, function 0 (-M q35)
+PIIX4_PM_ID: Final = 0x7113_8086  # device 0x7113, vendor Intel
+ICH9_LPC_ID: Final = 0x2918_8086
+PIIX4_PMBA: Final = 0x40  # power-management I/O base
+PIIX4_PMREGMISC: Final = 0x80
+PIIX4_PMIOSE: Final = 0x01  # PMREGMISC: the PM I/O space is enabled
+ICH9_PMBASE: Final = 0x40
+ICH9_ACPI_CNTL: Final = 0x44
+ICH9_ACPI_EN: Final = 0x80
+PM_IO_BASE: Final = 0xB000  # where SeaBIOS puts it too, so QEMU's tables look the same
+
 # --- PVH (xen/include/public/arch-x86/hvm/start_info.h) -------------------------------------
 HVM_START_MAGIC: Final = 0x336EC578
 HVM_START_VERSION: Final = 1

@@ -310,6 +310,7 @@ def test_debian_userspace_tcg(
         f"/proc/cmdline is {echo[1]!r}, expected {cmdline!r}\n{boot.describe()}"
     )
     assert boot.run.returncode == QEMU_EXIT_STATUS, boot.describe()
+    assert "did not enter ACPI mode" not in serial, boot.describe()  # a 3 s wait in Linux
     check_early_boot(boot, cmdline, view)
 
 
@@ -371,6 +372,11 @@ def test_debian_smp_acpi_high_memory_tcg(debian: Debian, machine: str) -> None:
     assert "RSDT" in tables or "XSDT" in tables, boot.describe()
     cpus = INIT_CPUS.search(serial)
     assert cpus and cpus[1] == "4", boot.describe()
+    # the chipset's PM block is where the FADT says (asm/chipset.s): ACPI mode, a PM timer
+    assert "did not enter ACPI mode" not in serial, boot.describe()
+    if not machine.startswith("microvm"):  # hardware-reduced ACPI: no PM block
+        pm = layout.PM_IO_BASE + 8  # PM_TMR in the PIIX4 and ICH9 PM blocks
+        assert f"ACPI: PM-Timer IO Port: {pm:#x}" in serial, boot.describe()
     e820 = kernel_e820(serial)
     high = [(a, s) for a, s, t in e820 if t == 1 and a >= 1 << 32]
     assert high, f"no RAM above 4 GiB in the kernel's map: {e820}"

@@ -453,6 +453,18 @@ def test_acpi_loader_pointer_sizes_and_checksum(pvh_firmware: Firmware) -> None:
     assert start_info(r).rsdp_paddr == 0  # no etc/acpi/rsdp allocated
 
 
+def sim_with(files: dict[str, bytes], dma: bool = True) -> SimFwCfg:
+    """fw_cfg for the default kernel on 256 MiB, plus `files`."""
+    return SimFwCfg.for_pvh_boot(
+        ram_below_4g=256 * MiB,
+        kernel_entry=ENTRY,
+        kernel_addr=KADDR,
+        kernel_size=KSIZE,
+        extra_files=files,
+        dma=dma,
+    )
+
+
 def _write_pointer(dest: str, src: str, dst_offset: int, src_offset: int, size: int) -> bytes:
     return (
         struct.pack("<I", 4)
@@ -471,14 +483,7 @@ def test_acpi_loader_write_pointer(pvh_firmware: Firmware, dma: bool) -> None:
         _write_pointer("etc/addr", "etc/blob", 8, 0x10, 8),
     )
     files = {"etc/table-loader": loader, "etc/blob": bytes(64), "etc/addr": bytes(24)}
-    sim = SimFwCfg.for_pvh_boot(
-        ram_below_4g=256 * MiB,
-        kernel_entry=ENTRY,
-        kernel_addr=KADDR,
-        kernel_size=KSIZE,
-        extra_files=files,
-        dma=dma,
-    )
+    sim = sim_with(files, dma=dma)
     sim.make_writable("etc/addr")
     r = run_firmware(image_for(pvh_firmware), sim, ram_size=256 * MiB, stop_at=ENTRY)
     if not dma:
@@ -492,3 +497,50 @@ def test_acpi_loader_write_pointer(pvh_firmware: Firmware, dma: bool) -> None:
     blob = (256 * MiB - 64) & ~15
     written = sim.items[sim.file_keys["etc/addr"]]
     assert written == bytes(8) + struct.pack("<Q", blob + 0x10) + bytes(8)
+
+
+# ---- the chipset's ACPI PM block ----------------------------------------------------------
+
+PIIX4_HOST = {0x8000_0000: 0x1237_8086, layout.PCI_PIIX4_PM: layout.PIIX4_PM_ID}
+Q35_HOST = {0x8000_0000: 0x29C0_8086, layout.PCI_ICH9_LPC: layout.ICH9_LPC_ID}
+
+
+@pytest.mark.parametrize(
+    ("pci", "writes"),
+    [
+        (
+            PIIX4_HOST,
+            [
+                (layout.PCI_PIIX4_PM + 0x40, layout.PM_IO_BASE | 1, 4),  # PMBA
+                (layout.PCI_PIIX4_PM + 0x80, 0x01, 4),  # PMREGMISC.PMIOSE
+            ],
+        ),
+        (
+            Q35_HOST,
+            [
+                (layout.PCI_ICH9_LPC + 0x40, layout.PM_IO_BASE | 1, 4),  # PMBASE
+                (layout.PCI_ICH9_LPC + 0x44, 0x80, 4),  # ACPI_CNTL.ACPI_EN
+            ],
+        ),
+        ({}, []),  # microvm: no PCI
+    ],
+    ids=["pc-piix4", "q35-ich9", "microvm"],
+)
+def test_pm_block_enabled_before_acpi(
+    pvh_firmware: Firmware, pci: dict[int, int], writes: list[tuple[int, int, int]]
+) -> None:
+    """The firmware places and enables the chipset's PM I/O block (where QEMU's FADT will point
+    the kernel), and does so before it first reads an ACPI file: QEMU builds its tables then."""
+    files = acpi_files("pc")
+    sim = sim_with(files)
+    r = run_firmware(image_for(pvh_firmware), sim, ram_size=256 * MiB, stop_at=ENTRY, pci=pci)
+    assert r.stopped_at_entry, r.serial
+    assert r.pci_writes == writes
+    pci_ports = [a.insn for a in r.port_accesses if a.port in (0xCF8, 0xCFC)]
+    dma_starts = [a.insn for a in sim.accesses if a.direction == "out" and a.port == 0x518]
+    loader_key = sim.file_keys["etc/table-loader"]
+    first_acpi = next(
+        i for d, i in zip(sim.dma_log, dma_starts, strict=True) if d.key == loader_key
+    )
+    assert first_acpi is not None
+    assert not pci_ports or max(i for i in pci_ports if i is not None) < first_acpi

@@ -99,6 +99,7 @@ class RunResult:
     rom_writes: list[RomWrite]
     fwcfg: SimFwCfg
     uc: Any = field(repr=False)  # the unicorn.Uc, kept for mem()
+    pci_writes: list[tuple[int, int, int]] = field(default_factory=list)  # (address, value, size)
 
     @property
     def serial(self) -> str:
@@ -166,8 +167,57 @@ class _GuestMemory:
         return True
 
 
+PCI_CONFIG_ADDR, PCI_CONFIG_DATA = 0xCF8, 0xCFC
+
+
+class _PciConfig:
+    """PCI configuration mechanism #1 with the devices given as {ID register address:
+    vendor/device dword}: their other registers read back what was written (0 before); an
+    absent device reads all ones, as on QEMU (and on microvm, which has no PCI at all)."""
+
+    def __init__(self, devices: dict[int, int]) -> None:
+        self.devices = devices
+        self.address = 0
+        self.regs: dict[int, int] = {}
+        self.writes: list[tuple[int, int, int]] = []  # (config address, value, size)
+
+    def _target(self, port: int) -> tuple[int, int] | None:
+        if not self.address & 0x8000_0000:
+            return None
+        dev = self.address & 0xFFFF_FF00
+        if dev not in self.devices:
+            return None
+        return dev, (self.address & 0xFC) + port - PCI_CONFIG_DATA
+
+    def read(self, port: int, size: int) -> int:
+        if port == PCI_CONFIG_ADDR and size == 4:
+            return self.address
+        t = self._target(port)
+        if t is None:
+            return (1 << (8 * size)) - 1
+        dev, reg = t
+        dword = self.devices[dev] if reg < 4 else self.regs.get(dev | (reg & ~3), 0)
+        return (dword >> (8 * (reg & 3))) & ((1 << (8 * size)) - 1)
+
+    def write(self, port: int, size: int, value: int) -> None:
+        if port == PCI_CONFIG_ADDR and size == 4:
+            self.address = value
+            return
+        t = self._target(port)
+        if t is None:
+            return
+        dev, reg = t
+        self.writes.append((dev | reg, value, size))
+        key = dev | (reg & ~3)
+        shift = 8 * (reg & 3)
+        mask = ((1 << (8 * size)) - 1) << shift
+        self.regs[key] = (self.regs.get(key, 0) & ~mask) | ((value << shift) & mask)
+
+
 class _Machine:
-    def __init__(self, image: bytes, fwcfg: SimFwCfg, ram_size: int) -> None:
+    def __init__(
+        self, image: bytes, fwcfg: SimFwCfg, ram_size: int, pci: dict[int, int] | None = None
+    ) -> None:
         size = len(image)
         if size == 0 or size % 0x10000:
             raise ValueError("QEMU wants a -bios image of a multiple of 64 KiB")
@@ -189,6 +239,7 @@ class _Machine:
         self.fwcfg = fwcfg
         fwcfg.memory = self.memory
         self.uart = _Uart()
+        self.pci = _PciConfig(pci or {})
         self.ports: list[PortAccess] = []
         self.events: list[BootEvent] = []
         self.rom_writes: list[RomWrite] = []
@@ -266,6 +317,8 @@ class _Machine:
         insn = self.count - 1
         if self.fwcfg.handles(port):
             value = self.fwcfg.port_in(port, size, insn)
+        elif port == PCI_CONFIG_ADDR or PCI_CONFIG_DATA <= port < PCI_CONFIG_DATA + 4:
+            value = self.pci.read(port, size)
         else:
             value = 0
             for i in range(size):
@@ -280,6 +333,8 @@ class _Machine:
             self.events.append(BootEvent(port, value, insn))
         if self.fwcfg.handles(port):
             self.fwcfg.port_out(port, size, value, insn)
+        elif port == PCI_CONFIG_ADDR or PCI_CONFIG_DATA <= port < PCI_CONFIG_DATA + 4:
+            self.pci.write(port, size, value)
         elif UART_BASE <= port < UART_BASE + 8:
             for i in range(size):
                 if port + i < UART_BASE + 8:
@@ -319,6 +374,7 @@ class _Machine:
             rom_writes=self.rom_writes,
             fwcfg=self.fwcfg,
             uc=self.uc,
+            pci_writes=self.pci.writes,
         )
 
 
@@ -329,12 +385,14 @@ def run_firmware(
     stop_at: int | None = None,
     max_instructions: int = 5_000_000,
     ram_init: dict[int, bytes] | None = None,
+    pci: dict[int, int] | None = None,
 ) -> RunResult:
     """Run `image` from the reset vector until `stop_at` (a linear address, which is EIP under
     a flat CS; that instruction is not executed or counted), a hlt, an error, or
     `max_instructions` executed instructions. `ram_init` preloads RAM (e.g. the kernel's
-    segments, which QEMU loads itself for a PVH boot)."""
-    machine = _Machine(image, fwcfg, ram_size)
+    segments, which QEMU loads itself for a PVH boot); `pci` lists the PCI functions present
+    ({ID register address: vendor/device}: see _PciConfig)."""
+    machine = _Machine(image, fwcfg, ram_size, pci)
     for addr, data in (ram_init or {}).items():
         if not machine.memory.write(addr, data):
             raise ValueError(f"ram_init at {addr:#x}: not RAM")
