@@ -468,3 +468,37 @@ def test_error_unpatched_image(
     raw.write_bytes(pvh_firmware.image)
     run = run_error(pvhcheck(kernel, "tcg"), raw)
     assert_error(run, "pvhfw: this image has no kernel entry: build it with build-fw --kernel")
+
+
+def test_cmdline_at_the_limit_boots(
+    qemu: str, kernel: KernelGetter, image: Callable[[Path], Path]
+) -> None:
+    """A command line of CMDLINE_MAX - 1 bytes (QEMU's FW_CFG_CMDLINE_SIZE counts the NUL: the
+    largest the firmware takes) arrives whole."""
+    elf = pvhcheck(kernel, "tcg")
+    append = ("pvhfw.long=" + "x" * layout.CMDLINE_MAX)[: layout.CMDLINE_MAX - 1]
+    report = booted(run_boot(elf, image(elf), machine="pc", append=append))
+    assert report.fwcfg["cmdline_size"] == layout.CMDLINE_MAX
+    assert report.cmdline == append.encode()
+
+
+def test_error_cmdline_too_long(
+    qemu: str, kernel: KernelGetter, image: Callable[[Path], Path]
+) -> None:
+    """One byte more: the firmware says so and stops, rather than cut the command line."""
+    elf = pvhcheck(kernel, "tcg")
+    append = "y" * layout.CMDLINE_MAX
+    run = run_until_output(
+        elf,
+        ERROR_LINE,
+        bios=image(elf),
+        append=append,
+        memory="256",
+        timeout=ERROR_TIMEOUT,
+        linger=LINGER,
+    )
+    assert_error(
+        run,
+        f"pvhfw: command line is {layout.CMDLINE_MAX + 1:#010x} bytes, more than "
+        f"{layout.CMDLINE_MAX:#010x}",
+    )

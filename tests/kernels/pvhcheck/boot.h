@@ -9,7 +9,7 @@
 
 #define MAX_MEMMAP 1024   /* more entries than this is treated as garbage */
 #define MAX_MODULES 64
-#define CMDLINE_MAX 4096
+#define CMDLINE_MAX 16384
 
 struct boot_view {
     uint32_t kernel_start, kernel_end, entry;
