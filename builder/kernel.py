@@ -25,6 +25,20 @@ PT_NOTE = 4
 SHT_NOTE = 7
 SHT_NOBITS = 8
 PF_X = 1
+PN_XNUM = 0xFFFF  # e_phnum escape: the real count is in section 0 (never in a kernel)
+# Bounds on the work a hostile file can cause. Linux's notes take a few hundred bytes and it has
+# a few dozen sections; these are far above any kernel and keep every scan short.
+MAX_NOTE_BYTES = 1 << 20  # note data scanned in all, over every note segment and section
+MAX_SECTIONS = 0xFFFF  # section headers read when the PVH note is not in a PT_NOTE segment
+
+# What a file that is not an ELF may be instead (magic at offset 0), to say so.
+_COMPRESSED_MAGIC = (
+    (b"\x1f\x8b", "gzip"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"BZh", "bzip2"),
+    (b"\x02\x21\x4c\x18", "lz4"),
+)
 
 
 @dataclass(frozen=True)
@@ -81,12 +95,15 @@ def _align(value: int, alignment: int) -> int:
     return (value + alignment - 1) & ~(alignment - 1)
 
 
-def parse_notes(data: bytes, base_offset: int, alignment: int, where: str) -> list[Note]:
+def parse_notes(
+    data: bytes | memoryview, base_offset: int, alignment: int, where: str
+) -> list[Note]:
     """The notes in one PT_NOTE segment or SHT_NOTE section (data = its bytes).
 
     Each note: namesz u32, descsz u32, type u32, name padded to `alignment`, desc padded to
     `alignment` (4 for everything Linux emits; 8 where the segment says so).
     """
+    data = memoryview(data)
     notes = []
     pos = 0
     while pos < len(data):
@@ -106,8 +123,8 @@ def parse_notes(data: bytes, base_offset: int, alignment: int, where: str) -> li
                 f"{where}: note at offset {base_offset + pos:#x} runs past the end "
                 f"({namesz} name bytes, {descsz} descriptor bytes)"
             )
-        owner = data[name_at : name_at + namesz].rstrip(b"\0")
-        notes.append(Note(owner, ntype, data[desc_at : desc_at + descsz], base_offset + pos))
+        owner = bytes(data[name_at : name_at + namesz]).rstrip(b"\0")
+        notes.append(Note(owner, ntype, bytes(data[desc_at : desc_at + descsz]), base_offset + pos))
         pos = min(end, len(data))
     return notes
 
@@ -135,27 +152,53 @@ def pvh_entry_from_notes(notes: list[Note], where: str) -> int | None:
     return values.pop() if values else None
 
 
-def _file_range(data: bytes, offset: int, size: int, what: str, name: str) -> bytes:
+def _file_range(data: bytes, offset: int, size: int, what: str, name: str) -> memoryview:
+    """data[offset:offset + size] without a copy, or an error if it is not all in the file."""
     if offset < 0 or size < 0 or offset + size > len(data):
         raise BuildError(
             f"{name}: {what} at offset {offset:#x} size {size:#x} runs past the end of the "
             f"file ({len(data):#x} bytes)"
         )
-    return data[offset : offset + size]
+    return memoryview(data)[offset : offset + size]
+
+
+def _not_elf(data: bytes, name: str) -> BuildError:
+    """Why a file without the ELF magic is not a kernel we can read, as precisely as we can."""
+    if data[0x202:0x206] == b"HdrS" and len(data) >= 0x208:
+        major, minor = data[0x207], data[0x206]
+        return BuildError(
+            f"{name}: a bzImage (Linux boot protocol {major}.{minor:02d}), not an ELF vmlinux; "
+            "build-fw needs the uncompressed ELF vmlinux (the kernel build tree's vmlinux, or "
+            "scripts/extract-vmlinux on this file)"
+        )
+    for magic, fmt in _COMPRESSED_MAGIC:
+        if data.startswith(magic):
+            return BuildError(
+                f"{name}: {fmt}-compressed data, not an ELF file; decompress it to the vmlinux"
+            )
+    return BuildError(f"{name}: not an ELF file (no ELF magic)")
 
 
 def read_kernel(data: bytes, name: str) -> Kernel:
-    """Parse a PVH kernel ELF; every problem is a BuildError naming `name`."""
+    """Parse a PVH kernel ELF; every problem is a BuildError naming `name`.
+
+    The work is bounded whatever the bytes say: the program header table must lie in the file
+    (at most 65535 entries), note scanning stops at MAX_NOTE_BYTES, section headers at
+    MAX_SECTIONS, and only headers are parsed (no pyelftools segment or section objects,
+    some of which scan every section when built).
+    """
     if len(data) == 0:
         raise BuildError(f"{name}: empty file")
     if data[:4] != b"\x7fELF":
-        raise BuildError(f"{name}: not an ELF file (no ELF magic)")
+        raise _not_elf(data, name)
     if len(data) < 16:
-        raise BuildError(f"{name}: truncated ELF header")
+        raise BuildError(f"{name}: truncated ELF header ({len(data)} bytes)")
     if data[4] not in (1, 2):
-        raise BuildError(f"{name}: unknown ELF class {data[4]}")
-    if data[5] != 1:
+        raise BuildError(f"{name}: unknown ELF class {data[4]} (expected 1, 32-bit, or 2, 64-bit)")
+    if data[5] == 2:
         raise BuildError(f"{name}: not a little-endian ELF (x86 kernels are little-endian)")
+    if data[5] != 1:
+        raise BuildError(f"{name}: unknown ELF data encoding {data[5]} (x86 is 1, little-endian)")
     header_size = 52 if data[4] == 1 else 64
     if len(data) < header_size:
         raise BuildError(f"{name}: truncated ELF header ({len(data)} bytes)")
@@ -163,19 +206,25 @@ def read_kernel(data: bytes, name: str) -> Kernel:
         elf = ELFFile(io.BytesIO(data))
         machine = elf["e_machine"]
         if machine not in ("EM_386", "EM_X86_64"):
-            raise BuildError(f"{name}: ELF for {machine}, not x86")
+            what = f"machine {machine}" if isinstance(machine, int) else machine
+            raise BuildError(f"{name}: ELF for {what}, not x86")
         phnum = elf["e_phnum"]
         phoff = elf["e_phoff"]
         phentsize = elf["e_phentsize"]
         if phnum == 0:
             raise BuildError(f"{name}: ELF has no program headers")
+        if phnum == PN_XNUM:
+            raise BuildError(
+                f"{name}: e_phnum is PN_XNUM ({PN_XNUM:#x}, extended numbering), which no "
+                "kernel uses"
+            )
         expected = 32 if elf.elfclass == 32 else 56
         if phentsize != expected:
             raise BuildError(f"{name}: program header size {phentsize}, expected {expected}")
         _file_range(data, phoff, phnum * phentsize, "program header table", name)
         segments = []
         for index in range(phnum):
-            h = elf.get_segment(index).header
+            h = elf._get_segment_header(index)  # header only: no segment object built
             ptype = h["p_type"]
             segments.append(
                 Segment(
@@ -192,7 +241,8 @@ def read_kernel(data: bytes, name: str) -> Kernel:
             )
         entry, source = _find_entry(elf, data, segments, name)
     except (ELFError, ELFParseError, struct.error, ValueError) as e:
-        raise BuildError(f"{name}: malformed ELF: {e}") from None
+        detail = " ".join(str(e).split())  # one line, whatever the library said
+        raise BuildError(f"{name}: malformed ELF: {detail}") from None
 
     loads = []
     for s in segments:
@@ -232,31 +282,48 @@ _PT_NUMBERS = {
 }
 
 
+class _NoteScanner:
+    """Searches note regions for the PVH entry, MAX_NOTE_BYTES at most in all: many note
+    segments or sections pointing at the same large range would otherwise rescan it each time."""
+
+    def __init__(self, data: bytes, name: str) -> None:
+        self.data = data
+        self.name = name
+        self.scanned = 0
+
+    def entry(self, offset: int, size: int, alignment: int, what: str) -> int | None:
+        blob = _file_range(self.data, offset, size, what, self.name)
+        where = f"{self.name}: {what}"
+        self.scanned += size
+        if self.scanned > MAX_NOTE_BYTES:
+            raise BuildError(
+                f"{where}: more than {MAX_NOTE_BYTES >> 20} MiB of ELF notes in all "
+                "(a kernel's take a few hundred bytes)"
+            )
+        align = 8 if alignment == 8 else 4
+        return pvh_entry_from_notes(parse_notes(blob, offset, align, where), where)
+
+
 def _find_entry(elf: ELFFile, data: bytes, segments: list[Segment], name: str) -> tuple[int, str]:
     """The PVH entry from every PT_NOTE segment (all of them: a loader that stops at the first
     misses notes behind another), else from SHT_NOTE sections."""
     found: dict[int, str] = {}
+    scanner = _NoteScanner(data, name)
     for s in segments:
         if s.type != PT_NOTE:
             continue
-        where = f"{name}: PT_NOTE segment {s.index}"
-        blob = _file_range(data, s.offset, s.filesz, f"note segment {s.index}", name)
-        value = pvh_entry_from_notes(
-            parse_notes(blob, s.offset, 8 if s.align == 8 else 4, where), where
-        )
+        value = scanner.entry(s.offset, s.filesz, s.align, f"PT_NOTE segment {s.index}")
         if value is not None:
             found.setdefault(value, f"PT_NOTE segment {s.index}")
     if not found:
-        for index in range(elf.num_sections()):
+        for index in _section_indices(elf, data, name):
             h = elf._get_section_header(index)  # header only: no section object built
             if h["sh_type"] not in ("SHT_NOTE", SHT_NOTE):
                 continue
-            where = f"{name}: SHT_NOTE section {index}"
-            blob = _file_range(data, h["sh_offset"], h["sh_size"], f"note section {index}", name)
-            align = 8 if h["sh_addralign"] == 8 else 4
-            value = pvh_entry_from_notes(parse_notes(blob, h["sh_offset"], align, where), where)
+            what = f"SHT_NOTE section {index}"
+            value = scanner.entry(h["sh_offset"], h["sh_size"], h["sh_addralign"], what)
             if value is not None:
-                found.setdefault(value, f"SHT_NOTE section {index}")
+                found.setdefault(value, what)
     if len(found) > 1:
         listed = ", ".join(f"{v:#x}" for v in sorted(found))
         raise BuildError(f"{name}: conflicting PVH entry notes ({listed})")
@@ -267,3 +334,21 @@ def _find_entry(elf: ELFFile, data: bytes, segments: list[Segment], name: str) -
         )
     ((entry, source),) = found.items()
     return entry, source
+
+
+def _section_indices(elf: ELFFile, data: bytes, name: str) -> range:
+    """The section header indices to read, once the table is known to lie in the file."""
+    shoff = elf["e_shoff"]
+    if shoff == 0:
+        return range(0)
+    shentsize = elf["e_shentsize"]
+    expected = 40 if elf.elfclass == 32 else 64
+    if shentsize != expected:
+        raise BuildError(f"{name}: section header size {shentsize}, expected {expected}")
+    # with e_shnum 0 the count is section 0's sh_size (extended numbering): read it safely
+    _file_range(data, shoff, shentsize, "section header table", name)
+    count = elf.num_sections()
+    if count > MAX_SECTIONS:
+        raise BuildError(f"{name}: {count} section headers, more than any kernel's")
+    _file_range(data, shoff, count * shentsize, "section header table", name)
+    return range(count)

@@ -139,7 +139,7 @@ def test_load_range_is_qemus() -> None:
     [
         (b"", "k: empty file"),
         (b"MZ\x90\x00" + bytes(100), "k: not an ELF file (no ELF magic)"),
-        (b"\x7fELF\x02\x01", "k: truncated ELF header"),
+        (b"\x7fELF\x02\x01", "k: truncated ELF header (6 bytes)"),
         (
             Elf(big_endian=True, segments=[Seg(PT_LOAD, 0x1000000, b"\x90")]).build(),
             "k: not a little-endian ELF (x86 kernels are little-endian)",
