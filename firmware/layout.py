@@ -182,6 +182,7 @@ RESERVED_AREAS: Final = (
     Area("firmware RAM (start_info, memory map, command line, stack)", FW_RAM_BASE, FW_RAM_END),
     Area("firmware ROM shadow below 1 MiB", ROM_SHADOW_BASE, ROM_SHADOW_END),
     Area("EBDA (the ACPI RSDP)", EBDA_BASE, LOWMEM_END),
+    Area("legacy hole (VGA memory, option ROMs: not RAM)", LOWMEM_END, ROM_SHADOW_BASE),
     Area(
         "BIOS data area's EBDA pointer (written by the firmware)",
         BDA_EBDA_SEGMENT,

@@ -235,8 +235,14 @@ def test_note_running_past_its_segment() -> None:
             "k: segment 0 at 0xf0000-0xf0040 overlaps the firmware ROM shadow below 1 MiB at "
             "0xf0000-0x100000",
         ),
+        (
+            0xC0010,
+            0xC0000,
+            "k: segment 0 at 0xc0000-0xc0040 overlaps the legacy hole (VGA memory, option ROMs: "
+            "not RAM) at 0xa0000-0xf0000",
+        ),
     ],
-    ids=["entry-outside", "over-fw-ram", "over-rom-shadow"],
+    ids=["entry-outside", "over-fw-ram", "over-rom-shadow", "over-legacy-hole"],
 )
 def test_validation(entry: int, load: int, message: str) -> None:
     with pytest.raises(BuildError) as e:
