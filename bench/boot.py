@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import re
 import shutil
 import statistics
 import sys
@@ -59,7 +58,7 @@ _REPO = Path(__file__).resolve().parents[1]
 if str(_REPO) not in sys.path:  # the test kernels and tools are in the source tree
     sys.path.insert(0, str(_REPO))
 
-from bench.execlog import ExecCount  # noqa: E402
+from bench.execlog import ExecCount, parse_trace  # noqa: E402
 from bench.firmware import (  # noqa: E402
     TCG_TRACE_EVENTS,
     Stats,
@@ -73,11 +72,6 @@ from bench.firmware import (  # noqa: E402
 )
 from builder.build import build  # noqa: E402
 from builder.errors import BuildError  # noqa: E402
-from firmware.layout import (  # noqa: E402
-    BOOT_EVENT_FW_DO_BOOT,
-    BOOT_EVENT_FW_START,
-    PORT_BOOT_EVENT,
-)
 from tests.kernels.qemu import qemu_command as base_command  # noqa: E402
 from tools.guest import tcg_kernel_args  # noqa: E402
 
@@ -85,7 +79,6 @@ QEMU = "qemu-system-x86_64"
 MACHINES = ("pc", "q35", "microvm")
 ACCELS = ("kvm", "tcg")
 MEMORY = "512"
-PORT_DEBUG_EXIT = 0xF4
 KVM_CPU = "qemu64,-cx16,-xsave"
 TCG_CPU = "max"
 ENTRY_STATUS = 33  # exitfirst / exitfirst-bz: 0x10 -> (0x10 << 1) | 1
@@ -95,7 +88,6 @@ QBOOT_ROM = "/usr/share/qemu/qboot.rom"  # Debian's bios-microvm.bin is a link t
 SEABIOS_128K = "/usr/share/seabios/bios.bin"  # microvm's BIOS window is too small for 256 KiB
 BZIMAGE_SETUP_ENTRY = 0x10200  # QEMU puts a protocol >= 2.02 setup at 0x10000; entry +0x200
 OURS = "pvhfw-vmlinux"
-FWCFG_REGIONS = ("fwcfg", "fwcfg.dma")
 ENTRY_EVENTS = (
     "vm_state_notify",
     "kvm_vcpu_ioctl",
@@ -200,78 +192,6 @@ def qemu_command(
         extra=[*more, *extra],
     )
     return [qemu, *cmd[1:]]
-
-
-# ---- the trace log --------------------------------------------------------------------------
-
-# 4242@1795599458.408881:memory_region_ops_write cpu 0 mr 0x55.. addr 0xf5 value 0x1 size 1 ..
-_STAMP_RE = re.compile(r"^\d+@(\d+\.\d+):(\w+) (.*)$")
-_OPS_RE = re.compile(
-    r"^cpu (-?\d+) mr \S+ addr (0x[0-9a-fA-F]+) value (0x[0-9a-fA-F]+) size \d+ name '([^']*)'"
-)
-_IOCTL_RUN_RE = re.compile(r"^cpu_index \d+, type 0xae80\b")  # KVM_RUN
-
-
-@dataclass
-class TraceSummary:
-    """What one run's time-stamped trace shows: wall-clock stamps (s since the epoch) of the
-    phases, and what happened before the kernel entry."""
-
-    stamps: dict[str, float] = field(default_factory=dict)
-    proxies: set[str] = field(default_factory=set)  # fw_start/fw_do_boot seen only by proxy
-    port_accesses: int = 0  # vCPU port accesses before the entry (its own write excluded)
-    kvm_exits: int = 0  # KVM exits to QEMU before the entry's
-
-
-def parse_trace(text: str) -> TraceSummary:
-    """Phases from the trace log of one run (see the module's doc): pure, so testable."""
-    out = TraceSummary()
-    s = out.stamps
-    first_io: float | None = None
-    last_fwcfg: float | None = None
-    for line in text.splitlines():
-        m = _STAMP_RE.match(line)
-        if m is None:
-            continue
-        stamp, event, args = float(m.group(1)), m.group(2), m.group(3)
-        if "entry" in s:
-            break
-        if event == "vm_state_notify":
-            if args.startswith("running 1"):
-                s.setdefault("qemu_init_end", stamp)
-        elif event == "kvm_vcpu_ioctl":
-            if _IOCTL_RUN_RE.match(args):
-                s.setdefault("first_instr", stamp)
-        elif event == "kvm_run_exit":
-            out.kvm_exits += 1
-        elif event.startswith("memory_region_ops_"):
-            o = _OPS_RE.match(args)
-            if o is None or int(o.group(1)) < 0 or int(o.group(2), 16) >= 0x10000:
-                continue  # not a vCPU port access
-            addr, value, name = int(o.group(2), 16), int(o.group(3), 16), o.group(4)
-            write = event.endswith("write")
-            if write and addr == PORT_DEBUG_EXIT:
-                s["entry"] = stamp
-                out.kvm_exits -= 1  # the entry's own exit came just before it
-                continue
-            out.port_accesses += 1
-            if first_io is None:
-                first_io = stamp
-            if name in FWCFG_REGIONS:
-                last_fwcfg = stamp
-            if write and addr == PORT_BOOT_EVENT and value == BOOT_EVENT_FW_START:
-                s.setdefault("fw_start", stamp)
-            elif write and addr == PORT_BOOT_EVENT and value == BOOT_EVENT_FW_DO_BOOT:
-                s.setdefault("fw_do_boot", stamp)
-    if "entry" not in s:
-        out.kvm_exits = max(out.kvm_exits, 0)
-    if "fw_start" not in s and first_io is not None:
-        s["fw_start"] = first_io
-        out.proxies.add("fw_start")
-    if "fw_do_boot" not in s and last_fwcfg is not None and "entry" in s:
-        s["fw_do_boot"] = last_fwcfg
-        out.proxies.add("fw_do_boot")
-    return out
 
 
 # ---- runs ---------------------------------------------------------------------------------

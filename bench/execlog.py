@@ -34,11 +34,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from firmware.layout import BOOT_EVENT_FW_DO_BOOT, BOOT_EVENT_FW_START, PORT_BOOT_EVENT
+
 TRACE = b"Trace "
 OPS = b"memory_region_ops_"
 ADD_FILE = b"fw_cfg_add_file "
 PORT_LIMIT = 0x10000
 FWCFG_REGIONS = frozenset(("fwcfg", "fwcfg.dma"))
+PORT_DEBUG_EXIT = 0xF4  # isa-debug-exit: the test kernels' first instruction writes it
 
 # memory_region_ops_write cpu 0 mr 0x5635 addr 0x510 value 0x0 size 2 name 'fwcfg'
 _OPS_RE = re.compile(
@@ -134,3 +137,78 @@ class ExecLogCounter:
 
 def count_exec_log(lines: Iterable[bytes], entry: int) -> ExecCount:
     return ExecLogCounter(entry).feed_lines(lines)
+
+
+# 4242@1795599458.408881:memory_region_ops_write cpu 0 mr 0x55.. addr 0xf5 value 0x1 size 1 ..
+_STAMP_RE = re.compile(r"^\d+@(\d+\.\d+):(\w+) (.*)$")
+_STAMPED_OPS_RE = re.compile(
+    r"^cpu (-?\d+) mr \S+ addr (0x[0-9a-fA-F]+) value (0x[0-9a-fA-F]+) size \d+ name '([^']*)'"
+)
+_IOCTL_RUN_RE = re.compile(r"^cpu_index \d+, type 0xae80\b")  # KVM_RUN
+
+
+@dataclass
+class TraceSummary:
+    """What one run's time-stamped trace shows: wall-clock stamps (s since the epoch) of the
+    phases, and what happened before the kernel entry."""
+
+    stamps: dict[str, float] = field(default_factory=dict)
+    proxies: set[str] = field(default_factory=set)  # fw_start/fw_do_boot seen only by proxy
+    port_accesses: int = 0  # vCPU port accesses before the entry (its own write excluded)
+    kvm_exits: int = 0  # KVM exits to QEMU before the entry's
+
+
+def parse_trace(text: str) -> TraceSummary:
+    """The moments of one run from QEMU's trace log with `-msg timestamp=on` (any subset of
+    the events vm_state_notify, kvm_vcpu_ioctl, kvm_run_exit, memory_region_ops_*): VM running
+    (qemu_init_end), the first KVM_RUN (first_instr), fw_start and fw_do_boot (port 0xf5 = 1
+    and 5; without them, the first port access and the last fw_cfg access before the entry,
+    marked in `proxies`), the kernel entry (the first isa-debug-exit write); the events are
+    vCPU 0's. Port accesses and KVM exits are counted up to the entry."""
+    out = TraceSummary()
+    s = out.stamps
+    first_io: float | None = None
+    last_fwcfg: float | None = None
+    for line in text.splitlines():
+        m = _STAMP_RE.match(line)
+        if m is None:
+            continue
+        stamp, event, args = float(m.group(1)), m.group(2), m.group(3)
+        if "entry" in s:
+            break
+        if event == "vm_state_notify":
+            if args.startswith("running 1"):
+                s.setdefault("qemu_init_end", stamp)
+        elif event == "kvm_vcpu_ioctl":
+            if _IOCTL_RUN_RE.match(args):
+                s.setdefault("first_instr", stamp)
+        elif event == "kvm_run_exit":
+            out.kvm_exits += 1
+        elif event.startswith("memory_region_ops_"):
+            o = _STAMPED_OPS_RE.match(args)
+            if o is None or int(o.group(1)) < 0 or int(o.group(2), 16) >= 0x10000:
+                continue  # not a vCPU port access
+            addr, value, name = int(o.group(2), 16), int(o.group(3), 16), o.group(4)
+            write = event.endswith("write") and o.group(1) == "0"
+            if write and addr == PORT_DEBUG_EXIT:
+                s["entry"] = stamp
+                out.kvm_exits -= 1  # the entry's own exit came just before it
+                continue
+            out.port_accesses += 1
+            if first_io is None:
+                first_io = stamp
+            if name in FWCFG_REGIONS:
+                last_fwcfg = stamp
+            if write and addr == PORT_BOOT_EVENT and value == BOOT_EVENT_FW_START:
+                s.setdefault("fw_start", stamp)
+            elif write and addr == PORT_BOOT_EVENT and value == BOOT_EVENT_FW_DO_BOOT:
+                s.setdefault("fw_do_boot", stamp)
+    if "entry" not in s:
+        out.kvm_exits = max(out.kvm_exits, 0)
+    if "fw_start" not in s and first_io is not None:
+        s["fw_start"] = first_io
+        out.proxies.add("fw_start")
+    if "fw_do_boot" not in s and last_fwcfg is not None and "entry" in s:
+        s["fw_do_boot"] = last_fwcfg
+        out.proxies.add("fw_do_boot")
+    return out

@@ -48,16 +48,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from bench.execlog import ExecCount, ExecLogCounter
+from bench.execlog import PORT_DEBUG_EXIT, ExecCount, ExecLogCounter, parse_trace
 from bench.profiles import PROFILES, MachineProfile, load_segments, sim_fwcfg
 from bench.profiles import RAM_SIZE as PROFILE_RAM_SIZE
 from builder.build import BuildResult, build
-from firmware.layout import BOOT_EVENT_FW_DO_BOOT, BOOT_EVENT_FW_START, PORT_BOOT_EVENT
 
 QEMU = "qemu-system-x86_64"
 MEMORY = "512"  # and -smp 2: the configuration the ACPI files in bench/profiles.py are from
 SMP = "2"
-PORT_DEBUG_EXIT = 0xF4
 DEBUG_EXIT = f"isa-debug-exit,iobase={PORT_DEBUG_EXIT:#x},iosize=0x01"
 KVM_CPU = "qemu64,-cx16,-xsave"
 EXIT_STATUS = 33  # exitfirst writes 0x10 to 0xf4: (0x10 << 1) | 1
@@ -138,7 +136,7 @@ def qemu_command(
             cmd += ["-trace", event]
     else:
         cmd += ["-cpu", KVM_CPU]
-        if log is not None:  # boot events with wall-clock stamps (see parse_boot_events)
+        if log is not None:  # boot events with wall-clock stamps (execlog.parse_trace)
             cmd += ["-msg", "timestamp=on", "-trace", "memory_region_ops_write", "-D", str(log)]
     cmd += ["-M", machine, "-m", MEMORY, "-smp", SMP]
     if bios is not None:
@@ -529,42 +527,6 @@ def timed_process(cmd: Sequence[str], timeout: float) -> tuple[float, int | None
 
 
 @dataclass(frozen=True)
-class BootEvents:
-    """Wall-clock times (s since the epoch) of the guest's boot writes, from a KVM run's
-    `-msg timestamp=on -trace memory_region_ops_write` log: fw_start and fw_do_boot are the
-    qemu-boot-time events on port 0xf5 (1 and 5; only pvhfw and the floor write them), entry
-    is the first write to isa-debug-exit (0xf4), the kernel's first instruction."""
-
-    fw_start: float | None
-    fw_do_boot: float | None
-    entry: float | None
-
-
-# 4242@1795599458.408881:memory_region_ops_write cpu 0 mr 0x55.. addr 0xf5 value 0x1 size 1 ..
-_STAMPED_WRITE_RE = re.compile(
-    r"^\d+@(\d+\.\d+):memory_region_ops_write cpu (\d+) mr \S+ addr (0x[0-9a-fA-F]+) "
-    r"value (0x[0-9a-fA-F]+)"
-)
-
-
-def parse_boot_events(text: str) -> BootEvents:
-    """The first fw_start, fw_do_boot and isa-debug-exit writes of one vCPU-0 log."""
-    found: dict[str, float] = {}
-    for line in text.splitlines():
-        m = _STAMPED_WRITE_RE.match(line)
-        if m is None or m.group(2) != "0":
-            continue
-        stamp, addr, value = float(m.group(1)), int(m.group(3), 16), int(m.group(4), 16)
-        if addr == PORT_BOOT_EVENT and value == BOOT_EVENT_FW_START:
-            found.setdefault("fw_start", stamp)
-        elif addr == PORT_BOOT_EVENT and value == BOOT_EVENT_FW_DO_BOOT:
-            found.setdefault("fw_do_boot", stamp)
-        elif addr == PORT_DEBUG_EXIT:
-            found.setdefault("entry", stamp)
-    return BootEvents(found.get("fw_start"), found.get("fw_do_boot"), found.get("entry"))
-
-
-@dataclass(frozen=True)
 class Stats:
     n: int
     min: float
@@ -615,11 +577,12 @@ def run_kvm(
             seconds, rc, rss, stderr, wall_start = timed_process(cmd, timeout)
             run = KvmRun(machine, key, rnd, seconds, rc, rss)
             if events.exists():
-                ev = parse_boot_events(events.read_text(errors="replace"))
-                if ev.entry is not None:
-                    run.to_entry = ev.entry - wall_start
-                    if ev.fw_start is not None:
-                        run.fw_to_entry = ev.entry - ev.fw_start
+                trace = parse_trace(events.read_text(errors="replace"))
+                entry = trace.stamps.get("entry")
+                if entry is not None:
+                    run.to_entry = entry - wall_start
+                    if "fw_start" in trace.stamps and "fw_start" not in trace.proxies:
+                        run.fw_to_entry = entry - trace.stamps["fw_start"]
             if not run.ok:
                 run.stderr = stderr[-2000:]
                 log(f"[kvm] {machine} {key} round {rnd}: status {rc}\n{stderr[-500:]}")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench import firmware as bench
-from bench.execlog import count_exec_log
+from bench.execlog import count_exec_log, parse_trace
 from tests.support import need_kvm, need_qemu
 
 # ---- exec log (TCG -singlestep -d exec,nochain with trace events) ------------------------
@@ -84,15 +84,15 @@ STAMPED = """\
 
 
 def test_boot_events_from_a_stamped_log() -> None:
-    ev = bench.parse_boot_events(STAMPED)
-    assert ev.fw_start == pytest.approx(1795599458.408881)
-    assert ev.fw_do_boot == pytest.approx(1795599458.409500)
-    assert ev.entry == pytest.approx(1795599458.409600)  # vCPU 0's first 0xf4 write
+    ev = parse_trace(STAMPED).stamps
+    assert ev["fw_start"] == pytest.approx(1795599458.408881)
+    assert ev["fw_do_boot"] == pytest.approx(1795599458.409500)
+    assert ev["entry"] == pytest.approx(1795599458.409600)  # vCPU 0's first 0xf4 write
 
 
 def test_boot_events_missing() -> None:
-    ev = bench.parse_boot_events(STAMPED.splitlines()[0] + "\nunrelated\n")
-    assert (ev.fw_start, ev.fw_do_boot, ev.entry) == (None, None, None)
+    ev = parse_trace(STAMPED.splitlines()[0] + "\nunrelated\n").stamps
+    assert (ev.get("fw_start"), ev.get("fw_do_boot"), ev.get("entry")) == (None, None, None)
 
 
 def test_kvm_trace_exits_and_ports() -> None:

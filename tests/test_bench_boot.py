@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench import boot
+from bench.execlog import parse_trace
 from tests.support import need, need_kvm, need_qemu
 
 T0 = 1795599458.0
@@ -59,7 +60,7 @@ QBOOT_TCG = "\n".join(
 
 
 def test_trace_of_our_firmware_under_kvm() -> None:
-    t = boot.parse_trace(OURS_KVM)
+    t = parse_trace(OURS_KVM)
     ms = {k: round((v - T0) * 1e3, 3) for k, v in t.stamps.items()}
     assert ms == {
         "qemu_init_end": 40.0,
@@ -74,7 +75,7 @@ def test_trace_of_our_firmware_under_kvm() -> None:
 
 
 def test_trace_of_another_firmware_uses_proxies() -> None:
-    t = boot.parse_trace(QBOOT_TCG)
+    t = parse_trace(QBOOT_TCG)
     ms = {k: round((v - T0) * 1e3, 3) for k, v in t.stamps.items()}
     assert ms == {"qemu_init_end": 30.0, "fw_start": 30.3, "fw_do_boot": 32.0, "entry": 32.2}
     assert t.proxies == {"fw_start", "fw_do_boot"}
@@ -83,7 +84,7 @@ def test_trace_of_another_firmware_uses_proxies() -> None:
 
 def test_trace_without_an_entry() -> None:
     lines = QBOOT_TCG.splitlines()[:-1]
-    t = boot.parse_trace("\n".join(lines))
+    t = parse_trace("\n".join(lines))
     assert "entry" not in t.stamps
     assert "fw_do_boot" not in t.stamps  # "last fw_cfg access before the entry" is undefined
     assert t.proxies == {"fw_start"}
