@@ -27,12 +27,13 @@ from pathlib import Path
 
 from builder.build import build
 from tests.kernels.build import EXIT_SUCCESS, build_kernel
+from tests.kernels.qemu import QEMU
+from tests.kernels.qemu import qemu_command as kernels_qemu_command
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT_DIR = REPO / "tests" / "data"
 MACHINES = ("pc", "q35", "microvm")
 FORMAT = 1
-QEMU = "qemu-system-x86_64"
 MEMORY_MIB = 512
 SMP = 2
 LOAD_ADDR = 0x1000000
@@ -52,11 +53,16 @@ def recording_path(out_dir: Path, machine: str) -> Path:
 
 
 def qemu_command(machine: str, bios: str, kernel: str) -> list[str]:
-    return [
-        QEMU, "-accel", "tcg", "-M", machine, "-m", str(MEMORY_MIB), "-smp", str(SMP),
-        "-bios", bios, "-kernel", kernel, "-append", DUMP_WORD,
-        "-nographic", "-no-reboot", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x01",
-    ]
+    """The test kernels' QEMU command line (tests/kernels/qemu.py), dumping fw_cfg."""
+    return kernels_qemu_command(
+        Path(kernel),
+        bios=Path(bios),
+        append=DUMP_WORD,
+        machine=machine,
+        accel="tcg",
+        memory=str(MEMORY_MIB),
+        extra=("-smp", str(SMP)),
+    )
 
 
 # ---- the kernel's dump lines (see tests/kernels/pvhcheck/fwdump.c) ----------------------------
