@@ -87,8 +87,7 @@ acpi_zones_found:
     mov dword ptr [VAR_ACPI_TOP0], ebx
     mov dword ptr [VAR_ACPI_ENTRY], ebp
     mov eax, dword ptr [ebp]            ; floor: the entry's start ...
-    mov edx, dword ptr [VAR_KERNEL_ADDR]
-    add edx, dword ptr [VAR_KERNEL_SIZE]
+    mov edx, dword ptr [VAR_KERNEL_END]
     cmp edx, eax
     jbe acpi_zones_initrd
     mov eax, edx                        ; ... or the kernel's end ...

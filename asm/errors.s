@@ -25,8 +25,14 @@ fatal_unpatched:
 fatal_no_kernel:
     mov esi, msg_no_kernel
     jmp fatal
-fatal_not_pvh:
-    mov esi, msg_not_pvh
+fatal_not_bootable:
+    mov esi, msg_not_bootable
+    jmp fatal
+fatal_built_for_pvh:
+    mov esi, msg_built_for_pvh
+    jmp fatal
+fatal_built_for_bzimage:
+    mov esi, msg_built_for_bzimage
     jmp fatal
 fatal_wrong_entry:
     mov esi, msg_wrong_entry
@@ -82,8 +88,12 @@ msg_unpatched:
     .asciz "this image has no kernel entry: build it with build-fw --kernel"
 msg_no_kernel:
     .asciz "no kernel: start QEMU with -kernel (the vmlinux this image was built for)"
-msg_not_pvh:
-    .asciz "QEMU gave no PVH entry: -kernel must be an ELF vmlinux with a PVH note"
+msg_not_bootable:
+    .asciz "QEMU's -kernel is neither an ELF with a PVH note nor a bzImage"
+msg_built_for_pvh:
+    .asciz "QEMU loaded a bzImage, but this image was built for a PVH vmlinux: run build-fw --kernel with the bzImage"
+msg_built_for_bzimage:
+    .asciz "QEMU loaded a PVH ELF, but this image was built for a bzImage: run build-fw --kernel with the vmlinux"
 msg_wrong_entry:
     .asciz "kernel entry % from QEMU is not % of the kernel this image was built for"
 msg_wrong_range:
@@ -91,7 +101,7 @@ msg_wrong_range:
 msg_cmdline_long:
     .asciz "command line is % bytes, more than %"
 msg_initrd_place:
-    .asciz "initrd at %+% is below 1 MiB, past 4 GiB or over the kernel"
+    .asciz "initrd at %+% is below 1 MiB, past 4 GiB or over the kernel's memory"
 msg_loader_too_big:
     .asciz "fw_cfg etc/table-loader is % bytes, more than %"
 msg_loader_bad:

@@ -121,9 +121,10 @@ class BootPath:
     userspace_on: tuple[str, ...] | None = None
 
     def bios(self, machine: str, images: dict[str, Path]) -> str | None:
-        """The -bios argument (None: the machine's default firmware)."""
+        """The -bios argument (None: the machine's default firmware); our images are built
+        for each row's kernel, keyed by the row."""
         if self.firmware in ("pvhfw", "floor"):
-            return str(images[self.firmware])
+            return str(images[self.key])
         if self.firmware == "qboot" and machine != "microvm":
             return QBOOT_ROM
         if self.firmware == "seabios" and machine == "microvm":
@@ -140,9 +141,20 @@ class BootPath:
             return self.label.replace("SeaBIOS", "SeaBIOS (bios.bin)")
         return self.label
 
+    @property
+    def entry_kind(self) -> str:
+        """Which first instruction of the kernel ends the firmware's phase: a bzImage is
+        entered at its real-mode setup by SeaBIOS and qboot, at code32_start by pvhfw."""
+        return (
+            "bzimage-linux32"
+            if self.firmware == "pvhfw" and self.kernel == "bzimage"
+            else self.kernel
+        )
+
 
 PATHS = (
     BootPath(OURS, "pvhfw + vmlinux (PVH)", "pvhfw", "vmlinux", MACHINES),
+    BootPath("pvhfw-bzimage", "pvhfw + bzImage (32-bit entry)", "pvhfw", "bzimage", MACHINES),
     BootPath("floor-vmlinux", "floor + vmlinux", "floor", "vmlinux", MACHINES, userspace_on=()),
     # on microvm Linux takes a double fault as soon as interrupts are on (docs/performance.md)
     BootPath(
@@ -221,11 +233,11 @@ class Run:
 @dataclass
 class Kernels:
     entry: dict[str, Path]  # vmlinux / bzimage: the exit-at-first-instruction kernels
-    entry_pc: dict[str, int]  # linear address of their first instruction, for the exec log
+    entry_pc: dict[str, int]  # BootPath.entry_kind -> the first instruction's linear address
     userspace: dict[str, Path]  # Debian's vmlinux / bzImage
     initrd: Path | None
     debian_version: str | None
-    images: dict[str, dict[str, Path]]  # phase -> {"pvhfw": image, "floor": image}
+    images: dict[str, dict[str, Path]]  # phase -> {row key: our image for its kernel}
 
 
 def prepare(work: Path, userspace: bool, log: Callable[[str], None]) -> Kernels:
@@ -236,13 +248,22 @@ def prepare(work: Path, userspace: bool, log: Callable[[str], None]) -> Kernels:
     elf = build_kernel("exitfirst", kdir)
     bz = build_bzimage(kdir)
     images: dict[str, dict[str, Path]] = {"entry": {}, "userspace": {}}
-    for variant in ("pvhfw", "floor"):
-        result = build(elf.read_bytes(), str(elf), "pvh" if variant == "pvhfw" else "floor")
-        images["entry"][variant] = work / f"{elf.stem}-{variant}.bin"
-        images["entry"][variant].write_bytes(result.image)
+    ours = (
+        ("pvhfw-vmlinux", elf, "pvh"),
+        ("floor-vmlinux", elf, "floor"),
+        ("pvhfw-bzimage", bz, "pvh"),
+    )
+    for key, kernel, variant in ours:
+        result = build(kernel.read_bytes(), str(kernel), variant)
+        images["entry"][key] = work / f"{key}.bin"
+        images["entry"][key].write_bytes(result.image)
     kernels = Kernels(
         entry={"vmlinux": elf, "bzimage": bz},
-        entry_pc={"vmlinux": elf_pvh_entry(elf), "bzimage": BZIMAGE_SETUP_ENTRY},
+        entry_pc={
+            "vmlinux": elf_pvh_entry(elf),
+            "bzimage": BZIMAGE_SETUP_ENTRY,
+            "bzimage-linux32": build(bz.read_bytes(), str(bz)).patches["entry"],
+        },
         userspace={},
         initrd=None,
         debian_version=None,
@@ -257,9 +278,9 @@ def prepare(work: Path, userspace: bool, log: Callable[[str], None]) -> Kernels:
         kernels.userspace = {"vmlinux": deb.vmlinux, "bzimage": deb.bzimage}
         kernels.initrd = ensure_initramfs()
         kernels.debian_version = deb.version
-        result = build(deb.vmlinux.read_bytes(), str(deb.vmlinux), "pvh")
-        images["userspace"]["pvhfw"] = work / "debian-vmlinux-pvhfw.bin"
-        images["userspace"]["pvhfw"].write_bytes(result.image)
+        for key, kernel in (("pvhfw-vmlinux", deb.vmlinux), ("pvhfw-bzimage", deb.bzimage)):
+            images["userspace"][key] = work / f"debian-{key}.bin"
+            images["userspace"][key].write_bytes(build(kernel.read_bytes(), str(kernel)).image)
     return kernels
 
 
@@ -404,7 +425,8 @@ def run_counts(
                     extra += ["-trace", event]
                 return qemu_command(qemu, "tcg", machine, bios, kernel, extra=extra)
 
-            _, rc, seconds, count, _ = run_exec_log(make_cmd, kernels.entry_pc[p.kernel], timeout)
+            entry = kernels.entry_pc[p.entry_kind]
+            _, rc, seconds, count, _ = run_exec_log(make_cmd, entry, timeout)
             log(
                 f"[count] {machine} {p.key}: {count.instructions:,} instructions, "
                 f"{count.port_accesses} port accesses ({seconds:.1f} s)"

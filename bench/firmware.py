@@ -52,6 +52,7 @@ from bench.execlog import PORT_DEBUG_EXIT, ExecCount, ExecLogCounter, parse_trac
 from bench.profiles import PROFILES, MachineProfile, load_segments, sim_fwcfg
 from bench.profiles import RAM_SIZE as PROFILE_RAM_SIZE
 from builder.build import BuildResult, build
+from builder.kernel import Kernel
 
 QEMU = "qemu-system-x86_64"
 MEMORY = "512"  # and -smp 2: the configuration the ACPI files in bench/profiles.py are from
@@ -265,6 +266,8 @@ def run_emulator(setup: Setup, configs: Sequence[EmuConfig]) -> list[EmuResult]:
     for config in configs:
         for variant in ("pvh", "floor") if config.dma and config.acpi else ("pvh",):
             b = setup.builds[variant]
+            if not isinstance(b.kernel, Kernel):
+                raise TypeError(f"{setup.kernel}: the emulator runs model QEMU's PVH branch")
             initrd = bytes(range(256)) * (config.initrd_size // 256) if config.initrd_size else None
             sim = sim_fwcfg(
                 config.profile(),

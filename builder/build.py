@@ -8,8 +8,10 @@ import platform
 from dataclasses import dataclass
 from typing import Any
 
+from builder.bzimage import BzImage, is_bzimage, read_bzimage
+from builder.errors import BuildError
 from builder.kernel import Kernel, read_kernel
-from builder.validate import validate_kernel
+from builder.validate import validate_bzimage, validate_kernel
 from firmware import layout
 from firmware.assemble import Firmware, assemble_firmware
 from firmware.patchtable import PATCH_FIELDS, patch_image
@@ -17,14 +19,23 @@ from firmware.patchtable import PATCH_FIELDS, patch_image
 MANIFEST_FORMAT = 1
 
 
+# The manifest's boot_path, by the patch table's.
+BOOT_PATH_NAMES = {layout.BOOT_PATH_PVH: "pvh", layout.BOOT_PATH_LINUX32: "linux32"}
+
+
 @dataclass(frozen=True)
 class BuildResult:
     image: bytes
     firmware: Firmware
-    kernel: Kernel
+    kernel: Kernel | BzImage
     patches: dict[str, int]
     manifest: dict[str, Any]
     map_text: str
+
+    @property
+    def boot_path(self) -> str:
+        """ "pvh" (an ELF's PVH entry) or "linux32" (a bzImage's 32-bit entry)."""
+        return BOOT_PATH_NAMES[self.patches["boot_path"]]
 
 
 def _sha256(data: bytes) -> str:
@@ -41,24 +52,86 @@ def tool_versions() -> dict[str, str]:
     return versions
 
 
-def build(kernel_data: bytes, kernel_name: str, variant: str = "pvh") -> BuildResult:
+def read_any_kernel(kernel_data: bytes, kernel_name: str) -> Kernel | BzImage:
+    """A bzImage (the boot protocol's "HdrS" magic) or else an ELF with a PVH note, validated."""
+    if is_bzimage(kernel_data):
+        bz = read_bzimage(kernel_data, kernel_name)
+        validate_bzimage(bz, kernel_name)
+        return bz
     kernel = read_kernel(kernel_data, kernel_name)
     validate_kernel(kernel, kernel_name)
+    return kernel
+
+
+def build(kernel_data: bytes, kernel_name: str, variant: str = "pvh") -> BuildResult:
+    kernel = read_any_kernel(kernel_data, kernel_name)
+    linux32 = isinstance(kernel, BzImage)
+    if linux32 and variant == "floor":
+        raise BuildError(
+            f"{kernel_name}: a bzImage needs the firmware to load it; the floor variant only "
+            "jumps to a PVH entry"
+        )
     firmware = assemble_firmware(variant)
     patches = {
         "entry": kernel.entry,
         "kernel_addr": kernel.load_addr,
         "kernel_size": kernel.load_size,
+        "boot_path": layout.BOOT_PATH_LINUX32 if linux32 else layout.BOOT_PATH_PVH,
     }
     image = patch_image(firmware, patches)
     manifest = _manifest(image, firmware, kernel, kernel_data, kernel_name, patches)
     return BuildResult(image, firmware, kernel, patches, manifest, render_map(firmware, patches))
 
 
+def _kernel_manifest(kernel: Kernel | BzImage) -> dict[str, Any]:
+    if isinstance(kernel, BzImage):
+        start, end = kernel.memory
+        return {
+            "format": "bzImage",
+            "boot_protocol": kernel.version,
+            "code32_start": f"{kernel.code32_start:#x}",
+            "load_addr": f"{kernel.load_addr:#x}",
+            "load_size": f"{kernel.load_size:#x}",
+            "setup_size": kernel.setup_size,
+            "relocatable": kernel.relocatable,
+            "kernel_alignment": f"{kernel.kernel_alignment:#x}",
+            "xloadflags": kernel.xloadflag_names,
+            "pref_address": f"{kernel.pref_address:#x}",
+            "init_size": f"{kernel.init_size:#x}",
+            "memory": [f"{start:#x}", f"{end:#x}"],
+            "payload": {
+                "offset": f"{kernel.payload_offset:#x}",
+                "length": f"{kernel.payload_length:#x}",
+                "compression": kernel.compression,
+            },
+            "cmdline_size": kernel.cmdline_size,
+            "initrd_addr_max": f"{kernel.initrd_addr_max:#x}",
+        }
+    return {
+        "format": "elf",
+        "elf_class": kernel.elf_class,
+        "machine": kernel.machine,
+        "pvh_entry": f"{kernel.entry:#x}",
+        "pvh_entry_note": kernel.entry_source,
+        "load_addr": f"{kernel.load_addr:#x}",
+        "load_size": f"{kernel.load_size:#x}",
+        "segments": [
+            {
+                "index": s.index,
+                "paddr": f"{s.paddr:#x}",
+                "filesz": f"{s.filesz:#x}",
+                "memsz": f"{s.memsz:#x}",
+                "flags": "".join(c for c, bit in (("r", 4), ("w", 2), ("x", 1)) if s.flags & bit),
+            }
+            for s in kernel.segments
+        ],
+    }
+
+
 def _manifest(
     image: bytes,
     firmware: Firmware,
-    kernel: Kernel,
+    kernel: Kernel | BzImage,
     kernel_data: bytes,
     kernel_name: str,
     patches: dict[str, int],
@@ -66,29 +139,12 @@ def _manifest(
     return {
         "format": MANIFEST_FORMAT,
         "variant": firmware.variant,
-        "boot_path": "pvh",
+        "boot_path": BOOT_PATH_NAMES[patches["boot_path"]],
         "kernel": {
             "file": kernel_name,
             "size": len(kernel_data),
             "sha256": _sha256(kernel_data),
-            "elf_class": kernel.elf_class,
-            "machine": kernel.machine,
-            "pvh_entry": f"{kernel.entry:#x}",
-            "pvh_entry_note": kernel.entry_source,
-            "load_addr": f"{kernel.load_addr:#x}",
-            "load_size": f"{kernel.load_size:#x}",
-            "segments": [
-                {
-                    "index": s.index,
-                    "paddr": f"{s.paddr:#x}",
-                    "filesz": f"{s.filesz:#x}",
-                    "memsz": f"{s.memsz:#x}",
-                    "flags": "".join(
-                        c for c, bit in (("r", 4), ("w", 2), ("x", 1)) if s.flags & bit
-                    ),
-                }
-                for s in kernel.segments
-            ],
+            **_kernel_manifest(kernel),
         },
         "image": {
             "size": len(image),
@@ -107,6 +163,7 @@ def _manifest(
             "memmap_max_entries": layout.MEMMAP_MAX,
             "cmdline": f"{layout.CMDLINE:#x}",
             "cmdline_max_bytes": layout.CMDLINE_MAX,
+            "zero_page": f"{layout.ZERO_PAGE:#x}",
             "firmware_ram": [f"{layout.FW_RAM_BASE:#x}", f"{layout.FW_RAM_END:#x}"],
         },
         "tools": tool_versions(),

@@ -19,16 +19,20 @@ PROG = "build-fw"
 MAX_KERNEL_BYTES = 1 << 30  # a vmlinux is tens of MiB; refuse to read anything absurd
 
 DESCRIPTION = """\
-Build a -bios image for stock QEMU that boots KERNEL, an uncompressed Linux vmlinux (an ELF
-with a PVH entry note, Xen note type 18), through its PVH entry. The image is tied to that
-kernel: it jumps to the entry read from the ELF and refuses to boot if QEMU loaded a kernel
-with another entry or load range. Boot it with the same kernel:
+Build a -bios image for stock QEMU that boots KERNEL: an uncompressed Linux vmlinux (an ELF
+with a PVH entry note, Xen note type 18) through its PVH entry, the fastest path; or a
+bzImage (Linux boot protocol 2.10 or later) through the boot protocol's 32-bit entry. The
+image is tied to that kernel: it refuses to boot if QEMU loaded a kernel of the other kind,
+or with another entry or load range. Boot it with the same kernel:
 
   qemu-system-x86_64 -bios OUT -kernel KERNEL [-initrd INITRD] [-append CMDLINE] ...
 
 The firmware reads QEMU's fw_cfg (DMA when offered), builds the memory map from etc/e820,
-copies the initrd to where QEMU placed it, puts the command line and struct hvm_start_info
-in low memory and enters the kernel in 32-bit protected mode, paging off, EBX = start_info.
+loads ACPI tables, copies the initrd to where QEMU placed it and puts the command line in
+low memory. For a vmlinux it writes struct hvm_start_info and enters the kernel in 32-bit
+protected mode, paging off, EBX = start_info. For a bzImage it copies the protected-mode
+code to 1 MiB, writes the zero page (struct boot_params: the setup header, e820 table, RSDP,
+command line, ramdisk) and jumps to code32_start with ESI = the zero page.
 It writes qemu-boot-time events 1 (fw_start) and 5 (fw_do_boot) to I/O port 0xf5. On any
 error it prints one line, "pvhfw: ...", on the first serial port and halts.
 """
@@ -38,8 +42,9 @@ outputs:
   OUT            the image: 64 KiB, reset vector in the last 16 bytes
   OUT.map        (default: OUT with suffix .map) patch table, every symbol, RAM layout,
                  assembly listing
-  OUT.json       (default: OUT with suffix .json) manifest: kernel (hash, entry, segments),
-                 image (size, hashes), patch table, RAM layout, tool versions
+  OUT.json       (default: OUT with suffix .json) manifest: boot_path ("pvh" or
+                 "linux32"), kernel (hash, entry, segments or setup header), image (size,
+                 hashes), patch table, RAM layout, tool versions
 
 The same kernel and options give a byte-identical image, map and manifest.
 exit status: 0 built, 1 the build failed (one line on stderr), 2 usage error.
@@ -58,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
         "-k",
         required=True,
         metavar="KERNEL",
-        help="the vmlinux (ELF, 32- or 64-bit x86) with a PVH entry note",
+        help="the vmlinux (ELF, 32- or 64-bit x86) with a PVH entry note, or a bzImage",
     )
     p.add_argument(
         "--output",
@@ -156,9 +161,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     if not args.quiet:
         k = result.kernel
+        how = (
+            f"PVH entry {k.entry:#x}"
+            if result.boot_path == "pvh"
+            else f"bzImage, boot protocol {result.manifest['kernel']['boot_protocol']}, "
+            f"32-bit entry {k.entry:#x}"
+        )
         print(
             f"{PROG}: {out}: {len(result.image)} bytes, {args.variant} firmware for {args.kernel} "
-            f"(PVH entry {k.entry:#x}, loaded at {k.load_addr:#x}+{k.load_size:#x}); "
+            f"({how}, loaded at {k.load_addr:#x}+{k.load_size:#x}); "
             f"map {map_path}, manifest {manifest_path}"
         )
     return 0

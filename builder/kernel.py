@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from elftools.common.exceptions import ELFError, ELFParseError
 from elftools.elf.elffile import ELFFile
 
+from builder.bzimage import payload_format
 from builder.errors import BuildError
 
 XEN_NOTE_OWNER = b"Xen"
@@ -30,15 +31,6 @@ PN_XNUM = 0xFFFF  # e_phnum escape: the real count is in section 0 (never in a k
 # a few dozen sections; these are far above any kernel and keep every scan short.
 MAX_NOTE_BYTES = 1 << 20  # note data scanned in all, over every note segment and section
 MAX_SECTIONS = 0xFFFF  # section headers read when the PVH note is not in a PT_NOTE segment
-
-# What a file that is not an ELF may be instead (magic at offset 0), to say so.
-_COMPRESSED_MAGIC = (
-    (b"\x1f\x8b", "gzip"),
-    (b"\xfd7zXZ\x00", "xz"),
-    (b"\x28\xb5\x2f\xfd", "zstd"),
-    (b"BZh", "bzip2"),
-    (b"\x02\x21\x4c\x18", "lz4"),
-)
 
 
 @dataclass(frozen=True)
@@ -164,19 +156,12 @@ def _file_range(data: bytes, offset: int, size: int, what: str, name: str) -> me
 
 def _not_elf(data: bytes, name: str) -> BuildError:
     """Why a file without the ELF magic is not a kernel we can read, as precisely as we can."""
-    if data[0x202:0x206] == b"HdrS" and len(data) >= 0x208:
-        major, minor = data[0x207], data[0x206]
+    fmt = payload_format(data)
+    if fmt is not None:
         return BuildError(
-            f"{name}: a bzImage (Linux boot protocol {major}.{minor:02d}), not an ELF vmlinux; "
-            "build-fw needs the uncompressed ELF vmlinux (the kernel build tree's vmlinux, or "
-            "scripts/extract-vmlinux on this file)"
+            f"{name}: {fmt}-compressed data, not an ELF file or a bzImage; decompress it"
         )
-    for magic, fmt in _COMPRESSED_MAGIC:
-        if data.startswith(magic):
-            return BuildError(
-                f"{name}: {fmt}-compressed data, not an ELF file; decompress it to the vmlinux"
-            )
-    return BuildError(f"{name}: not an ELF file (no ELF magic)")
+    return BuildError(f"{name}: neither an ELF file (no ELF magic) nor a bzImage (no HdrS)")
 
 
 def read_kernel(data: bytes, name: str) -> Kernel:

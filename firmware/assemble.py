@@ -26,11 +26,13 @@ ASM_DIR = Path(__file__).resolve().parent.parent / "asm"
 VARIANTS: dict[str, tuple[str, ...]] = {
     "pvh": (
         "main.s",
+        "kernel.s",
         "fwcfg.s",
         "memmap.s",
         "chipset.s",
         "acpi.s",
         "pvh.s",
+        "linux32.s",
         "serial.s",
         "errors.s",
         "patch.s",
@@ -133,6 +135,62 @@ def _constants_prelude(constants: dict[str, int]) -> list[str]:
     return [f".equ {name}, {value:#x}" for name, value in sorted(constants.items())]
 
 
+_MEMORY_OPERAND = re.compile(r"\[([^\]]*)\]")
+_IDENTIFIER = re.compile(r"(?<![\w.])[A-Za-z_.][\w.]*")
+_REGISTERS = frozenset(
+    [
+        "eax",
+        "ebx",
+        "ecx",
+        "edx",
+        "esi",
+        "edi",
+        "ebp",
+        "esp",
+        "ax",
+        "bx",
+        "cx",
+        "dx",
+        "si",
+        "di",
+        "bp",
+        "sp",
+        "al",
+        "ah",
+        "bl",
+        "bh",
+        "cl",
+        "ch",
+        "dl",
+        "dh",
+    ]
+)
+
+
+def fold_memory_constants(st: Statement, constants: dict[str, int]) -> str:
+    """The statement with every layout constant inside a memory operand replaced by its value.
+
+    Keystone silently keeps only the last symbol of ``[A + B]`` (``[ZERO_PAGE + BP_HEADER]``
+    assembles as ``[BP_HEADER]``), so constants are folded to numbers here, and a memory
+    operand still naming two symbols (labels) is an error.
+    """
+
+    def fold(match: re.Match[str]) -> str:
+        inner = _IDENTIFIER.sub(
+            lambda m: f"{constants[m.group(0)]:#x}" if m.group(0) in constants else m.group(0),
+            match.group(1),
+        )
+        symbols = [name for name in _IDENTIFIER.findall(inner) if name.lower() not in _REGISTERS]
+        if len(symbols) > 1:
+            raise AssemblyError(
+                f"{st.file}:{st.line}: a memory operand with two symbols ({', '.join(symbols)}) "
+                f"would be mis-encoded by keystone: {st.text}"
+            )
+        return f"[{inner}]"
+
+    return _MEMORY_OPERAND.sub(fold, st.text)
+
+
 def _keystone(mode: int) -> Ks:
     return Ks(KS_ARCH_X86, KS_MODE_16 if mode == 16 else KS_MODE_32)
 
@@ -154,7 +212,7 @@ def _locate_error(
         if _LABEL.match(st.text):
             continue
         try:
-            encoded, _ = ks.asm(prelude + "\n" + st.text, 0)
+            encoded, _ = ks.asm(prelude + "\n" + fold_memory_constants(st, constants), 0)
         except KsError as e:
             return AssemblyError(f"{st.file}:{st.line}: {e}: {st.text}")
         if not encoded and st.text.split()[0].lower() not in _SILENT:
@@ -185,7 +243,7 @@ def assemble_block(
         check = f"{_CHECK}{len(checks)}"
         checks.append((check, st))
         lines.append(f"{check}:")
-        lines.append(st.text)
+        lines.append(fold_memory_constants(st, constants))
     end = f"{_CHECK}end"
     lines.append(f"{end}:")
     names = labels + [c for c, _ in checks] + [end]

@@ -60,7 +60,9 @@ VAR_FSEG_NEXT: Final = 0x1070  # ACPI "fseg" zone (the EBDA): next free byte
 VAR_ALLOC_N: Final = 0x1074  # files allocated by the table-loader
 VAR_RSDP: Final = 0x1078  # the RSDP's address (0: no ACPI)
 VAR_LOADER_LEFT: Final = 0x107C  # table-loader commands still to run
-VARS_END: Final = 0x1080
+VAR_LINUX32: Final = 0x1080  # nonzero: QEMU loaded a bzImage, boot it by the Linux protocol
+VAR_KERNEL_END: Final = 0x1084  # end of the kernel's memory (a bzImage's: decompression too)
+VARS_END: Final = 0x1088
 START_INFO: Final = 0x1100  # struct hvm_start_info, 56 bytes
 MODLIST: Final = 0x1140  # struct hvm_modlist_entry[1], 32 bytes
 MEMMAP: Final = 0x1200  # struct hvm_memmap_table_entry[MEMMAP_MAX]
@@ -79,7 +81,9 @@ CMDLINE_MAX: Final = 0x2000  # bytes, NUL included
 STACK_TOP: Final = 0x8000  # firmware stack grows down from here
 LOADER_BUF: Final = 0x8000  # fw_cfg "etc/table-loader": 128-byte commands
 LOADER_MAX: Final = 0x1000  # bytes (QEMU's is 4 KiB: 32 commands)
-FW_RAM_END: Final = 0x9000
+ZERO_PAGE: Final = 0x9000  # Linux boot protocol (bzImage): struct boot_params, 4 KiB
+ZERO_PAGE_SIZE: Final = 0x1000
+FW_RAM_END: Final = 0xA000
 EBDA_BASE: Final = 0x9FC00  # the EBDA's 1 KiB: the ACPI table-loader's "fseg" zone (RSDP)
 BDA_EBDA_SEGMENT: Final = 0x40E  # BIOS data area: u16 segment of the EBDA (legacy RSDP scan)
 
@@ -113,9 +117,12 @@ FW_CFG_KERNEL_SIZE: Final = 0x08
 FW_CFG_INITRD_ADDR: Final = 0x0A
 FW_CFG_INITRD_SIZE: Final = 0x0B
 FW_CFG_KERNEL_ENTRY: Final = 0x10
+FW_CFG_KERNEL_DATA: Final = 0x11
 FW_CFG_INITRD_DATA: Final = 0x12
 FW_CFG_CMDLINE_SIZE: Final = 0x14
 FW_CFG_CMDLINE_DATA: Final = 0x15
+FW_CFG_SETUP_SIZE: Final = 0x17
+FW_CFG_SETUP_DATA: Final = 0x18
 FW_CFG_FILE_DIR: Final = 0x19
 FW_CFG_ID_DMA: Final = 0x02  # FW_CFG_ID bit 1: DMA interface present
 FW_CFG_DMA_CTL_ERROR: Final = 0x01
@@ -149,6 +156,46 @@ HVM_START_INFO_SIZE: Final = 56
 HVM_MODLIST_ENTRY_SIZE: Final = 32
 HVM_MEMMAP_ENTRY_SIZE: Final = 24
 
+# --- The Linux boot protocol (Documentation/arch/x86/boot.rst; struct boot_params in
+# arch/x86/include/uapi/asm/bootparam.h), for bzImages: offsets in the zero page ----------------
+BP_ACPI_RSDP_ADDR: Final = 0x070  # u64
+BP_E820_ENTRIES: Final = 0x1E8  # u8
+BP_HDR: Final = 0x1F1  # struct setup_header starts here (setup_sects)
+BP_SETUP_SECTS: Final = 0x1F1  # u8: setup is (setup_sects or 4, + 1) * 512 bytes
+BP_BOOT_FLAG: Final = 0x1FE  # u16 0xAA55
+BP_JUMP: Final = 0x200  # the jump over the header: the header ends at 0x202 + byte 0x201
+BP_HEADER: Final = 0x202  # u32 "HdrS"
+BP_VERSION: Final = 0x206  # u16 boot protocol version
+BP_TYPE_OF_LOADER: Final = 0x210  # u8
+BP_LOADFLAGS: Final = 0x211  # u8
+BP_CODE32_START: Final = 0x214  # u32: the 32-bit entry
+BP_RAMDISK_IMAGE: Final = 0x218  # u32
+BP_RAMDISK_SIZE: Final = 0x21C  # u32
+BP_CMD_LINE_PTR: Final = 0x228  # u32
+BP_INITRD_ADDR_MAX: Final = 0x22C  # u32
+BP_KERNEL_ALIGNMENT: Final = 0x230  # u32
+BP_RELOCATABLE: Final = 0x234  # u8
+BP_XLOADFLAGS: Final = 0x236  # u16
+BP_CMDLINE_SIZE: Final = 0x238  # u32
+BP_PAYLOAD_OFFSET: Final = 0x248  # u32
+BP_PAYLOAD_LENGTH: Final = 0x24C  # u32
+BP_SETUP_DATA: Final = 0x250  # u64
+BP_PREF_ADDRESS: Final = 0x258  # u64
+BP_INIT_SIZE: Final = 0x260  # u32
+BP_HDR_MAX_END: Final = 0x290  # struct boot_params.edd_mbr_sig_buffer: no header beyond
+BP_E820_TABLE: Final = 0x2D0  # struct boot_e820_entry[E820_MAX_ENTRIES_ZEROPAGE]
+BP_E820_MAX: Final = 128  # E820_MAX_ENTRIES_ZEROPAGE
+BOOT_E820_ENTRY_SIZE: Final = 20  # u64 addr, u64 size, u32 type (packed)
+HDRS_MAGIC: Final = 0x53726448  # "HdrS"
+BOOT_FLAG_MAGIC: Final = 0xAA55
+LOADED_HIGH: Final = 0x01  # loadflags: the protected-mode code is loaded at 1 MiB
+LINUX32_MIN_VERSION: Final = 0x020A  # 2.10: init_size and pref_address (Linux 2.6.31)
+BZIMAGE_LOAD_ADDR: Final = 0x10_0000  # where QEMU (and every loader) puts a bzImage's code
+
+# The patch table's boot_path (asm/patch.s): which entry protocol the image was built for.
+BOOT_PATH_PVH: Final = 1
+BOOT_PATH_LINUX32: Final = 2
+
 E820_RAM: Final = 1
 E820_RESERVED: Final = 2
 E820_ACPI: Final = 3
@@ -179,7 +226,11 @@ class Area:
 
 # What the builder refuses kernel segments in.
 RESERVED_AREAS: Final = (
-    Area("firmware RAM (start_info, memory map, command line, stack)", FW_RAM_BASE, FW_RAM_END),
+    Area(
+        "firmware RAM (start_info, memory map, command line, stack, zero page)",
+        FW_RAM_BASE,
+        FW_RAM_END,
+    ),
     Area("firmware ROM shadow below 1 MiB", ROM_SHADOW_BASE, ROM_SHADOW_END),
     Area("EBDA (the ACPI RSDP)", EBDA_BASE, LOWMEM_END),
     Area("legacy hole (VGA memory, option ROMs: not RAM)", LOWMEM_END, ROM_SHADOW_BASE),
@@ -213,16 +264,23 @@ def _check_layout() -> None:
         ("FILE_DIR", FILE_DIR, 4 + FILE_DIR_MAX * FW_CFG_FILE_ENTRY_SIZE),
         ("ALLOC_TABLE", ALLOC_TABLE, ALLOC_MAX * ALLOC_ENTRY_SIZE),
         ("CMDLINE", CMDLINE, CMDLINE_MAX),
+        ("LOADER_BUF", LOADER_BUF, LOADER_MAX),
+        ("ZERO_PAGE", ZERO_PAGE, ZERO_PAGE_SIZE),
     ]
     ram.sort(key=lambda r: r[1])
     for (n1, a1, s1), (n2, a2, _) in itertools.pairwise(ram):
         if a1 + s1 > a2:
             raise AssertionError(f"layout: {n1} overlaps {n2}")
-    last = ram[-1]
+    below_stack = [r for r in ram if r[1] < STACK_TOP]
+    last = below_stack[-1]
     if last[1] + last[2] > STACK_TOP - 1024 or ram[0][1] < FW_RAM_BASE:
         raise AssertionError("layout: RAM areas leave no room for the stack")
-    if LOADER_BUF < STACK_TOP or LOADER_BUF + LOADER_MAX > FW_RAM_END:
-        raise AssertionError("layout: the table-loader buffer is not above the stack")
+    if LOADER_BUF < STACK_TOP or ram[-1][1] + ram[-1][2] > FW_RAM_END:
+        raise AssertionError("layout: the areas above the stack do not fit in firmware RAM")
+    if BP_E820_TABLE + MEMMAP_MAX * BOOT_E820_ENTRY_SIZE > ZERO_PAGE_SIZE:
+        raise AssertionError("layout: the memory map does not fit the zero page's e820_table")
+    if MEMMAP_MAX > BP_E820_MAX:
+        raise AssertionError("layout: the memory map has more entries than e820_table")
 
 
 _check_layout()

@@ -91,12 +91,13 @@ def fallback_e820(ram_size: int) -> list[Range]:
     return [(0, min(ram_size, layout.FALLBACK_LOWMEM_MAX), E820_RAM)]
 
 
-def linux_view(memmap: Sequence[Range]) -> list[Range]:
-    """The map Linux prints as BIOS-e820 for a PVH boot: the firmware's table plus the ISA
-    range Linux reserves itself (arch/x86/platform/pvh/enlighten.c), sanitized as
-    e820__update_table does: where ranges overlap the higher type wins, adjacent ranges of
-    one type merge, zero-sized ranges vanish."""
-    ranges = [*memmap, (layout.LOWMEM_END, layout.HIGHMEM_START - layout.LOWMEM_END, E820_RESERVED)]
+def linux_view(memmap: Sequence[Range], pvh: bool = True) -> list[Range]:
+    """The map Linux prints as BIOS-e820: the firmware's table (for a PVH boot, plus the ISA
+    range Linux reserves itself, arch/x86/platform/pvh/enlighten.c; a bzImage's e820_table is
+    taken as it is), sanitized as e820__update_table does: where ranges overlap the higher
+    type wins, adjacent ranges of one type merge, zero-sized ranges vanish."""
+    isa = (layout.LOWMEM_END, layout.HIGHMEM_START - layout.LOWMEM_END, E820_RESERVED)
+    ranges = [*memmap, isa] if pvh else list(memmap)
     points = sorted({p for a, s, _ in ranges if s for p in (a, a + s)})
     out: list[Range] = []
     for lo, hi in itertools.pairwise(points):

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from builder.build import BuildResult, build
+
+KernelGetter = Callable[..., Path]  # the `kernel` fixture: (name, load_addr, **options) -> ELF
 
 
 def in_ci() -> bool:

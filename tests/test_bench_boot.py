@@ -128,9 +128,16 @@ def test_summary_phases_steps_and_pairwise_ratios() -> None:
 
 
 def test_rows_pick_their_firmware() -> None:
-    images = {"pvhfw": Path("/x/ours.bin"), "floor": Path("/x/floor.bin")}
+    images = {
+        "pvhfw-vmlinux": Path("/x/ours.bin"),
+        "floor-vmlinux": Path("/x/floor.bin"),
+        "pvhfw-bzimage": Path("/x/ours-bz.bin"),
+    }
     by = boot.PATH_BY_KEY
     assert by[boot.OURS].bios("microvm", images) == "/x/ours.bin"
+    assert by["pvhfw-bzimage"].bios("q35", images) == "/x/ours-bz.bin"
+    assert by["pvhfw-bzimage"].entry_kind == "bzimage-linux32"
+    assert by["qboot-bzimage"].entry_kind == "bzimage"
     assert by["floor-vmlinux"].bios("pc", images) == "/x/floor.bin"
     assert by["seabios-bzimage"].bios("q35", images) is None
     assert by["qboot-vmlinux"].bios("pc", images) == boot.QBOOT_ROM

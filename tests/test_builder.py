@@ -138,7 +138,10 @@ def test_load_range_is_qemus() -> None:
     ("data", "message"),
     [
         (b"", "k: empty file"),
-        (b"MZ\x90\x00" + bytes(100), "k: not an ELF file (no ELF magic)"),
+        (
+            b"MZ\x90\x00" + bytes(100),
+            "k: neither an ELF file (no ELF magic) nor a bzImage (no HdrS)",
+        ),
         (b"\x7fELF\x02\x01", "k: truncated ELF header (6 bytes)"),
         (
             Elf(big_endian=True, segments=[Seg(PT_LOAD, 0x1000000, b"\x90")]).build(),
@@ -227,7 +230,7 @@ def test_note_running_past_its_segment() -> None:
             0x2010,
             0x2000,
             "k: segment 0 at 0x2000-0x2040 overlaps the firmware RAM (start_info, memory map, "
-            "command line, stack) at 0x1000-0x9000",
+            "command line, stack, zero page) at 0x1000-0xa000",
         ),
         (
             0xF0010,
@@ -265,7 +268,12 @@ def test_entry_in_non_executable_segment() -> None:
 
 
 def test_patch_table(pvh_firmware: Firmware) -> None:
-    values = {"entry": 0x1000850, "kernel_addr": 0x1000000, "kernel_size": 0x2E00000}
+    values = {
+        "entry": 0x1000850,
+        "kernel_addr": 0x1000000,
+        "kernel_size": 0x2E00000,
+        "boot_path": layout.BOOT_PATH_PVH,
+    }
     image = patch_image(pvh_firmware, values)
     assert read_patches(pvh_firmware, image) == values
     assert read_patches(pvh_firmware, pvh_firmware.image) == dict.fromkeys(values, 0)
@@ -376,7 +384,11 @@ def test_cli_writes_image_map_and_manifest(
     [
         ("missing", r"^build-fw: .*/nope: no such file$"),
         ("directory", r"^build-fw: .*: is a directory, not a kernel file$"),
-        ("text", r"^build-fw: .*/vmlinux: not an ELF file \(no ELF magic\)$"),
+        (
+            "text",
+            r"^build-fw: .*/vmlinux: neither an ELF file \(no ELF magic\) nor a bzImage "
+            r"\(no HdrS\)$",
+        ),
         ("unwritable", r"^build-fw: .*/bios.bin: cannot write: .*$"),
     ],
 )

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from builder.build import build
+from builder.bzimage import BzImage
 from builder.cli import main
 from builder.errors import BuildError
 from builder.kernel import MAX_NOTE_BYTES, read_kernel
@@ -104,15 +105,16 @@ def many_note_segments_over_one_range() -> bytes:
 GOOD64 = simple_kernel().build()
 GOOD32 = simple_kernel(elf_class=32).build()
 
+NOT_A_KERNEL = "neither an ELF file (no ELF magic) nor a bzImage (no HdrS)"
 # (id, file contents, the problem after "build-fw: <file>: ", exactly)
 HOSTILE: list[tuple[str, bytes, str]] = [
     ("empty", b"", "empty file"),
-    ("three-bytes", b"\x7fEL", "not an ELF file (no ELF magic)"),
-    ("pe-binary", b"MZ" + bytes(range(256)) * 4, "not an ELF file (no ELF magic)"),
+    ("three-bytes", b"\x7fEL", NOT_A_KERNEL),
+    ("pe-binary", b"MZ" + bytes(range(256)) * 4, NOT_A_KERNEL),
     (
         "gzip",
         b"\x1f\x8b\x08\x00" + bytes(60),
-        "gzip-compressed data, not an ELF file; decompress it to the vmlinux",
+        "gzip-compressed data, not an ELF file or a bzImage; decompress it",
     ),
     ("ident-only", GOOD64[:10], "truncated ELF header (10 bytes)"),
     ("header-cut-64", GOOD64[:40], "truncated ELF header (40 bytes)"),
@@ -326,9 +328,9 @@ HOSTILE: list[tuple[str, bytes, str]] = [
     ),
     (
         "over-firmware-ram-end",
-        kernel_at(0x8FF0),
-        "segment 0 at 0x8ff0-0x9030 overlaps the firmware RAM (start_info, memory map, "
-        "command line, stack) at 0x1000-0x9000",
+        kernel_at(0x9FF0),
+        "segment 0 at 0x9ff0-0xa030 overlaps the firmware RAM (start_info, memory map, "
+        "command line, stack, zero page) at 0x1000-0xa000",
     ),
     (
         "over-ebda",
@@ -375,7 +377,7 @@ def test_hostile_kernel_is_refused_in_one_line(
 def test_what_the_hostile_files_derive_from_builds() -> None:
     """The files the table edits build, and so do kernels right beside each refused area: each
     refusal comes from its edit."""
-    beside = (0x3CE, 0x410, 0x9000, 0x9FBC0, 0x100000, 0xFFFEFFC0)
+    beside = (0x3CE, 0x410, 0xA000, 0x9FBC0, 0x100000, 0xFFFEFFC0)
     for data in (GOOD64, GOOD32, *(kernel_at(load) for load in beside)):
         assert len(build(data, "k").image) == layout.IMAGE_SIZE
 
@@ -480,19 +482,20 @@ def real_kernels(kernels_dir: Path) -> dict[str, Path]:
         raise
 
 
-def test_bzimage_is_refused_naming_it(
+def test_truncated_bzimage_is_refused_in_one_line(
     tmp_path: Path, real_kernels: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    kernel = real_kernels["bzimage"]
+    """A real bzImage cut short (a partial copy): its syssize says more than the file has."""
+    kernel = tmp_path / "bzImage"
+    kernel.write_bytes(real_kernels["bzimage"].read_bytes()[:-512])
     status, err = run_cli(tmp_path, kernel, capsys)
     assert_refused(
         tmp_path,
         status,
         err,
         kernel,
-        "a bzImage (Linux boot protocol 2.15), not an ELF vmlinux; build-fw needs the "
-        "uncompressed ELF vmlinux (the kernel build tree's vmlinux, or scripts/extract-vmlinux "
-        "on this file)",
+        "truncated bzImage: the header's syssize says 0x1000 bytes of protected-mode code, the "
+        "file has 0xe00",
     )
 
 
@@ -577,6 +580,12 @@ def builds_or_refuses_cleanly(data: bytes, name: str) -> None:
         return
     k = result.kernel
     assert len(result.image) == layout.IMAGE_SIZE
+    if isinstance(k, BzImage):
+        start, end = k.memory
+        assert k.load_addr <= k.entry < k.load_addr + k.pm_size
+        assert end <= 1 << 32 and k.setup_size + k.pm_size == len(data)
+        assert not any(a.overlaps(start, end) for a in layout.RESERVED_AREAS)
+        return
     assert any(s.paddr <= k.entry < s.paddr + s.filesz for s in k.segments)
     assert k.load_end <= 1 << 32
     assert not any(a.overlaps(s.paddr, s.end) for s in k.segments for a in layout.RESERVED_AREAS)
@@ -610,20 +619,56 @@ def test_mutated_kernel_headers_build_or_refuse_cleanly(
     check()
 
 
-def debian_vmlinux() -> Path | None:
-    """The Debian vmlinux if tools/debian_kernel.py has already cached it (never downloads)."""
+BZ_REGIONS = [(0x1F1, 0x268), (0x200, 0x400)]  # the setup header; the sector it ends in
+
+
+def test_mutated_bzimage_headers_build_or_refuse_cleanly(real_kernels: dict[str, Path]) -> None:
+    """Random overwrites of a real bzImage's setup header, and truncations: the builder builds
+    (the Linux-protocol path) or refuses in one line."""
+    data = real_kernels["bzimage"].read_bytes()
+    assert build(data, "bz").boot_path == "linux32"  # unmutated
+
+    @PROPERTY
+    @given(mutations, truncation)
+    def check(changes: list[Mutation], cut: int) -> None:
+        builds_or_refuses_cleanly(apply(data, BZ_REGIONS, changes, cut), "bz")
+
+    check()
+
+
+def debian_cached(which: str) -> Path | None:
+    """The Debian vmlinux or bzImage if tools/debian_kernel.py has already cached it (never
+    downloads)."""
     from tools import debian_kernel
 
     package = debian_kernel.package_name()
     root = Path(os.environ.get(debian_kernel.ENV_CACHE) or Path.home() / ".cache" / "pvhfw")
     work = root.expanduser() / "debian" / package
     kernel = debian_kernel._from_stamp(work, package) if work.is_dir() else None
-    return kernel.vmlinux if kernel else None
+    if kernel is None:
+        return None
+    return kernel.vmlinux if which == "vmlinux" else kernel.bzimage
+
+
+def test_mutated_debian_bzimage_header_builds_or_refuses_cleanly() -> None:
+    """The same for Debian's vmlinuz (the bzImage the vmlinux was extracted from)."""
+    path = debian_cached("bzimage")
+    need(path is not None, "Debian kernel not cached (python3 -m tools.debian_kernel)")
+    assert path is not None
+    data = path.read_bytes()
+    assert build(data, "vmlinuz").boot_path == "linux32"
+
+    @settings(PROPERTY, max_examples=40)
+    @given(mutations, truncation)
+    def check(changes: list[Mutation], cut: int) -> None:
+        builds_or_refuses_cleanly(apply(data, BZ_REGIONS, changes, cut), "vmlinuz")
+
+    check()
 
 
 def test_mutated_debian_vmlinux_header_builds_or_refuses_cleanly() -> None:
     """The same for the real Debian kernel, its first 64 KiB only (ELF and program headers)."""
-    path = debian_vmlinux()
+    path = debian_cached("vmlinux")
     need(path is not None, "Debian vmlinux not cached (python3 -m tools.debian_kernel)")
     assert path is not None
     data = path.read_bytes()

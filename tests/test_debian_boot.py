@@ -152,11 +152,14 @@ class Debian:
     initramfs: Path
     firmware: Path
     version: str
+    bzimage: Path  # the vmlinuz the vmlinux was extracted from
+    firmware_bz: Path  # our firmware built for the bzImage (the Linux boot protocol path)
 
 
 @pytest.fixture(scope="module")
 def debian(tmp_path_factory: pytest.TempPathFactory) -> Debian:
-    """The Debian vmlinux, the reporting initramfs and our firmware built for that vmlinux."""
+    """The Debian vmlinux and vmlinuz, the reporting initramfs and our firmware built for
+    each."""
     need_qemu()
     try:
         kernel = ensure_debian_kernel()
@@ -168,8 +171,11 @@ def debian(tmp_path_factory: pytest.TempPathFactory) -> Debian:
     except ToolError as e:
         need(False, f"initramfs: {e}")
         raise
-    firmware, _ = build_firmware(kernel.vmlinux, tmp_path_factory.mktemp("debian-fw"))
-    return Debian(kernel.vmlinux, initramfs, firmware, kernel.version)
+    out = tmp_path_factory.mktemp("debian-fw")
+    firmware, _ = build_firmware(kernel.vmlinux, out)
+    firmware_bz, built = build_firmware(kernel.bzimage, out)
+    assert built.boot_path == "linux32"
+    return Debian(kernel.vmlinux, initramfs, firmware, kernel.version, kernel.bzimage, firmware_bz)
 
 
 @dataclass(frozen=True)
@@ -229,8 +235,10 @@ def fwcfg_view(kernels_dir: Path, debian: Debian) -> PvhcheckFactory:
     return get
 
 
-def check_early_boot(boot: Boot, cmdline: str, view: FwCfgView) -> None:
-    """Banner, the kernel's command-line echo, its e820 map and its initrd reservation."""
+def check_early_boot(boot: Boot, cmdline: str, view: FwCfgView, pvh: bool = True) -> None:
+    """Banner, the kernel's command-line echo, its e820 map and its initrd reservation (the
+    map as the PVH path hands it to pvhcheck; `pvh` False: the kernel came in through the Linux
+    boot protocol, with the same map in its zero page)."""
     serial = boot.run.stdout
     assert BANNER.search(serial), f"no 'Linux version' banner:\n{boot.describe()}"
 
@@ -249,7 +257,7 @@ def check_early_boot(boot: Boot, cmdline: str, view: FwCfgView) -> None:
         ebda=view.report.start_info.get("rsdp") == layout.EBDA_BASE,
     )
     assert view.report.memmap == handed, (view.report.memmap, handed)
-    want = model.linux_view(handed)
+    want = model.linux_view(handed, pvh)
     seen = kernel_e820(serial)
     assert seen == want, (
         "the kernel's BIOS-e820 map differs from the one fw_cfg's e820 implies\n"
@@ -282,21 +290,30 @@ def record(request: pytest.FixtureRequest, boot: Boot, view: FwCfgView) -> None:
 # ---- the tests -----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("kind", ["vmlinux", "bzImage"])
 @pytest.mark.parametrize("machine", ["pc", "q35", "microvm,pit=on"])
 def test_debian_userspace_tcg(
-    debian: Debian, fwcfg_view: PvhcheckFactory, machine: str, request: pytest.FixtureRequest
+    debian: Debian,
+    fwcfg_view: PvhcheckFactory,
+    machine: str,
+    kind: str,
+    request: pytest.FixtureRequest,
 ) -> None:
     """TCG: the Debian kernel boots from our firmware to the initramfs's /init, which sees our
     command line and exits QEMU with 15; the kernel's command line, e820 map and initrd
-    reservation match fw_cfg for the same machine."""
+    reservation match fw_cfg for the same machine. The vmlinux enters through PVH; the
+    bzImage (Debian's vmlinuz) through the Linux boot protocol's 32-bit entry, where its own
+    decompressor runs first, and ends with the same map: the firmware builds one for both."""
     view = fwcfg_view(machine, "tcg", TCG_CPU)
     # No `quiet`: the kernel's early lines (BIOS-e820, RAMDISK) must reach the console.
     cmdline = " ".join(
         ["console=ttyS0", *tcg_kernel_args(machine, "tcg"), f"pvhfw.test={secrets.token_hex(8)}"]
     )
+    bz = kind == "bzImage"
     cmd = qemu_cmd(
-        machine=machine, accel="tcg", cpu=TCG_CPU, firmware=debian.firmware,
-        kernel=debian.vmlinux, initrd=debian.initramfs, append=cmdline,
+        machine=machine, accel="tcg", cpu=TCG_CPU,
+        firmware=debian.firmware_bz if bz else debian.firmware,
+        kernel=debian.bzimage if bz else debian.vmlinux, initrd=debian.initramfs, append=cmdline,
     )  # fmt: skip
     boot = run_until(cmd, until=None)
     record(request, boot, view)
@@ -311,7 +328,7 @@ def test_debian_userspace_tcg(
     )
     assert boot.run.returncode == QEMU_EXIT_STATUS, boot.describe()
     assert "did not enter ACPI mode" not in serial, boot.describe()  # a 3 s wait in Linux
-    check_early_boot(boot, cmdline, view)
+    check_early_boot(boot, cmdline, view, pvh=not bz)
 
 
 @pytest.mark.kvm

@@ -20,8 +20,10 @@ from elftools.elf.elffile import ELFFile
 
 from tests.kernels import build
 from tests.kernels.build import (
+    EXIT_REAL_MODE_ENTRY,
     EXIT_SUCCESS,
     KERNEL_ENTRY_SYMBOL,
+    LINUX32_ENTRY_SYMBOL,
     XEN_ELFNOTE_PHYS32_ENTRY,
     KernelBuildError,
     KernelToolchainMissing,
@@ -179,6 +181,10 @@ def test_build_rejects_bad_arguments(tmp_path: Path) -> None:
         build_kernel("exitfirst", tmp_path, 0x200010)
     with pytest.raises(ValueError, match="note_desc_size"):
         build_kernel("exitfirst", tmp_path, note_desc_size=2)
+    with pytest.raises(ValueError, match="bzimage=True needs load_addr=0x100000"):
+        build_kernel("pvhcheck", tmp_path, 0x200000, bzimage=True)
+    with pytest.raises(ValueError, match="unknown option"):
+        build_kernel("exitfirst", tmp_path, 0x100000, bzimage=True)
 
 
 def test_missing_toolchain_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -259,6 +265,69 @@ def test_parse_report_sample() -> None:
     assert r.done_failures == 1 and r.complete
 
 
+# What pvhcheck printed at linux32_entry (run once under a throwaway unicorn loader).
+SAMPLE_LINUX32 = (
+    "\r\nPVHCHECK begin\r\n"
+    "PVHCHECK protocol linux32\r\n"
+    "PVHCHECK regs eax=0x12345678 ebx=0x0 ecx=0x0 edx=0x0 esi=0x7000 edi=0x0 ebp=0x0 "
+    "esp=0x5000 eflags=0x2\r\n"
+    "PVHCHECK cr cr0=0x11 cr3=0x0 cr4=0x0\r\n"
+    "PVHCHECK seg cs sel=0x10 lar=0xc09b00 lsl=0xffffffff base=0x0 limit=0xffffffff "
+    "desc=0xcf9b000000ffff probe=lar\r\n"
+    "PVHCHECK kernel start=0x100000 end=0x152300 entry=0x1001f5 bss_zeroed=0\r\n"
+    "PVHCHECK boot_params addr=0x7000 boot_flag=0xaa55 header=0x53726448 version=0x20f "
+    "type_of_loader=0xb0 loadflags=0x81 code32_start=0x1001f5 cmd_line_ptr=0x8000 "
+    "ramdisk_image=0x7fde000 ramdisk_size=0x1388 e820_entries=2 acpi_rsdp_addr=0x7ff0000 "
+    "setup_data=0x0\r\n"
+    "PVHCHECK memmap 0 addr=0x0 size=0xa0000 type=1\r\n"
+    "PVHCHECK memmap 1 addr=0x100000 size=0x7ef0000 type=1\r\n"
+    "PVHCHECK cmdline 68656c6c6f206c696e75783332\r\n"
+    "PVHCHECK module 0 paddr=0x7fde000 size=0x1388 cmdline=0x0 crc32=0xb297214d\r\n"
+    "PVHCHECK fwcfg present=1 id=0x3\r\n"
+    "PVHCHECK fwcfg kernel_entry=0x0 kernel_addr=0x100000 kernel_size=0x70f0 "
+    "initrd_addr=0x7fde000 initrd_size=0x1388 cmdline_size=14\r\n"
+    "PVHCHECK fwcfg setup_addr=0x10000 setup_size=0x400\r\n"
+    "PVHCHECK check cs_flat32_code ok\r\n"
+    "PVHCHECK check boot_params_header FAIL byte 0x210=0x42 fw_cfg 0xb0\r\n"
+    "PVHCHECK check boot_params_zero_elsewhere ok\r\n"
+    "PVHCHECK done failures=1\r\n"
+)
+
+
+def test_parse_report_linux32_sample() -> None:
+    r = parse_report(SAMPLE_LINUX32)
+    assert r.protocol == "linux32"
+    assert r.start_info == {}
+    assert r.boot_params == {
+        "addr": 0x7000,
+        "boot_flag": 0xAA55,
+        "header": 0x53726448,
+        "version": 0x20F,
+        "type_of_loader": 0xB0,
+        "loadflags": 0x81,
+        "code32_start": 0x1001F5,
+        "cmd_line_ptr": 0x8000,
+        "ramdisk_image": 0x7FDE000,
+        "ramdisk_size": 0x1388,
+        "e820_entries": 2,
+        "acpi_rsdp_addr": 0x7FF0000,
+        "setup_data": 0,
+    }
+    assert r.regs["esi"] == r.boot_params["addr"]
+    assert r.memmap == [(0, 0xA0000, 1), (0x100000, 0x7EF0000, 1)]
+    assert r.cmdline == b"hello linux32"
+    assert r.modules == [
+        {"index": 0, "paddr": 0x7FDE000, "size": 0x1388, "cmdline": 0, "crc32": 0xB297214D}
+    ]
+    assert r.fwcfg["setup_addr"] == 0x10000 and r.fwcfg["setup_size"] == 0x400
+    assert r.fwcfg["kernel_entry"] == 0
+    assert r.failed_checks == {"boot_params_header": "byte 0x210=0x42 fw_cfg 0xb0"}
+    assert r.done_failures == 1
+    assert parse_report(SAMPLE).protocol == ""  # from before the protocol line existed
+    assert parse_report("PVHCHECK protocol pvh\n").protocol == "pvh"
+    assert parse_report("PVHCHECK boot_params none addr=0x0\n").boot_params == {"addr": 0}
+
+
 def test_parse_report_edge_cases() -> None:
     r = parse_report("PVHCHECK cmdline \nPVHCHECK start_info none addr=0x0\n")
     assert r.cmdline == b"" and r.start_info == {"addr": 0}
@@ -313,6 +382,8 @@ def test_pvhcheck_boots_under_stock_qemu(
     missing = REQUIRED_CHECKS - report.checks.keys()
     assert not missing, run.describe()
 
+    assert report.protocol == "pvh"
+    assert report.boot_params == {}
     assert report.cmdline == b"hello pvh"
     data = initrd.read_bytes()
     assert report.start_info["nr_modules"] == 1
@@ -413,3 +484,103 @@ def test_exitfirst_bz_exits_under_stock_qemu(
     image = build.build_bzimage(tmp_path)
     run = run_kernel(image, machine=machine, bios=None if bios is None else Path(bios), timeout=60)
     assert run.returncode == EXIT_SUCCESS, run.describe()
+
+
+# ---- pvhcheck as a bzImage: the 32-bit Linux boot protocol entry ---------------------------
+
+
+def test_pvhcheck_bzimage_header(kernel: KernelFactory) -> None:
+    """The setup header has the documented fields; the protected-mode part is the ELF's
+    loaded bytes at 1 MiB; code32_start is linux32_entry and init_size covers .bss."""
+    import capstone
+
+    image = kernel("pvhcheck", 0x100000, bzimage=True)
+    assert image.name == "pvhcheck-100000-bz.bzImage"
+    elf = image.with_suffix(".elf")
+    assert elf.exists()
+    data = image.read_bytes()
+
+    setup_sects = data[0x1F1]
+    setup_size = (setup_sects + 1) * 512
+    syssize = struct.unpack_from("<I", data, 0x1F4)[0]
+    assert setup_sects == build.BZIMAGE_SETUP_SECTS
+    assert struct.unpack_from("<H", data, 0x1FE)[0] == 0xAA55
+    assert data[0x202:0x206] == b"HdrS"
+    assert struct.unpack_from("<H", data, 0x206)[0] == 0x020F
+    assert data[0x211] == 0x01  # LOADED_HIGH only
+    code32_start = struct.unpack_from("<I", data, 0x214)[0]
+    assert code32_start == elf_symbol(elf, LINUX32_ENTRY_SYMBOL) != elf_symbol(elf)
+    assert struct.unpack_from("<I", data, 0x22C)[0] == 0x7FFFFFFF  # initrd_addr_max
+    assert struct.unpack_from("<I", data, 0x230)[0] == 0x200000  # kernel_alignment
+    assert data[0x234] == 0  # relocatable_kernel
+    cmdline_size = struct.unpack_from("<I", data, 0x238)[0]
+    assert cmdline_size == build.PVHCHECK_CMDLINE_SIZE
+    kernel_dir = Path(build.__file__).parent
+    assert f"CMDLINE_MAX {cmdline_size + 1}" in (kernel_dir / "pvhcheck/boot.h").read_text()
+    assert struct.unpack_from("<II", data, 0x248) == (0, 0)  # no payload
+    assert struct.unpack_from("<Q", data, 0x250)[0] == 0  # setup_data
+    assert struct.unpack_from("<Q", data, 0x258)[0] == 0x100000  # pref_address
+    init_size = struct.unpack_from("<I", data, 0x260)[0]
+    assert init_size >= elf_symbol(elf, "__kernel_end") - 0x100000
+    assert init_size > len(data) - setup_size  # .bss is not in the file
+    assert len(data) == setup_size + syssize * 16
+
+    # The protected-mode part: every PT_LOAD's file bytes at its offset from 1 MiB.
+    kernel_part = data[setup_size:]
+    with open(elf, "rb") as f:
+        for seg in ELFFile(f).iter_segments():
+            if seg["p_type"] == "PT_LOAD":
+                off = seg["p_paddr"] - 0x100000
+                assert kernel_part[off : off + seg["p_filesz"]] == seg.data()
+    assert elf_pvh_entry(elf) == elf_symbol(elf) == 0x100000  # still a PVH kernel too
+
+    # Real-mode entry: a short jump over the header to `mov al, 0x12; out 0xf4, al`.
+    assert data[0x200] == 0xEB
+    target = 0x202 + data[0x201]
+    assert target == 0x26C  # just past kernel_info_offset (0x268, 4 bytes)
+    md16 = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_16)
+    insns = [(i.mnemonic, i.op_str) for i in md16.disasm(data[target : target + 8], target)]
+    assert insns[:3] == [("mov", "al, 0x12"), ("out", "0xf4, al"), ("hlt", "")]
+
+    # linux32_entry: EAX stored with an absolute move, the protocol picked, then the
+    # entry code it shares with pvh_entry.
+    md32 = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_32)
+    off = code32_start - 0x100000
+    insns = [(i.mnemonic, i.op_str) for i in md32.disasm(kernel_part[off : off + 16], 0)][:3]
+    assert insns[0][0] == "mov" and insns[0][1].startswith("dword ptr [0x")
+    assert insns[0][1].endswith("], eax")
+    assert insns[1] == ("mov", "eax, 2")  # ENTRY_PROTOCOL_LINUX32
+    assert insns[2][0] == "jmp"
+
+
+def test_pvhcheck_bzimage_variant_names(kernel: KernelFactory) -> None:
+    path = kernel("pvhcheck", 0x100000, bzimage=True, lar=False)
+    assert path.name == "pvhcheck-100000-nolar-bz.bzImage"
+    assert path.read_bytes()[0x202:0x206] == b"HdrS"
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize(
+    ("machine", "bios"),
+    [("pc", None), ("pc", "/usr/share/qemu/qboot.rom")],
+    ids=["pc-seabios", "pc-qboot"],
+)
+def test_pvhcheck_bzimage_real_mode_entry_exits_37(
+    kernel: KernelFactory, tmp_path: Path, machine: str, bios: str | None
+) -> None:
+    """Stock firmware enters a bzImage through its real-mode setup: pvhcheck's says so
+    with status 37 and prints nothing."""
+    need_qemu()
+    image = kernel("pvhcheck", 0x100000, bzimage=True)
+    initrd = tmp_path / "initrd.bin"
+    initrd.write_bytes(b"bz initrd " * 100)
+    run = run_kernel(
+        image,
+        machine=machine,
+        bios=None if bios is None else Path(bios),
+        initrd=initrd,
+        append="hello bz",
+        timeout=60,
+    )
+    assert run.returncode == EXIT_REAL_MODE_ENTRY == 37, run.describe()
+    assert "PVHCHECK" not in run.stdout

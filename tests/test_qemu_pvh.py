@@ -28,15 +28,13 @@ from firmware import layout
 from firmware.assemble import Firmware
 from tests.kernels.build import (
     EXIT_SUCCESS,
-    KernelToolchainMissing,
     Report,
-    build_kernel,
     elf_pvh_entry,
     parse_report,
 )
 from tests.kernels.qemu import QemuRun, run_kernel, run_until_output
 from tests.model import expected_memmap
-from tests.support import build_firmware, need, need_kvm, need_qemu
+from tests.support import KernelGetter, need_kvm
 
 pytestmark = pytest.mark.qemu
 
@@ -45,7 +43,6 @@ LINUX_LOAD = 0x1000000  # where Linux's vmlinux loads (CONFIG_PHYSICAL_START)
 LOW_LOAD = 0x200000
 # Spaces, quotes, commas (QEMU does not split -append), shell and kernel punctuation.
 APPEND = "console=ttyS0 root=/dev/ram0 rdinit=/init a.b=c,d;e!f \"quoted words\" x='y z' #~$%^&*()"
-INITRD_SIZE = 300 * 1024 + 123  # a few hundred KiB, not a whole number of pages
 TCG_TIMEOUT = 30.0
 KVM_TIMEOUT = 90.0  # PVM: the emulator runs firmware and pvhcheck, ~2-5 s a boot
 ERROR_TIMEOUT = 20.0
@@ -56,57 +53,9 @@ EFLAGS_TF = 1 << 8
 EFLAGS_IF = 1 << 9
 EFLAGS_VM = 1 << 17
 
-KernelGetter = Callable[..., Path]
 
 
 # ---- fixtures ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def qemu() -> str:
-    return need_qemu()
-
-
-@pytest.fixture(scope="module")
-def kernel(kernels_dir: Path) -> KernelGetter:
-    """kernel(name, load_addr, **options) -> ELF path, each variant built once a session."""
-    cache: dict[tuple[object, ...], Path] = {}
-
-    def get(name: str, load_addr: int, **options: object) -> Path:
-        key = (name, load_addr, *sorted(options.items()))
-        if key not in cache:
-            try:
-                cache[key] = build_kernel(name, kernels_dir, load_addr, **options)
-            except KernelToolchainMissing as exc:
-                need(False, str(exc))
-        return cache[key]
-
-    return get
-
-
-@pytest.fixture(scope="module")
-def fw_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("qemu_pvh_fw")
-
-
-@pytest.fixture(scope="module")
-def image(fw_dir: Path) -> Callable[[Path], Path]:
-    """image(kernel) -> the firmware image build-fw makes for it, built once."""
-    cache: dict[Path, Path] = {}
-
-    def get(kernel: Path) -> Path:
-        if kernel not in cache:
-            cache[kernel], _ = build_firmware(kernel, fw_dir)
-        return cache[kernel]
-
-    return get
-
-
-@pytest.fixture(scope="module")
-def initrd(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("qemu_pvh_initrd") / "initrd.bin"
-    path.write_bytes(random.Random(0x5EED).randbytes(INITRD_SIZE))
-    return path
 
 
 def pvhcheck(kernel: KernelGetter, accel: str, load_addr: int = LINUX_LOAD) -> Path:
@@ -419,26 +368,6 @@ def test_error_wrong_load_range(
         run,
         f"pvhfw: kernel loaded at {b.load_addr:#010x}+{b.load_size:#010x} by QEMU, "
         f"not {a.load_addr:#010x}+{a.load_size:#010x} as the kernel this image was built for",
-    )
-
-
-def test_error_bzimage(
-    qemu: str, kernel: KernelGetter, image: Callable[[Path], Path], tmp_path: Path
-) -> None:
-    """A (synthetic, minimal) bzImage: QEMU takes its Linux boot protocol branch, which
-    sets KERNEL_SIZE but no KERNEL_ENTRY."""
-    setup = bytearray(2 * 512)  # setup_sects = 1, plus the boot sector
-    setup[0x1F1] = 1
-    setup[0x1FE:0x200] = b"\x55\xaa"
-    setup[0x202:0x206] = b"HdrS"
-    struct.pack_into("<H", setup, 0x206, 0x0208)  # protocol 2.08: no setup_data from QEMU
-    setup[0x211] = 0x01  # LOADED_HIGH
-    struct.pack_into("<I", setup, 0x22C, 0x37FFFFFF)  # initrd_addr_max
-    bzimage = tmp_path / "bzImage"
-    bzimage.write_bytes(bytes(setup) + bytes(range(256)) * 16)
-    run = run_error(bzimage, image(pvhcheck(kernel, "tcg")))
-    assert_error(
-        run, "pvhfw: QEMU gave no PVH entry: -kernel must be an ELF vmlinux with a PVH note"
     )
 
 

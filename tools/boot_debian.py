@@ -1,9 +1,11 @@
 """The main job: build the firmware for Debian's cloud kernel and boot it in stock QEMU.
 
-    python3 -m tools.boot_debian [--machine pc|q35|microvm] [--accel tcg|kvm] [--append ...]
+    python3 -m tools.boot_debian [--machine pc|q35|microvm] [--accel tcg|kvm] [--bzimage]
+                                 [--append ...]
 
 Gets the kernel and the initramfs (cached; tools/debian_kernel.py, tools/initramfs.py), runs
-`build-fw --kernel <vmlinux> -o out/bios.bin`, then boots QEMU with that firmware, streams the
+`build-fw --kernel <vmlinux> -o out/bios.bin` (with --bzimage: Debian's vmlinuz, booted
+through the Linux boot protocol), then boots QEMU with that firmware, streams the
 serial console, and reports whether the initramfs's marker arrived: under TCG the kernel
 reaches userspace and the init ends QEMU (exit status 15); under this machine's KVM (PVM, see
 machines.md) only early boot is possible, so with --accel kvm it stops at the kernel's
@@ -50,6 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--memory", default="512")
     p.add_argument("--append", default=None, help="kernel command line (default: console=ttyS0,"
                    " plus tools/guest.py's tsc_early_khz= on microvm under TCG)")
+    p.add_argument("--bzimage", action="store_true",
+                   help="boot Debian's vmlinuz (bzImage) instead of the vmlinux")
     p.add_argument("--out", type=Path, default=REPO / "out" / "bios.bin")
     p.add_argument("--timeout", type=float, default=120.0)
     args = p.parse_args(argv)
@@ -64,10 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ToolError as e:
         print(f"boot_debian: {e}", file=sys.stderr)
         return 1
-    if build_fw(["--kernel", str(kernel.vmlinux), "-o", str(args.out)]) != 0:
+    image = kernel.bzimage if args.bzimage else kernel.vmlinux
+    if build_fw(["--kernel", str(image), "-o", str(args.out)]) != 0:
         return 1
-    cmd = qemu_command(args.out, kernel.vmlinux, initrd, args.machine, args.accel, append,
-                       args.memory)
+    cmd = qemu_command(args.out, image, initrd, args.machine, args.accel, append, args.memory)
     print("boot_debian: " + " ".join(cmd), flush=True)
     want = DEFAULT_MARKER if args.accel == "tcg" else "Command line:"
     start = time.monotonic()

@@ -34,6 +34,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from builder.bzimage import payload_format
+
 DEFAULT_PACKAGE = "linux-image-6.1.0-50-cloud-amd64-unsigned"
 ENV_PACKAGE = "PVHFW_DEBIAN_KERNEL_PKG"
 ENV_CACHE = "PVHFW_CACHE"
@@ -41,14 +43,6 @@ STAMP_NAME = "stamp.json"
 STAMP_FORMAT = 1
 
 # Compression magics, checked in this order (longest first where they overlap).
-COMPRESSION_MAGIC: tuple[tuple[str, bytes], ...] = (
-    ("xz", b"\xfd7zXZ\x00"),
-    ("lz4", b"\x02\x21\x4c\x18"),
-    ("zstd", b"\x28\xb5\x2f\xfd"),
-    ("gzip", b"\x1f\x8b"),
-    ("bzip2", b"BZh"),
-    ("lzma", b"\x5d\x00\x00"),
-)
 
 _SETUP_HEADER_END = 0x250  # first byte after payload_length
 _LZ4_LEGACY_MAGIC = 0x184C2102
@@ -124,9 +118,9 @@ def bzimage_payload(data: bytes) -> tuple[str, bytes]:
             f"file is {len(data):#x} bytes"
         )
     payload = data[start:end]
-    for name, magic in COMPRESSION_MAGIC:
-        if payload.startswith(magic):
-            return name, payload
+    name = payload_format(payload)
+    if name is not None:
+        return name, payload
     raise ToolError(f"bzImage payload compression not recognised (starts {payload[:6].hex()})")
 
 

@@ -120,6 +120,10 @@ def file_dir(files: dict[str, bytes]) -> tuple[bytes, dict[str, int]]:
     return bytes(out), keys
 
 
+def _u32(value: int) -> bytes:
+    return struct.pack("<I", value)
+
+
 class SimFwCfg:
     """QEMU's fw_cfg behind I/O ports 0x510-0x51b (see the module docstring)."""
 
@@ -195,35 +199,93 @@ class SimFwCfg:
         into RAM itself (use run_firmware's ram_init for that).
         """
 
-        def u32(v: int) -> bytes:
-            return struct.pack("<I", v)
-
         cmd = cmdline or b""
         items = {
-            KERNEL_ENTRY: u32(kernel_entry),
-            KERNEL_ADDR: u32(kernel_addr),
-            KERNEL_SIZE: u32(kernel_size),
-            CMDLINE_SIZE: u32(len(cmd) + 1),
+            KERNEL_ENTRY: _u32(kernel_entry),
+            KERNEL_ADDR: _u32(kernel_addr),
+            KERNEL_SIZE: _u32(kernel_size),
+            CMDLINE_SIZE: _u32(len(cmd) + 1),
             CMDLINE_DATA: cmd + b"\0",
-            RAM_SIZE: struct.pack("<Q", ram_below_4g + ram_above_4g),
         }
         if setup_data is not None:
             header = setup_data[:8192].ljust(8192, b"\0")
-            items[SETUP_SIZE] = u32(len(header))
+            items[SETUP_SIZE] = _u32(len(header))
             items[SETUP_DATA] = header
         if initrd is not None:
             if initrd_addr is None:
                 initrd_addr = (ram_below_4g - acpi_data_size - 1 - len(initrd)) & ~4095
-            items[INITRD_ADDR] = u32(initrd_addr)
-            items[INITRD_SIZE] = u32(len(initrd))
+            items[INITRD_ADDR] = _u32(initrd_addr)
+            items[INITRD_SIZE] = _u32(len(initrd))
             items[INITRD_DATA] = initrd
+        return cls._machine(items, ram_below_4g, ram_above_4g, e820, extra_files, dma)
+
+    @classmethod
+    def for_linux_boot(
+        cls,
+        bzimage: bytes,
+        *,
+        ram_below_4g: int,
+        ram_above_4g: int = 0,
+        cmdline: bytes | None = None,
+        initrd: bytes | None = None,
+        e820: list[tuple[int, int, int]] | None = None,
+        acpi_data_size: int = 0x28000,
+        extra_files: dict[str, bytes] | None = None,
+        dma: bool = True,
+    ) -> SimFwCfg:
+        """The items QEMU 7.2's x86_load_linux sets for `-kernel <bzImage>` (boot protocol
+        >= 2.02, LOADED_HIGH: its "high and recent kernel" branch, no RNG seed as in Debian's
+        7.2.22): the setup sectors with QEMU's edits to the header, the protected-mode code for
+        the firmware to copy to 1 MiB, the command line for 0x20000, the initrd's place."""
+        setup_size = ((bzimage[0x1F1] or 4) + 1) * 512
+        real_addr, cmdline_addr, prot_addr = 0x10000, 0x20000, 0x100000
+        setup = bytearray(bzimage[:setup_size])
+        cmd = cmdline or b""
+        struct.pack_into("<I", setup, 0x228, cmdline_addr)  # cmd_line_ptr
+        setup[0x210] = 0xB0  # type_of_loader: "QEMU"
+        setup[0x211] |= 0x80  # loadflags: CAN_USE_HEAP
+        struct.pack_into("<H", setup, 0x224, cmdline_addr - real_addr - 0x200)  # heap_end_ptr
+        items = {
+            CMDLINE_ADDR: _u32(cmdline_addr),
+            CMDLINE_SIZE: _u32(len(cmd) + 1),
+            CMDLINE_DATA: cmd + b"\0",
+            KERNEL_ADDR: _u32(prot_addr),
+            KERNEL_SIZE: _u32(len(bzimage) - setup_size),
+            KERNEL_DATA: bzimage[setup_size:],
+            SETUP_ADDR: _u32(real_addr),
+            SETUP_SIZE: _u32(setup_size),
+        }
+        if initrd is not None:
+            (initrd_max,) = struct.unpack_from("<I", setup, 0x22C)
+            initrd_max = min(initrd_max, ram_below_4g - acpi_data_size - 1)
+            initrd_addr = (initrd_max - len(initrd)) & ~4095
+            struct.pack_into("<II", setup, 0x218, initrd_addr, len(initrd))
+            items[INITRD_ADDR] = _u32(initrd_addr)
+            items[INITRD_SIZE] = _u32(len(initrd))
+            items[INITRD_DATA] = initrd
+        items[SETUP_DATA] = bytes(setup)
+        return cls._machine(items, ram_below_4g, ram_above_4g, e820, extra_files, dma)
+
+    @classmethod
+    def _machine(
+        cls,
+        items: dict[int, bytes],
+        ram_below_4g: int,
+        ram_above_4g: int,
+        e820: list[tuple[int, int, int]] | None,
+        extra_files: dict[str, bytes] | None,
+        dma: bool,
+    ) -> SimFwCfg:
+        """What every x86 machine adds to the kernel's items: RAM_SIZE, etc/e820 (from the
+        RAM sizes unless given) and etc/boot-fail-wait."""
+        items[RAM_SIZE] = struct.pack("<Q", ram_below_4g + ram_above_4g)
         if e820 is None:
             e820 = [(0, ram_below_4g, 1)]
             if ram_above_4g:
                 e820.append((1 << 32, ram_above_4g, 1))
         files = {
             "etc/e820": b"".join(struct.pack("<QQI", *entry) for entry in e820),
-            "etc/boot-fail-wait": u32(0xFFFFFFFF),
+            "etc/boot-fail-wait": _u32(0xFFFFFFFF),
             **(extra_files or {}),
         }
         return cls(items=items, files=files, dma=dma)

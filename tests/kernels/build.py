@@ -3,10 +3,11 @@
 Kernels (sources next to this file):
 
 * ``pvhcheck`` - ELF32, C + assembly.  Saves the CPU state found at its PVH
-  entry, reports it and the hvm_start_info contents over COM1 as
-  ``PVHCHECK ...`` lines, cross-checks against fw_cfg, runs the PVH ABI checks
-  and ends QEMU through isa-debug-exit (0x10 -> status 33 when every check
-  passed, 0x11 -> 35 otherwise).
+  entry (``pvh_entry``) or its 32-bit Linux boot protocol entry
+  (``linux32_entry``), reports it and the hvm_start_info / boot_params contents
+  over COM1 as ``PVHCHECK ...`` lines, cross-checks against fw_cfg, runs that
+  protocol's checks and ends QEMU through isa-debug-exit (0x10 -> status 33
+  when every check passed, 0x11 -> 35 otherwise).
 * ``exitfirst`` - ELF64 with a 32-bit PVH entry (like Linux's vmlinux) whose
   first instructions end QEMU with status 33.  For benchmarks.
 
@@ -21,6 +22,10 @@ gcc/as/ld and returns the ELF's path.  Options (all kernels):
 With False the access rights and limits are derived from the GDT entries
 instead (report lines say ``probe=gdt``): this machine's PVM-backed KVM stops
 with "KVM internal error" on ``lar``, so use ``lar=False`` under ``-accel kvm``.
+``bzimage`` (bool, False; needs ``load_addr=0x100000``): also wrap the ELF in a
+bzImage (``<variant>-bz.bzImage``, returned instead of the ELF): boot protocol 2.15
+header with code32_start = ``linux32_entry``, no payload, a real-mode setup entry
+that exits at once with status 37 (:data:`EXIT_REAL_MODE_ENTRY`).
 
 ``exitfirst`` only: ``vaddr_offset`` (int, 0): link at virtual address
 ``load_addr + vaddr_offset`` with physical addresses ``load_addr`` (Linux's
@@ -44,9 +49,11 @@ from pathlib import Path
 
 __all__ = [
     "EXIT_FAILURE",
+    "EXIT_REAL_MODE_ENTRY",
     "EXIT_SUCCESS",
     "KERNELS",
     "KERNEL_ENTRY_SYMBOL",
+    "LINUX32_ENTRY_SYMBOL",
     "XEN_ELFNOTE_PHYS32_ENTRY",
     "KernelBuildError",
     "KernelToolchainMissing",
@@ -63,12 +70,15 @@ __all__ = [
 KERNELS_DIR = Path(__file__).resolve().parent
 KERNELS = ("pvhcheck", "exitfirst")
 KERNEL_ENTRY_SYMBOL = "pvh_entry"
+LINUX32_ENTRY_SYMBOL = "linux32_entry"  # pvhcheck's 32-bit Linux boot protocol entry
 XEN_ELFNOTE_PHYS32_ENTRY = 18
 DEFAULT_LOAD_ADDR = 0x200000
 
 # QEMU -device isa-debug-exit,iobase=0xf4,iosize=0x01: a write of v exits with (v << 1) | 1.
 EXIT_SUCCESS = (0x10 << 1) | 1  # 33
 EXIT_FAILURE = (0x11 << 1) | 1  # 35
+# pvhcheck's bzImage: its real-mode setup entry (a loader that did not use code32_start).
+EXIT_REAL_MODE_ENTRY = (0x12 << 1) | 1  # 37
 
 PVHCHECK_CFLAGS = (
     "-m32",
@@ -104,7 +114,7 @@ LD_COMMON = ("-nostdlib", "--build-id=none", "-z", "noexecstack", "-z", "max-pag
 
 _COMMON_OPTIONS = {"extra_note", "note_desc_size"}
 _OPTIONS = {
-    "pvhcheck": _COMMON_OPTIONS | {"lar"},
+    "pvhcheck": _COMMON_OPTIONS | {"lar", "bzimage"},
     "exitfirst": _COMMON_OPTIONS | {"vaddr_offset"},
 }
 
@@ -178,6 +188,8 @@ def _variant_name(name: str, load_addr: int, opts: dict[str, object]) -> str:
         parts.append("nolar")
     if opts.get("vaddr_offset"):
         parts.append(f"v{opts['vaddr_offset']:x}")
+    if opts.get("bzimage"):
+        parts.append("bz")
     return "-".join(parts)
 
 
@@ -186,9 +198,12 @@ def build_kernel(
 ) -> Path:
     """Build kernel ``name`` for physical ``load_addr`` into ``out_dir``; return the ELF path.
 
-    The ELF is ``out_dir/<name>-<load_addr hex>[-extranote][-desc8][-v<offset>].elf``;
+    The ELF is ``out_dir/<name>-<load_addr hex>[-extranote][-desc8][-nolar][-v<offset>].elf``;
     objects, the rendered linker script and a build log go to a sibling ``.build``
-    directory.  Raises :class:`KernelToolchainMissing` without gcc/as/ld,
+    directory.  With ``bzimage=True`` (pvhcheck only; ``load_addr`` must be 0x100000) the
+    variant name ends in ``-bz`` and the path returned is ``<variant>.bzImage`` (the ELF it
+    was made from stays next to it as ``<variant>.elf``).  Raises
+    :class:`KernelToolchainMissing` without gcc/as/ld (and objcopy for a bzImage),
     :class:`KernelBuildError` when a tool fails, ValueError on bad arguments.
     """
     if name not in _OPTIONS:
@@ -208,6 +223,12 @@ def build_kernel(
         raise ValueError("note_desc_size must be 4 or 8")
     if name == "pvhcheck":
         opts["lar"] = bool(options.get("lar", True))
+        opts["bzimage"] = bool(options.get("bzimage", False))
+        if opts["bzimage"] and load_addr != BZIMAGE_LOAD_ADDR:
+            raise ValueError(
+                f"bzimage=True needs load_addr={BZIMAGE_LOAD_ADDR:#x} (a LOADED_HIGH, "
+                f"non-relocatable bzImage runs where it is loaded), not {load_addr:#x}"
+            )
     if name == "exitfirst":
         vaddr_offset = options.get("vaddr_offset", 0)
         if not isinstance(vaddr_offset, int) or vaddr_offset < 0 or vaddr_offset % 0x1000:
@@ -216,7 +237,7 @@ def build_kernel(
             raise ValueError("load_addr + vaddr_offset does not fit in 64 bits")
         opts["vaddr_offset"] = vaddr_offset
 
-    tools = _require_tools("gcc", "as", "ld")
+    tools = _require_tools("gcc", "as", "ld", *(("objcopy",) if opts.get("bzimage") else ()))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     variant = _variant_name(name, load_addr, opts)
@@ -225,10 +246,14 @@ def build_kernel(
         shutil.rmtree(work)
     work.mkdir()
     elf = out_dir / f"{variant}.elf"
+    image = out_dir / f"{variant}.bzImage"
     log: list[str] = []
     try:
         if name == "pvhcheck":
             _build_pvhcheck(tools, work, elf, load_addr, opts, log)
+            if opts["bzimage"]:
+                _build_pvhcheck_bzimage(tools, work, elf, image, log)
+                return image
         else:
             _build_exitfirst(tools, work, elf, load_addr, opts, log)
     finally:
@@ -323,8 +348,85 @@ def _build_exitfirst(
 
 
 BZIMAGE_SETUP_SECTS = 1
-BZIMAGE_SYSSIZE = 0x100  # 16-byte units: a 4 KiB protected-mode part
+BZIMAGE_SYSSIZE = 0x100  # 16-byte units: exitfirst-bz's 4 KiB protected-mode part
 BZIMAGE_REAL_MODE_ENTRY = 0x200  # file offset of the setup entry (boot protocol)
+BZIMAGE_LOAD_ADDR = 0x100000  # where a LOADED_HIGH bzImage's protected-mode part goes
+BZIMAGE_HEADER = "bzimage_header.inc"  # the shared boot sector + setup header
+# pvhcheck's CMDLINE_MAX (boot.h) less the NUL: the header's cmdline_size.
+PVHCHECK_CMDLINE_SIZE = 16384 - 1
+EXITFIRST_BZ_CMDLINE_SIZE = 2047
+EXITFIRST_BZ_INIT_SIZE = 0x1000
+
+
+def _assemble_setup(
+    tools: dict[str, str],
+    source: Path,
+    out: Path,
+    work: Path,
+    defsyms: dict[str, int],
+    log: list[str],
+) -> None:
+    """Assemble a bzImage setup source (which includes :data:`BZIMAGE_HEADER`) with
+    ``--defsym`` values and link it to the flat binary ``out`` at offset 0."""
+    obj = work / (source.stem + ".o")
+    cmd = [tools["as"], "--32", "-I", str(KERNELS_DIR)]
+    for key, value in defsyms.items():
+        cmd += ["--defsym", f"{key}={value:#x}"]
+    _run("as", [*cmd, "-o", str(obj), str(source)], log)
+    _run(
+        "ld",
+        [
+            tools["ld"],
+            "-m",
+            "elf_i386",
+            *LD_COMMON,
+            "-Ttext=0",
+            "-e",
+            "_start",
+            "--oformat=binary",
+            "-o",
+            str(out),
+            str(obj),
+        ],
+        log,
+    )
+
+
+def _build_pvhcheck_bzimage(
+    tools: dict[str, str], work: Path, elf: Path, image: Path, log: list[str]
+) -> None:
+    """Wrap the linked pvhcheck ELF (at 1 MiB) in a bzImage: pvhcheck/bzsetup.S (the
+    shared header, code32_start = ``linux32_entry``, a real-mode entry that exits 37)
+    followed by ``objcopy -O binary`` of the ELF padded to 16 bytes."""
+    flat = work / "kernel.bin"
+    _run("objcopy", [tools["objcopy"], "-O", "binary", str(elf), str(flat)], log)
+    kernel = flat.read_bytes()
+    kernel += bytes(-len(kernel) % 16)
+    start = elf_symbol(elf, "__kernel_start")
+    if start != BZIMAGE_LOAD_ADDR:
+        raise ValueError(f"{elf}: __kernel_start {start:#x}, not {BZIMAGE_LOAD_ADDR:#x}")
+    init_size = elf_symbol(elf, "__kernel_end") - start
+    init_size += -init_size % 0x1000
+    setup = work / "setup.bin"
+    _assemble_setup(
+        tools,
+        KERNELS_DIR / "pvhcheck" / "bzsetup.S",
+        setup,
+        work,
+        {
+            "SETUP_SECTS": BZIMAGE_SETUP_SECTS,
+            "SYSSIZE": len(kernel) // 16,
+            "CODE32_START": elf_symbol(elf, LINUX32_ENTRY_SYMBOL),
+            "INIT_SIZE": init_size,
+            "CMDLINE_SIZE": PVHCHECK_CMDLINE_SIZE,
+        },
+        log,
+    )
+    setup_bytes = setup.read_bytes()
+    if len(setup_bytes) != (BZIMAGE_SETUP_SECTS + 1) * 512:
+        raise ValueError(f"{setup}: {len(setup_bytes)} bytes, not (setup_sects + 1) * 512")
+    image.write_bytes(setup_bytes + kernel)
+    log.append(f"# {image}: setup {len(setup_bytes):#x} + kernel {len(kernel):#x} bytes")
 
 
 def build_bzimage(out_dir: Path) -> Path:
@@ -338,39 +440,20 @@ def build_bzimage(out_dir: Path) -> Path:
         shutil.rmtree(work)
     work.mkdir()
     image = out_dir / "exitfirst-bz.bzImage"
-    obj = work / "bzimage.o"
     log: list[str] = []
     try:
-        _run(
-            "as",
-            [
-                tools["as"],
-                "--32",
-                "--defsym",
-                f"SETUP_SECTS={BZIMAGE_SETUP_SECTS}",
-                "--defsym",
-                f"SYSSIZE={BZIMAGE_SYSSIZE:#x}",
-                "-o",
-                str(obj),
-                str(KERNELS_DIR / "exitfirst-bz" / "bzimage.S"),
-            ],
-            log,
-        )
-        _run(
-            "ld",
-            [
-                tools["ld"],
-                "-m",
-                "elf_i386",
-                *LD_COMMON,
-                "-Ttext=0",
-                "-e",
-                "_start",
-                "--oformat=binary",
-                "-o",
-                str(image),
-                str(obj),
-            ],
+        _assemble_setup(
+            tools,
+            KERNELS_DIR / "exitfirst-bz" / "bzimage.S",
+            image,
+            work,
+            {
+                "SETUP_SECTS": BZIMAGE_SETUP_SECTS,
+                "SYSSIZE": BZIMAGE_SYSSIZE,
+                "CODE32_START": BZIMAGE_LOAD_ADDR,
+                "INIT_SIZE": EXITFIRST_BZ_INIT_SIZE,
+                "CMDLINE_SIZE": EXITFIRST_BZ_CMDLINE_SIZE,
+            },
             log,
         )
     finally:
@@ -464,12 +547,20 @@ MARKER = "PVHCHECK "
 
 @dataclass
 class Report:
-    """What pvhcheck printed.  Numbers are ints; ``none``-like values stay strings."""
+    """What pvhcheck printed.  Numbers are ints; ``none``-like values stay strings.
 
+    ``protocol`` is the entry taken (``"pvh"`` or ``"linux32"``; ``""`` when no protocol
+    line was printed).  In linux32 mode ``boot_params`` holds the zero page's fields and
+    ``memmap``/``cmdline``/``modules`` come from its e820_table, cmd_line_ptr and
+    ramdisk_image/size (module 0); ``start_info`` stays empty.
+    """
+
+    protocol: str = ""
     regs: dict[str, int] = field(default_factory=dict)  # eax..esp, eflags
     cr: dict[str, int] = field(default_factory=dict)  # cr0 cr3 cr4
     segs: dict[str, dict[str, Value]] = field(default_factory=dict)  # cs -> sel lar lsl base ...
     start_info: dict[str, int] = field(default_factory=dict)  # addr magic version ... memmap
+    boot_params: dict[str, int] = field(default_factory=dict)  # addr boot_flag ... setup_data
     memmap: list[tuple[int, int, int]] = field(default_factory=list)  # (addr, size, type)
     cmdline: bytes | None = None  # None: no cmdline line, or cmdline_paddr was 0 ("-")
     modules: list[dict[str, Value]] = field(default_factory=list)  # paddr size cmdline crc32
@@ -537,8 +628,12 @@ def parse_report(serial_text: str) -> Report:
             report.cr.update(_ints(_kv(rest)))
         elif key == "seg" and rest:
             report.segs[rest[0]] = _kv(rest[1:])
+        elif key == "protocol" and rest:
+            report.protocol = rest[0]
         elif key == "start_info":
             report.start_info.update(_ints(_kv(rest)))
+        elif key == "boot_params":
+            report.boot_params.update(_ints(_kv(rest)))
         elif key == "memmap" and len(rest) >= 2:
             report.memmap.append(_entry(_kv(rest[1:])))
         elif key == "cmdline":

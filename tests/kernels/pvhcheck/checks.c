@@ -1,8 +1,13 @@
 /*
- * The PVH boot ABI checks.  Each check collects its problems into a detail
- * string; no problem means "ok".  Ranges are [addr, addr + size) in 64 bits.
+ * The boot ABI checks: PVH (pvh_entry) or the Linux 32-bit boot protocol
+ * (linux32_entry).  Each check collects its problems into a detail string; no
+ * problem means "ok".  Ranges are [addr, addr + size) in 64 bits.  In linux32
+ * mode the zero page's memory map, command line and ramdisk arrive converted
+ * in the boot_view (main.c), so the memory map, placement, module and RSDP
+ * checks are shared.
  */
 #include "checks.h"
+#include "bootparams.h"
 #include "entry_state.h"
 #include "io.h"
 #include "segments.h"
@@ -74,6 +79,17 @@ static void report(const char *name, const struct detail *d)
         kprintf("PVHCHECK check %s FAIL %s\n", name, d->buf);
         failures++;
     }
+}
+
+static bool linux32(const struct boot_view *bv)
+{
+    return bv->protocol == ENTRY_PROTOCOL_LINUX32;
+}
+
+/* The detail when the boot information itself is unusable. */
+static const char *no_info(const struct boot_view *bv)
+{
+    return linux32(bv) ? "no valid boot_params" : "no valid start_info";
 }
 
 /* ---- ranges and the memory map ------------------------------------------ */
@@ -164,13 +180,23 @@ static void check_eflags(void)
     report("eflags_if_tf_vm_clear", &d);
 }
 
-/* cs: 32-bit execute/read code; ds/es/ss: 32-bit read/write data; all flat 4 GiB. */
-static void check_segment(int seg, const char *check_name)
+/*
+ * cs: 32-bit execute/read code; ds/es/ss: 32-bit read/write data; all flat 4 GiB.
+ * want_sel: the selector the protocol names (linux32: 0x10 / 0x18), 0 for any.
+ */
+static void check_segment(int seg, const char *check_name, uint32_t want_sel)
 {
     struct detail d = {0};
     struct seg_info s;
     seg_info_get(seg, &s);
     bool code = seg == SEG_CS;
+
+    if (want_sel && s.sel != want_sel) {
+        d_str(&d, "selector ");
+        d_hex(&d, s.sel);
+        d_more(&d, ", not ");
+        d_hex(&d, want_sel);
+    }
 
     if (!s.lar_ok && s.from_gdt) {
         d_str(&d, "no GDT entry to derive access rights from");
@@ -252,14 +278,15 @@ static void check_start_info(const struct boot_view *bv)
 static void check_memmap(const struct boot_view *bv)
 {
     struct detail d = {0};
-    if (!bv->si_valid) {
-        d_str(&d, "no valid start_info");
+    uint32_t max = linux32(bv) ? BP_E820_MAX : MAX_MEMMAP;
+    if (!bv->info_valid) {
+        d_str(&d, no_info(bv));
     } else if (bv->memmap_entries == 0) {
-        d_str(&d, "memmap_entries=0");
-    } else if (bv->memmap_entries > MAX_MEMMAP) {
-        d_str(&d, "memmap_entries=");
+        d_str(&d, linux32(bv) ? "e820_entries=0" : "memmap_entries=0");
+    } else if (bv->memmap_entries > max) {
+        d_str(&d, linux32(bv) ? "e820_entries=" : "memmap_entries=");
         d_dec(&d, bv->memmap_entries);
-        d_more(&d, " (implausible)");
+        d_more(&d, linux32(bv) ? " (more than the zero page holds)" : " (implausible)");
     } else if (!bv->memmap) {
         d_str(&d, "memmap not addressable");
     } else {
@@ -337,19 +364,27 @@ static void add_piece(const char *name, uint32_t index, bool indexed, uint64_t a
 static void collect_pieces(const struct boot_view *bv)
 {
     npieces = 0;
-    if (!bv->si)
+    if (linux32(bv)) {
+        if (!bv->bp)
+            return;
+        add_piece("boot_params", 0, false, bv->esi, BP_SIZE);
+    } else {
+        if (!bv->si)
+            return;
+        add_piece("start_info", 0, false, bv->ebx, sizeof(struct hvm_start_info));
+        if (!bv->si_valid)
+            return;
+        const struct hvm_start_info *si = bv->si;
+        add_piece("memmap", 0, false, si->memmap_paddr,
+                  (uint64_t)si->memmap_entries * sizeof(struct hvm_memmap_table_entry));
+    }
+    if (!bv->info_valid)
         return;
-    add_piece("start_info", 0, false, bv->ebx, sizeof(struct hvm_start_info));
-    if (!bv->si_valid)
-        return;
-    const struct hvm_start_info *si = bv->si;
-    add_piece("memmap", 0, false, si->memmap_paddr,
-              (uint64_t)si->memmap_entries * sizeof(struct hvm_memmap_table_entry));
-    if (si->cmdline_paddr)
-        add_piece("cmdline", 0, false, si->cmdline_paddr, bv->cmdline_len + 1ull);
-    if (si->nr_modules) {
-        add_piece("modlist", 0, false, si->modlist_paddr,
-                  (uint64_t)si->nr_modules * sizeof(struct hvm_modlist_entry));
+    if (bv->cmdline_paddr)
+        add_piece("cmdline", 0, false, bv->cmdline_paddr, bv->cmdline_len + 1ull);
+    if (!linux32(bv) && bv->si->nr_modules) {
+        add_piece("modlist", 0, false, bv->si->modlist_paddr,
+                  (uint64_t)bv->si->nr_modules * sizeof(struct hvm_modlist_entry));
     }
     if (bv->modlist) {
         for (uint32_t i = 0; i < bv->nr_modules; i++)
@@ -405,11 +440,11 @@ static void check_pieces(const struct boot_view *bv)
 static void check_cmdline(const struct boot_view *bv)
 {
     struct detail d = {0};
-    if (bv->si_valid && bv->si->cmdline_paddr) {
+    if (bv->info_valid && bv->cmdline_paddr) {
         if (!bv->cmdline)
             d_str(&d, "cmdline not addressable");
         else if (!bv->cmdline_terminated)
-            d_str(&d, "no NUL within 4096 bytes");
+            d_str(&d, "no NUL within CMDLINE_MAX (16384) bytes");
     }
     report("cmdline_terminated", &d);
 }
@@ -419,8 +454,8 @@ static void check_modules(const struct boot_view *bv, const struct fwcfg_facts *
     struct detail d = {0};
     if (!fw->present) {
         d_str(&d, "no fw_cfg to compare with");
-    } else if (!bv->si_valid) {
-        d_str(&d, "no valid start_info");
+    } else if (!bv->info_valid) {
+        d_str(&d, no_info(bv));
     } else if (bv->nr_modules > 0) {
         if (!bv->modlist) {
             d_str(&d, "modlist not addressable");
@@ -491,22 +526,28 @@ static void check_bss(void)
     report("bss_zeroed", &d);
 }
 
-/* rsdp_paddr: when given, a valid RSDP; when 0, fw_cfg must not offer ACPI tables. */
+/*
+ * rsdp_paddr (linux32: acpi_rsdp_addr): when given, a valid RSDP; when 0, fw_cfg
+ * must not offer ACPI tables.
+ */
 static void check_rsdp(const struct boot_view *bv, const struct fwcfg_facts *fw)
 {
     struct detail d = {0};
-    if (!bv->si_valid) {
-        d_str(&d, "no valid start_info");
-    } else if (bv->si->rsdp_paddr == 0) {
+    uint64_t rsdp = bv->rsdp_paddr;
+    if (!bv->info_valid) {
+        d_str(&d, no_info(bv));
+    } else if (rsdp == 0) {
         if (fw->present && fw->have_acpi_rsdp)
-            d_str(&d, "rsdp_paddr=0 but fw_cfg has etc/acpi/rsdp (no ACPI for the kernel)");
+            d_str(&d, linux32(bv)
+                          ? "acpi_rsdp_addr=0 but fw_cfg has etc/acpi/rsdp (no ACPI for the kernel)"
+                          : "rsdp_paddr=0 but fw_cfg has etc/acpi/rsdp (no ACPI for the kernel)");
     } else {
-        const uint8_t *p = phys_ptr(bv->si->rsdp_paddr, 36);
+        const uint8_t *p = phys_ptr(rsdp, 36);
         if (!p) {
             d_str(&d, "rsdp not addressable");
         } else if (memcmp(p, "RSD PTR ", 8) != 0) {
             d_str(&d, "no 'RSD PTR ' signature at ");
-            d_hex(&d, bv->si->rsdp_paddr);
+            d_hex(&d, rsdp);
         } else {
             uint8_t sum = 0;
             for (int i = 0; i < 20; i++)
@@ -517,7 +558,7 @@ static void check_rsdp(const struct boot_view *bv, const struct fwcfg_facts *fw)
                 uint32_t len = (uint32_t)p[20] | (uint32_t)p[21] << 8 |
                                (uint32_t)p[22] << 16 | (uint32_t)p[23] << 24;
                 uint8_t xsum = 0;
-                if (len < 36 || len > 4096 || !phys_ptr(bv->si->rsdp_paddr, len)) {
+                if (len < 36 || len > 4096 || !phys_ptr(rsdp, len)) {
                     d_str(&d, "bad extended length");
                 } else {
                     for (uint32_t i = 0; i < len; i++)
@@ -562,6 +603,205 @@ static void check_fwcfg_present(const struct fwcfg_facts *fw)
     report("fwcfg_present", &d);
 }
 
+/* ---- linux32: the 32-bit Linux boot protocol ----------------------------- */
+
+/* ESI points at a zero page with the boot_flag and the "HdrS" magic. */
+static void check_boot_params(const struct boot_view *bv)
+{
+    struct detail d = {0};
+    if (bv->esi == 0) {
+        d_str(&d, "esi=0");
+    } else if (!bv->bp) {
+        d_str(&d, "esi not addressable: ");
+        d_hex(&d, bv->esi);
+    } else {
+        if (bp_u16(bv->bp, BP_BOOT_FLAG) != BP_BOOT_FLAG_VALUE) {
+            d_str(&d, "boot_flag=");
+            d_hex(&d, bp_u16(bv->bp, BP_BOOT_FLAG));
+        }
+        if (bp_u32(bv->bp, BP_HEADER) != BP_HEADER_VALUE) {
+            d_str(&d, "header=");
+            d_hex(&d, bp_u32(bv->bp, BP_HEADER));
+        }
+    }
+    report("boot_params", &d);
+}
+
+/* EBP, EDI and EBX are 0. */
+static void check_linux32_regs(void)
+{
+    struct detail d = {0};
+    const struct { const char *name; uint32_t value; } regs[] = {
+        {"ebp=", entry_state.ebp}, {"edi=", entry_state.edi}, {"ebx=", entry_state.ebx},
+    };
+    for (uint32_t i = 0; i < sizeof(regs) / sizeof(regs[0]); i++) {
+        if (regs[i].value != 0) {
+            d_str(&d, regs[i].name);
+            d_hex(&d, regs[i].value);
+        }
+    }
+    report("linux32_regs_zero", &d);
+}
+
+/* fw_cfg's setup sectors, as far as the header goes (0x202 + byte 0x201 <= 0x281). */
+#define SETUP_READ 0x300
+static uint8_t fw_setup[SETUP_READ];
+static uint32_t fw_setup_len;   /* bytes of fw_setup read from FW_CFG_SETUP_DATA */
+
+static void read_fw_setup(const struct fwcfg_facts *fw)
+{
+    fw_setup_len = 0;
+    if (!fw->present || fw->setup_size == 0)
+        return;
+    fw_setup_len = fw->setup_size < SETUP_READ ? fw->setup_size : SETUP_READ;
+    fwcfg_read_item(FW_CFG_SETUP_DATA, fw_setup, fw_setup_len);
+}
+
+/* The zero page's setup header is fw_cfg's, byte for byte, except cmd_line_ptr. */
+static void check_boot_params_header(const struct boot_view *bv)
+{
+    struct detail d = {0};
+    if (!bv->bp_valid) {
+        d_str(&d, no_info(bv));
+    } else if (fw_setup_len == 0) {
+        d_str(&d, "fw_cfg has no setup sectors (FW_CFG_SETUP_SIZE=0)");
+    } else if (fw_setup_len < BP_HEADER || bp_header_end(fw_setup) > fw_setup_len) {
+        d_str(&d, "fw_cfg setup_size ");
+        d_hex(&d, fw_setup_len);
+        d_more(&d, " too small for its header");
+    } else {
+        uint32_t end = bp_header_end(fw_setup), shown = 0, differ = 0;
+        for (uint32_t off = BP_HDR_START; off < end; off++) {
+            if (off >= BP_CMD_LINE_PTR && off < BP_CMD_LINE_PTR + 4)
+                continue;  /* the loader may move the command line */
+            if (bv->bp[off] == fw_setup[off])
+                continue;
+            differ++;
+            if (shown++ < 6) {
+                d_str(&d, "byte ");
+                d_hex(&d, off);
+                d_more(&d, "=");
+                d_hex(&d, bv->bp[off]);
+                d_more(&d, " fw_cfg ");
+                d_hex(&d, fw_setup[off]);
+            }
+        }
+        if (differ > shown) {
+            d_str(&d, "bytes differing: ");
+            d_dec(&d, differ);
+        }
+    }
+    report("boot_params_header", &d);
+}
+
+/* The string at cmd_line_ptr is FW_CFG_CMDLINE_DATA (its NUL included). */
+static void check_boot_params_cmdline(const struct boot_view *bv, const struct fwcfg_facts *fw)
+{
+    struct detail d = {0};
+    if (!fw->present) {
+        d_str(&d, "no fw_cfg to compare with");
+    } else if (!bv->bp_valid) {
+        d_str(&d, no_info(bv));
+    } else if (bv->cmdline_paddr == 0) {
+        if (fw->cmdline_size > 1) {
+            d_str(&d, "cmd_line_ptr=0 but fw_cfg has a command line of ");
+            d_dec(&d, fw->cmdline_size - 1);
+            d_more(&d, " bytes");
+        }
+    } else if (!bv->cmdline || !bv->cmdline_terminated) {
+        d_str(&d, "no NUL-terminated command line at ");
+        d_hex(&d, bv->cmdline_paddr);
+    } else if (bv->cmdline_len + 1 != fw->cmdline_size) {
+        d_str(&d, "length ");
+        d_dec(&d, bv->cmdline_len);
+        d_more(&d, " + NUL, fw_cfg cmdline_size ");
+        d_dec(&d, fw->cmdline_size);
+    } else {
+        uint32_t at = fwcfg_item_compare(FW_CFG_CMDLINE_DATA, bv->cmdline, fw->cmdline_size);
+        if (at != fw->cmdline_size) {
+            d_str(&d, "differs from FW_CFG_CMDLINE_DATA at offset ");
+            d_dec(&d, at);
+        }
+    }
+    report("boot_params_cmdline", &d);
+}
+
+/*
+ * Nothing else in the 4 KiB zero page: every byte outside the setup header,
+ * e820_entries, the e820_table entries in use and acpi_rsdp_addr is 0.
+ */
+static void check_boot_params_zero(const struct boot_view *bv)
+{
+    struct detail d = {0};
+    if (!bv->bp_valid) {
+        d_str(&d, no_info(bv));
+        report("boot_params_zero_elsewhere", &d);
+        return;
+    }
+    const uint8_t *bp = bv->bp;
+    uint32_t hdr_end = fw_setup_len ? bp_header_end(fw_setup) : bp_header_end(bp);
+    uint32_t entries = bp_u8(bp, BP_E820_ENTRIES);
+    if (entries > BP_E820_MAX)
+        entries = BP_E820_MAX;
+    uint32_t table_end = BP_E820_TABLE + entries * (uint32_t)sizeof(struct boot_e820_entry);
+    uint32_t shown = 0, nonzero = 0;
+    for (uint32_t off = 0; off < BP_SIZE; off++) {
+        if ((off >= BP_ACPI_RSDP_ADDR && off < BP_ACPI_RSDP_ADDR + 8) ||
+            off == BP_E820_ENTRIES || (off >= BP_HDR_START && off < hdr_end) ||
+            (off >= BP_E820_TABLE && off < table_end) || bp[off] == 0)
+            continue;
+        nonzero++;
+        if (shown++ < 6) {
+            d_str(&d, "byte ");
+            d_hex(&d, off);
+            d_more(&d, "=");
+            d_hex(&d, bp[off]);
+        }
+    }
+    if (nonzero > shown) {
+        d_str(&d, "nonzero bytes: ");
+        d_dec(&d, nonzero);
+    }
+    report("boot_params_zero_elsewhere", &d);
+}
+
+/*
+ * fw_cfg KERNEL_ADDR is where the image runs, and the protected-mode part in
+ * memory is FW_CFG_KERNEL_DATA up to .data (what the kernel has not written).
+ */
+static void check_linux32_kernel(const struct boot_view *bv, const struct fwcfg_facts *fw)
+{
+    struct detail a = {0};
+    if (!fw->present) {
+        d_str(&a, "no fw_cfg");
+    } else if (fw->kernel_addr != bv->kernel_start) {
+        d_str(&a, "fw_cfg kernel_addr=");
+        d_hex(&a, fw->kernel_addr);
+        d_more(&a, " __kernel_start=");
+        d_hex(&a, bv->kernel_start);
+    }
+    report("fwcfg_kernel_addr", &a);
+
+    struct detail d = {0};
+    uint32_t len = (uint32_t)(uintptr_t)__data_start - bv->kernel_start;
+    if (!fw->present) {
+        d_str(&d, "no fw_cfg");
+    } else if (fw->kernel_size < len) {
+        d_str(&d, "fw_cfg kernel_size=");
+        d_hex(&d, fw->kernel_size);
+        d_more(&d, " shorter than the image's read-only part ");
+        d_hex(&d, len);
+    } else {
+        uint32_t at = fwcfg_item_compare(FW_CFG_KERNEL_DATA,
+                                         (const uint8_t *)__kernel_start, len);
+        if (at != len) {
+            d_str(&d, "differs from FW_CFG_KERNEL_DATA at ");
+            d_hex(&d, bv->kernel_start + at);
+        }
+    }
+    report("kernel_is_fwcfg_kernel_data", &d);
+}
+
 uint32_t run_checks(const struct boot_view *bv, const struct fwcfg_facts *fw)
 {
     failures = 0;
@@ -586,13 +826,20 @@ uint32_t run_checks(const struct boot_view *bv, const struct fwcfg_facts *fw)
         }
     }
 
+    bool l32 = linux32(bv);
     check_cr();
     check_eflags();
-    check_segment(SEG_CS, "cs_flat32_code");
-    check_segment(SEG_DS, "ds_flat32_data");
-    check_segment(SEG_ES, "es_flat32_data");
-    check_segment(SEG_SS, "ss_flat32_data");
-    check_start_info(bv);
+    /* linux32: __BOOT_CS = 0x10, __BOOT_DS = 0x18; PVH names no selectors. */
+    check_segment(SEG_CS, "cs_flat32_code", l32 ? 0x10 : 0);
+    check_segment(SEG_DS, "ds_flat32_data", l32 ? 0x18 : 0);
+    check_segment(SEG_ES, "es_flat32_data", l32 ? 0x18 : 0);
+    check_segment(SEG_SS, "ss_flat32_data", l32 ? 0x18 : 0);
+    if (l32) {
+        check_boot_params(bv);
+        check_linux32_regs();
+    } else {
+        check_start_info(bv);
+    }
     check_memmap(bv);
     check_kernel_in_ram(bv);
     collect_pieces(bv);
@@ -600,9 +847,18 @@ uint32_t run_checks(const struct boot_view *bv, const struct fwcfg_facts *fw)
     check_cmdline(bv);
     check_fwcfg_present(fw);
     check_modules(bv, fw);
-    check_fwcfg_kernel(bv, fw);
+    if (l32) {
+        read_fw_setup(fw);
+        check_boot_params_header(bv);
+        check_boot_params_cmdline(bv, fw);
+        check_boot_params_zero(bv);
+        check_linux32_kernel(bv, fw);
+    } else {
+        check_fwcfg_kernel(bv, fw);
+    }
     check_memmap_vs_e820(bv, fw);
     check_rsdp(bv, fw);
-    check_bss();
+    if (!l32)
+        check_bss();  /* the boot protocol leaves .bss to the kernel */
     return failures;
 }

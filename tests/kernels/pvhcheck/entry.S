@@ -1,10 +1,15 @@
 /*
- * PVH entry of the pvhcheck kernel (32-bit, paging off).
+ * Entries of the pvhcheck kernel (32-bit, paging off): pvh_entry (the PVH
+ * ABI, EBX = hvm_start_info; the Xen note names it) and linux32_entry (the
+ * Linux boot protocol's 32-bit entry, ESI = boot_params; the bzImage header's
+ * code32_start names it).  Both share everything after their first two
+ * instructions, which store EAX and pick the protocol recorded in
+ * entry_state.protocol.
  *
- * Nothing about the stack is promised by the PVH ABI, so the state as found
- * is first stored with absolute moves (this assumes only that DS is flat,
- * which the ABI does promise); then a small stack in .data is used for
- * pushf, and .bss is inspected, cleared and given the real stack.
+ * Nothing about the stack is promised by either protocol, so the state as
+ * found is first stored with absolute moves (this assumes only that DS is
+ * flat, which both promise); then a small stack in .data is used for pushf,
+ * and .bss is inspected, cleared and given the real stack.
  */
 #include "entry_state.h"
 
@@ -21,6 +26,9 @@
     .type pvh_entry, @function
 pvh_entry:
     movl %eax, entry_state + ES_EAX
+    movl $ENTRY_PROTOCOL_PVH, %eax      /* mov and jmp leave EFLAGS alone */
+save_state:                             /* EAX: the protocol; the entry's EAX is saved */
+    movl %eax, entry_state + ES_PROTOCOL
     movl %ebx, entry_state + ES_EBX
     movl %ecx, entry_state + ES_ECX
     movl %edx, entry_state + ES_EDX
@@ -104,6 +112,14 @@ halt:
     hlt
     jmp halt
     .size pvh_entry, . - pvh_entry
+
+    .globl linux32_entry
+    .type linux32_entry, @function
+linux32_entry:
+    movl %eax, entry_state + ES_EAX
+    movl $ENTRY_PROTOCOL_LINUX32, %eax
+    jmp save_state
+    .size linux32_entry, . - linux32_entry
 
     .section .data, "aw", @progbits
     .balign 16

@@ -35,7 +35,11 @@
 #define ES_IDTR    152              /* sidt: limit u16, base u32 */
 #define ES_BSS_DIRTY 160            /* 1 if .bss held a non-zero word at entry */
 #define ES_BSS_DIRTY_ADDR 164       /* address of the first such word */
-#define ES_SIZE    168
+#define ES_PROTOCOL 168            /* ENTRY_PROTOCOL_*: which entry was taken */
+#define ES_SIZE    172
+
+#define ENTRY_PROTOCOL_PVH 1        /* pvh_entry */
+#define ENTRY_PROTOCOL_LINUX32 2    /* linux32_entry */
 
 #define ES_VALID_LAR 1
 #define ES_VALID_LSL 2
@@ -55,6 +59,7 @@ struct entry_state {
     uint8_t idtr[8];
     uint32_t bss_dirty;
     uint32_t bss_dirty_addr;
+    uint32_t protocol;
 };
 
 _Static_assert(__builtin_offsetof(struct entry_state, eflags) == ES_EFLAGS, "eflags");
@@ -68,14 +73,18 @@ _Static_assert(__builtin_offsetof(struct entry_state, idtr) == ES_IDTR, "idtr");
 _Static_assert(__builtin_offsetof(struct entry_state, bss_dirty) == ES_BSS_DIRTY, "bss");
 _Static_assert(__builtin_offsetof(struct entry_state, bss_dirty_addr) == ES_BSS_DIRTY_ADDR,
                "bss addr");
+_Static_assert(__builtin_offsetof(struct entry_state, protocol) == ES_PROTOCOL, "protocol");
 _Static_assert(sizeof(struct entry_state) == ES_SIZE, "size");
 
 /* Filled by entry.S before anything else runs. */
 extern struct entry_state entry_state;
 
-/* Linker-script symbols: the whole loaded image, and the PVH entry. */
-extern char __kernel_start[], __kernel_end[];
-extern char pvh_entry[];
+/*
+ * Linker-script symbols: the whole loaded image, the start of .data (what
+ * lies before it is never written), and the two entries.
+ */
+extern char __kernel_start[], __kernel_end[], __data_start[];
+extern char pvh_entry[], linux32_entry[];
 #endif
 
 #endif

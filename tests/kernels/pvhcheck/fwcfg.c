@@ -65,6 +65,16 @@ void fwcfg_read_item(uint16_t key, void *buf, uint32_t len)
     fwcfg_read(buf, len);
 }
 
+uint32_t fwcfg_item_compare(uint16_t key, const uint8_t *mem, uint32_t len)
+{
+    fwcfg_select(key);
+    for (uint32_t i = 0; i < len; i++) {
+        if (inb(FW_CFG_PORT_DATA) != mem[i])
+            return i;
+    }
+    return len;
+}
+
 uint32_t fwcfg_dir_open(void)
 {
     uint8_t b[4];
@@ -117,6 +127,8 @@ void fwcfg_read_facts(struct fwcfg_facts *f)
     f->initrd_addr = fwcfg_item_u32(FW_CFG_INITRD_ADDR);
     f->initrd_size = fwcfg_item_u32(FW_CFG_INITRD_SIZE);
     f->cmdline_size = fwcfg_item_u32(FW_CFG_CMDLINE_SIZE);
+    f->setup_addr = fwcfg_item_u32(FW_CFG_SETUP_ADDR);
+    f->setup_size = fwcfg_item_u32(FW_CFG_SETUP_SIZE);
 
     uint16_t select;
     uint32_t size;

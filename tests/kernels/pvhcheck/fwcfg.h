@@ -12,7 +12,12 @@
 #define FW_CFG_INITRD_ADDR  0x0a
 #define FW_CFG_INITRD_SIZE  0x0b
 #define FW_CFG_KERNEL_ENTRY 0x10
+#define FW_CFG_KERNEL_DATA  0x11
 #define FW_CFG_CMDLINE_SIZE 0x14
+#define FW_CFG_CMDLINE_DATA 0x15
+#define FW_CFG_SETUP_ADDR   0x16   /* bzImage: the setup sectors, header as QEMU edited it */
+#define FW_CFG_SETUP_SIZE   0x17
+#define FW_CFG_SETUP_DATA   0x18
 #define FW_CFG_FILE_DIR     0x19
 
 #define FWCFG_MAX_E820 32
@@ -39,6 +44,7 @@ struct fwcfg_facts {
     uint32_t kernel_entry, kernel_addr, kernel_size;
     uint32_t initrd_addr, initrd_size;
     uint32_t cmdline_size;
+    uint32_t setup_addr, setup_size;  /* 0 unless QEMU loaded a bzImage */
     bool have_e820;               /* file "etc/e820" exists */
     bool have_acpi_rsdp;          /* file "etc/acpi/rsdp" exists: QEMU built ACPI tables */
     uint32_t e820_count;          /* entries in the file (may exceed the array) */
@@ -52,6 +58,13 @@ bool fwcfg_signature_ok(void);
 
 /* Select item (or file selector) key, which rewinds it, and read its first len bytes. */
 void fwcfg_read_item(uint16_t key, void *buf, uint32_t len);
+
+/*
+ * Compare the first len bytes of item key with mem, streaming (no buffer):
+ * returns the offset of the first difference, or len when they are equal.
+ * The caller makes sure the item has len bytes (QEMU reads 0 past the end).
+ */
+uint32_t fwcfg_item_compare(uint16_t key, const uint8_t *mem, uint32_t len);
 
 /*
  * Walk the file directory: fwcfg_dir_open selects it and returns the entry

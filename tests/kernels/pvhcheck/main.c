@@ -1,10 +1,12 @@
 /*
- * pvhcheck: reports the state a PVH loader handed over, and checks it against
- * the PVH boot ABI.  Every line starts with "PVHCHECK "; see ../README.md.
+ * pvhcheck: reports the state a PVH loader (pvh_entry) or a Linux 32-bit boot
+ * protocol loader (linux32_entry) handed over, and checks it against that
+ * protocol.  Every line starts with "PVHCHECK "; see ../README.md.
  * With the command line word "pvhcheck.fwdump" it only dumps fw_cfg files
  * (fwdump.c) and exits.
  */
 #include "boot.h"
+#include "bootparams.h"
 #include "checks.h"
 #include "crc32.h"
 #include "entry_state.h"
@@ -20,13 +22,12 @@
 
 void pvh_main(void) __attribute__((noreturn));
 
-void boot_view_init(struct boot_view *bv)
+/* The zero page's memory map and ramdisk, converted to the PVH shapes. */
+static struct hvm_memmap_table_entry linux32_memmap[BP_E820_MAX];
+static struct hvm_modlist_entry linux32_ramdisk;
+
+static void pvh_view_init(struct boot_view *bv)
 {
-    memset(bv, 0, sizeof(*bv));
-    bv->kernel_start = (uint32_t)(uintptr_t)__kernel_start;
-    bv->kernel_end = (uint32_t)(uintptr_t)__kernel_end;
-    bv->entry = (uint32_t)(uintptr_t)pvh_entry;
-    bv->ebx = entry_state.ebx;
     if (bv->ebx != 0)
         bv->si = phys_ptr(bv->ebx, sizeof(struct hvm_start_info));
     if (!bv->si)
@@ -36,6 +37,7 @@ void boot_view_init(struct boot_view *bv)
         return;
 
     const struct hvm_start_info *si = bv->si;
+    bv->info_valid = true;
     bv->memmap_entries = si->memmap_entries;
     if (si->memmap_entries <= MAX_MEMMAP)
         bv->memmap = phys_ptr(si->memmap_paddr,
@@ -44,17 +46,81 @@ void boot_view_init(struct boot_view *bv)
     if (si->nr_modules > 0 && si->nr_modules <= MAX_MODULES)
         bv->modlist = phys_ptr(si->modlist_paddr,
                                (uint64_t)si->nr_modules * sizeof(*bv->modlist));
-    if (si->cmdline_paddr != 0) {
+    bv->cmdline_paddr = si->cmdline_paddr;
+    bv->rsdp_paddr = si->rsdp_paddr;
+}
+
+static void linux32_view_init(struct boot_view *bv)
+{
+    if (bv->esi != 0)
+        bv->bp = phys_ptr(bv->esi, BP_SIZE);
+    if (!bv->bp)
+        return;
+    const uint8_t *bp = bv->bp;
+    bv->bp_valid = bp_u16(bp, BP_BOOT_FLAG) == BP_BOOT_FLAG_VALUE &&
+                   bp_u32(bp, BP_HEADER) == BP_HEADER_VALUE;
+    if (!bv->bp_valid)
+        return;
+
+    bv->info_valid = true;
+    bv->memmap_entries = bp_u8(bp, BP_E820_ENTRIES);
+    if (bv->memmap_entries <= BP_E820_MAX) {
+        for (uint32_t i = 0; i < bv->memmap_entries; i++) {
+            uint32_t off = BP_E820_TABLE + i * (uint32_t)sizeof(struct boot_e820_entry);
+            linux32_memmap[i].addr = bp_u64(bp, off);
+            linux32_memmap[i].size = bp_u64(bp, off + 8);
+            linux32_memmap[i].type = bp_u32(bp, off + 16);
+        }
+        bv->memmap = linux32_memmap;
+    }
+    if (bp_u32(bp, BP_RAMDISK_SIZE) != 0) {
+        linux32_ramdisk.paddr = bp_u32(bp, BP_RAMDISK_IMAGE);
+        linux32_ramdisk.size = bp_u32(bp, BP_RAMDISK_SIZE);
+        bv->nr_modules = 1;
+        bv->modlist = &linux32_ramdisk;
+    }
+    bv->cmdline_paddr = bp_u32(bp, BP_CMD_LINE_PTR);
+    bv->rsdp_paddr = bp_u64(bp, BP_ACPI_RSDP_ADDR);
+}
+
+void boot_view_init(struct boot_view *bv)
+{
+    memset(bv, 0, sizeof(*bv));
+    bv->protocol = entry_state.protocol;
+    bv->kernel_start = (uint32_t)(uintptr_t)__kernel_start;
+    bv->kernel_end = (uint32_t)(uintptr_t)__kernel_end;
+    bv->ebx = entry_state.ebx;
+    bv->esi = entry_state.esi;
+    if (bv->protocol == ENTRY_PROTOCOL_LINUX32) {
+        bv->entry = (uint32_t)(uintptr_t)linux32_entry;
+        linux32_view_init(bv);
+    } else {
+        bv->entry = (uint32_t)(uintptr_t)pvh_entry;
+        pvh_view_init(bv);
+    }
+    if (bv->info_valid && bv->cmdline_paddr != 0) {
         /* Scan at most CMDLINE_MAX bytes, and never past 4 GiB. */
-        uint64_t room = 0x100000000ull - (si->cmdline_paddr < 0x100000000ull
-                                              ? si->cmdline_paddr : 0x100000000ull);
+        uint64_t room = 0x100000000ull - (bv->cmdline_paddr < 0x100000000ull
+                                              ? bv->cmdline_paddr : 0x100000000ull);
         uint32_t scan = room < CMDLINE_MAX ? (uint32_t)room : CMDLINE_MAX;
-        bv->cmdline = phys_ptr(si->cmdline_paddr, scan);
+        bv->cmdline = phys_ptr(bv->cmdline_paddr, scan);
         if (bv->cmdline) {
             while (bv->cmdline_len < scan && bv->cmdline[bv->cmdline_len])
                 bv->cmdline_len++;
             bv->cmdline_terminated = bv->cmdline_len < scan;
         }
+    }
+}
+
+static const char *protocol_name(uint32_t protocol)
+{
+    switch (protocol) {
+    case ENTRY_PROTOCOL_PVH:
+        return "pvh";
+    case ENTRY_PROTOCOL_LINUX32:
+        return "linux32";
+    default:
+        return "unknown";
     }
 }
 
@@ -94,18 +160,47 @@ static void report_kernel(const struct boot_view *bv)
             bv->kernel_start, bv->kernel_end, bv->entry, entry_state.bss_dirty ? 0u : 1u);
 }
 
-static void report_boot(const struct boot_view *bv)
+/* PVH: the start_info line; false when there is nothing more to report. */
+static bool report_start_info(const struct boot_view *bv)
 {
     const struct hvm_start_info *si = bv->si;
     if (!si) {
         kprintf("PVHCHECK start_info none addr=0x%x\n", bv->ebx);
-        return;
+        return false;
     }
     kprintf("PVHCHECK start_info addr=0x%x magic=0x%x version=%u flags=0x%x nr_modules=%u "
             "modlist=0x%llx cmdline=0x%llx rsdp=0x%llx memmap=0x%llx memmap_entries=%u\n",
             bv->ebx, si->magic, si->version, si->flags, si->nr_modules, si->modlist_paddr,
             si->cmdline_paddr, si->rsdp_paddr, si->memmap_paddr, si->memmap_entries);
-    if (!bv->si_valid)
+    return bv->si_valid;
+}
+
+/* linux32: the boot_params line; false when there is nothing more to report. */
+static bool report_boot_params(const struct boot_view *bv)
+{
+    const uint8_t *bp = bv->bp;
+    if (!bp) {
+        kprintf("PVHCHECK boot_params none addr=0x%x\n", bv->esi);
+        return false;
+    }
+    kprintf("PVHCHECK boot_params addr=0x%x boot_flag=0x%x header=0x%x version=0x%x "
+            "type_of_loader=0x%x loadflags=0x%x code32_start=0x%x cmd_line_ptr=0x%x "
+            "ramdisk_image=0x%x ramdisk_size=0x%x e820_entries=%u acpi_rsdp_addr=0x%llx "
+            "setup_data=0x%llx\n",
+            bv->esi, (uint32_t)bp_u16(bp, BP_BOOT_FLAG), bp_u32(bp, BP_HEADER),
+            (uint32_t)bp_u16(bp, BP_VERSION), (uint32_t)bp_u8(bp, BP_TYPE_OF_LOADER),
+            (uint32_t)bp_u8(bp, BP_LOADFLAGS), bp_u32(bp, BP_CODE32_START),
+            bp_u32(bp, BP_CMD_LINE_PTR), bp_u32(bp, BP_RAMDISK_IMAGE),
+            bp_u32(bp, BP_RAMDISK_SIZE), (uint32_t)bp_u8(bp, BP_E820_ENTRIES),
+            bp_u64(bp, BP_ACPI_RSDP_ADDR), bp_u64(bp, BP_SETUP_DATA));
+    return bv->bp_valid;
+}
+
+static void report_boot(const struct boot_view *bv)
+{
+    bool more = bv->protocol == ENTRY_PROTOCOL_LINUX32 ? report_boot_params(bv)
+                                                       : report_start_info(bv);
+    if (!more)
         return;
 
     if (bv->memmap) {
@@ -149,6 +244,7 @@ static void report_fwcfg(const struct fwcfg_facts *fw)
             "initrd_addr=0x%x initrd_size=0x%x cmdline_size=%u\n",
             fw->kernel_entry, fw->kernel_addr, fw->kernel_size, fw->initrd_addr,
             fw->initrd_size, fw->cmdline_size);
+    kprintf("PVHCHECK fwcfg setup_addr=0x%x setup_size=0x%x\n", fw->setup_addr, fw->setup_size);
     kprintf("PVHCHECK fwcfg e820_file=%u e820_count=%u acpi_rsdp_file=%u\n",
             fw->have_e820 ? 1u : 0u, fw->e820_count, fw->have_acpi_rsdp ? 1u : 0u);
     for (uint32_t i = 0; i < fw->e820_count && i < FWCFG_MAX_E820; i++) {
@@ -178,6 +274,7 @@ void pvh_main(void)
         debug_exit(fwdump_run() ? EXIT_OK : EXIT_FAIL);
     }
     kprintf("\nPVHCHECK begin\n");
+    kprintf("PVHCHECK protocol %s\n", protocol_name(boot.protocol));
     report_cpu();
     report_kernel(&boot);
     report_boot(&boot);

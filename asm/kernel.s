@@ -1,0 +1,133 @@
+; The kernel QEMU loaded (-kernel), its command line (-append) and initrd (-initrd), for both
+; boot paths. QEMU's x86_load_linux takes one of two branches:
+;   an ELF with a PVH note: FW_CFG_KERNEL_ENTRY = the PVH entry, the segments already in RAM;
+;   a bzImage: no entry; FW_CFG_SETUP_DATA = the setup sectors with the setup header (QEMU has
+;     filled cmd_line_ptr, type_of_loader, ramdisk_image/size), FW_CFG_KERNEL_DATA = the
+;     protected-mode code, to be copied to FW_CFG_KERNEL_ADDR (1 MiB) by the firmware.
+
+; kernel_check: which branch QEMU took, and that the kernel is the one build-fw patched this
+; image for: same boot path, same entry, same load range. For a bzImage the first
+; BP_HDR_MAX_END bytes of the setup sectors are left at ZERO_PAGE (linux32.s keeps the header).
+kernel_check:
+    mov eax, dword ptr [patch_entry]
+    test eax, eax
+    jz fatal_unpatched
+    mov ax, FW_CFG_KERNEL_SIZE
+    call fwcfg_read_u32
+    mov dword ptr [VAR_KERNEL_SIZE], eax
+    test eax, eax
+    jz fatal_no_kernel                  ; no -kernel: QEMU sets no kernel items
+    mov dword ptr [VAR_LINUX32], 0
+    mov ax, FW_CFG_KERNEL_ENTRY
+    call fwcfg_read_u32
+    test eax, eax
+    jnz kernel_check_pvh
+    mov ax, FW_CFG_SETUP_DATA           ; no PVH entry: a bzImage has a setup header
+    mov edi, ZERO_PAGE
+    mov ecx, BP_HDR_MAX_END             ; past a short item fw_cfg reads zeros
+    call fwcfg_read
+    cmp dword ptr [ZERO_PAGE + BP_HEADER], HDRS_MAGIC   ; setup_header.header
+    jne fatal_not_bootable
+    cmp dword ptr [patch_boot_path], BOOT_PATH_LINUX32
+    jne fatal_built_for_pvh
+    mov dword ptr [VAR_LINUX32], 1
+    mov eax, dword ptr [ZERO_PAGE + BP_CODE32_START]    ; setup_header.code32_start
+    jmp kernel_check_entry
+kernel_check_pvh:
+    cmp dword ptr [patch_boot_path], BOOT_PATH_PVH
+    jne fatal_built_for_bzimage
+kernel_check_entry:                     ; EAX = the entry of the kernel QEMU loaded
+    mov dword ptr [ERR_ARGS], eax
+    mov ecx, dword ptr [patch_entry]
+    mov dword ptr [ERR_ARGS + 4], ecx
+    cmp eax, ecx
+    jne fatal_wrong_entry
+    mov ax, FW_CFG_KERNEL_ADDR
+    call fwcfg_read_u32
+    mov dword ptr [VAR_KERNEL_ADDR], eax
+    mov dword ptr [ERR_ARGS], eax
+    mov ecx, dword ptr [VAR_KERNEL_SIZE]
+    mov dword ptr [ERR_ARGS + 4], ecx
+    mov edx, dword ptr [patch_kernel_addr]
+    mov dword ptr [ERR_ARGS + 8], edx
+    mov edi, dword ptr [patch_kernel_size]
+    mov dword ptr [ERR_ARGS + 12], edi
+    cmp eax, edx
+    jne fatal_wrong_range
+    cmp ecx, edi
+    jne fatal_wrong_range
+    add eax, ecx
+    mov dword ptr [VAR_KERNEL_END], eax ; the kernel's bytes end here ...
+    cmp dword ptr [VAR_LINUX32], 0
+    je kernel_check_done
+    mov eax, dword ptr [ZERO_PAGE + BP_PREF_ADDRESS]    ; ... but a bzImage decompresses
+    add eax, dword ptr [ZERO_PAGE + BP_INIT_SIZE]       ;   into [pref_address, + init_size)
+    jc kernel_check_done                ;   (build-fw checked both; a stranger's: ignored)
+    cmp eax, dword ptr [VAR_KERNEL_END]
+    jbe kernel_check_done
+    mov dword ptr [VAR_KERNEL_END], eax
+kernel_check_done:
+    ret
+
+; kernel_load: a bzImage's protected-mode code, FW_CFG_KERNEL_DATA -> FW_CFG_KERNEL_ADDR in
+; one transfer. (QEMU's PVH branch has already put the ELF's segments in RAM.)
+kernel_load:
+    cmp dword ptr [VAR_LINUX32], 0
+    je kernel_load_done
+    mov ax, FW_CFG_KERNEL_DATA
+    mov ecx, dword ptr [VAR_KERNEL_SIZE]
+    mov edi, dword ptr [VAR_KERNEL_ADDR]
+    call fwcfg_read
+kernel_load_done:
+    ret
+
+; cmdline_load: FW_CFG_CMDLINE_DATA (CMDLINE_SIZE bytes, NUL included) to CMDLINE. In the
+; PVH branch QEMU sets no FW_CFG_CMDLINE_ADDR: the place is ours; for a bzImage linux32.s
+; points cmd_line_ptr here too, so the firmware writes nothing outside its own RAM.
+cmdline_load:
+    mov ax, FW_CFG_CMDLINE_SIZE
+    call fwcfg_read_u32
+    mov dword ptr [VAR_CMDLINE_SIZE], eax
+    test eax, eax
+    jz cmdline_done
+    mov dword ptr [ERR_ARGS], eax
+    cmp eax, CMDLINE_MAX
+    ja fatal_cmdline_long
+    mov ecx, eax
+    mov ax, FW_CFG_CMDLINE_DATA
+    mov edi, CMDLINE
+    call fwcfg_read
+    mov eax, dword ptr [VAR_CMDLINE_SIZE]
+    mov byte ptr [eax + CMDLINE - 1], 0 ; NUL-terminated whatever QEMU sent
+cmdline_done:
+    ret
+
+; initrd_load: QEMU tells where (FW_CFG_INITRD_ADDR) but puts the bytes only in
+; FW_CFG_INITRD_DATA: copy them there, in one transfer.
+initrd_load:
+    mov ax, FW_CFG_INITRD_SIZE
+    call fwcfg_read_u32
+    mov dword ptr [VAR_INITRD_SIZE], eax
+    test eax, eax
+    jz initrd_done
+    mov ax, FW_CFG_INITRD_ADDR
+    call fwcfg_read_u32
+    mov dword ptr [VAR_INITRD_ADDR], eax
+    mov ecx, dword ptr [VAR_INITRD_SIZE]
+    mov dword ptr [ERR_ARGS], eax
+    mov dword ptr [ERR_ARGS + 4], ecx
+    cmp eax, HIGHMEM_START              ; below 1 MiB: the firmware's own areas
+    jb fatal_initrd_place
+    mov edx, eax
+    add edx, ecx                        ; EDX = end
+    jc fatal_initrd_place               ; past 4 GiB
+    cmp edx, dword ptr [VAR_KERNEL_ADDR]
+    jbe initrd_copy                     ; ends before the kernel
+    cmp eax, dword ptr [VAR_KERNEL_END]
+    jb fatal_initrd_place               ; starts before the kernel's memory ends: overlap
+initrd_copy:
+    mov edi, eax
+    mov ax, FW_CFG_INITRD_DATA
+    call fwcfg_read
+initrd_done:
+    ret

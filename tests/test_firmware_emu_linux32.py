@@ -1,0 +1,208 @@
+"""The firmware's Linux boot protocol path (a bzImage), run in the emulator against a
+simulated fw_cfg that models QEMU's bzImage branch: the zero page byte for byte, the code at
+1 MiB, the CPU state at code32_start, and the errors of a mismatched kernel."""
+
+from __future__ import annotations
+
+import random
+import struct
+
+import pytest
+
+from firmware import layout
+from firmware.assemble import Firmware
+from firmware.patchtable import patch_image
+from tests.acpi_loader import parse_table_loader, replay
+from tests.bzgen import bzimage
+from tests.emu.fwcfg import SETUP_DATA, SimFwCfg
+from tests.emu.machine import RunResult, run_firmware
+from tests.model import expected_memmap, with_acpi
+from tests.test_firmware_emu import CMDLINE, acpi_files, boot, fatal_line, image_for
+
+MiB = 1 << 20
+RAM = 256 * MiB
+PM = random.Random(5).randbytes(0x3000)  # the "protected-mode code": any bytes will do
+BZ = bzimage(PM, relocatable=1, pref_address=0x1000000, init_size=0x800000)
+
+
+def linux32_image(fw: Firmware, bz: bytes = BZ) -> bytes:
+    setup = ((bz[0x1F1] or 4) + 1) * 512
+    (code32_start,) = struct.unpack_from("<I", bz, 0x214)
+    return patch_image(
+        fw,
+        {
+            "entry": code32_start,
+            "kernel_addr": 0x100000,
+            "kernel_size": len(bz) - setup,
+            "boot_path": layout.BOOT_PATH_LINUX32,
+        },
+    )
+
+
+def boot_bz(
+    fw: Firmware,
+    bz: bytes = BZ,
+    *,
+    ram: int = RAM,
+    image: bytes | None = None,
+    **sim_args: object,
+) -> tuple[RunResult, SimFwCfg]:
+    sim = SimFwCfg.for_linux_boot(bz, ram_below_4g=ram, **sim_args)  # type: ignore[arg-type]
+    (code32_start,) = struct.unpack_from("<I", bz, 0x214)
+    r = run_firmware(image or linux32_image(fw, bz), sim, ram_size=ram, stop_at=code32_start)
+    return r, sim
+
+
+def expected_zero_page(
+    setup_data: bytes, memmap: list[tuple[int, int, int]], cmdline: bool, rsdp: int = 0
+) -> bytes:
+    """struct boot_params as the boot protocol wants it, from QEMU's setup sectors: the setup
+    header [0x1f1, 0x202 + byte 0x201) kept, everything else zero but the loader's fields."""
+    page = bytearray(4096)
+    end = min(0x202 + setup_data[0x201], 0x290)
+    page[0x1F1:end] = setup_data[0x1F1:end]
+    struct.pack_into("<I", page, 0x228, layout.CMDLINE if cmdline else 0)  # cmd_line_ptr
+    page[0x1E8] = len(memmap)  # e820_entries
+    for i, entry in enumerate(memmap):
+        struct.pack_into("<QQI", page, 0x2D0 + 20 * i, *entry)  # e820_table[i]
+    struct.pack_into("<Q", page, 0x070, rsdp)  # acpi_rsdp_addr
+    return bytes(page)
+
+
+def entry_state_is_the_protocols(r: RunResult) -> None:
+    assert r.stopped_at_entry, (r.error, r.serial)
+    assert r.regs["esi"] == layout.ZERO_PAGE
+    assert r.regs["ebp"] == r.regs["edi"] == r.regs["ebx"] == 0
+    assert r.regs["cr0"] & 0x80000001 == 1  # protected mode, paging off
+    assert r.regs["eflags"] & 0x200 == 0  # interrupts off
+    assert r.regs["cs"] == 0x10  # __BOOT_CS
+    assert r.regs["ds"] == r.regs["es"] == r.regs["ss"] == 0x18  # __BOOT_DS
+    for sel, access in ((0x10, 0x9B), (0x18, 0x93)):
+        d = r.descriptor(sel)
+        assert (d.base, d.limit, d.access & 0x9A) == (0, 0xFFFFFFFF, access & 0x9A)
+
+
+@pytest.mark.parametrize("dma", [True, False], ids=["dma", "pio"])
+def test_bzimage_boot_leaves_exact_zero_page(pvh_firmware: Firmware, dma: bool) -> None:
+    initrd = random.Random(9).randbytes(40_000)
+    r, sim = boot_bz(pvh_firmware, cmdline=CMDLINE, initrd=initrd, dma=dma)
+    entry_state_is_the_protocols(r)
+    assert sim.violations == []
+    assert r.mem(0x100000, len(PM)) == PM  # FW_CFG_KERNEL_DATA at FW_CFG_KERNEL_ADDR
+    setup = sim.items[SETUP_DATA]
+    (ramdisk_image, ramdisk_size) = struct.unpack_from("<II", setup, 0x218)
+    assert ramdisk_size == len(initrd) and r.mem(ramdisk_image, len(initrd)) == initrd
+    assert r.mem(layout.CMDLINE, len(CMDLINE) + 1) == CMDLINE + b"\0"
+    want = expected_zero_page(setup, expected_memmap([(0, RAM, 1)]), cmdline=True)
+    assert r.mem(layout.ZERO_PAGE, 4096) == want
+    assert setup[0x210] == 0xB0 and r.mem(layout.ZERO_PAGE + 0x210, 1) == b"\xb0"
+
+
+def test_no_cmdline_no_initrd(pvh_firmware: Firmware) -> None:
+    r, sim = boot_bz(pvh_firmware, cmdline=None)
+    entry_state_is_the_protocols(r)
+    want = expected_zero_page(sim.items[SETUP_DATA], expected_memmap([(0, RAM, 1)]), True)
+    assert r.mem(layout.ZERO_PAGE, 4096) == want  # QEMU's command line is "" (1 byte)
+    assert r.mem(layout.ZERO_PAGE + 0x218, 8) == bytes(8)  # ramdisk_image, ramdisk_size
+
+
+@pytest.mark.parametrize("jump", [0x66, 0x7F, 0x8E, 0xFF], ids=["2.15", "long", "max", "past"])
+def test_setup_header_length_from_its_jump(pvh_firmware: Firmware, jump: int) -> None:
+    """The header ends at 0x202 + the jump's rel8; never past _pad7 (0x290): bytes of setup
+    code beyond it stay out of the zero page."""
+    bz = bzimage(PM, header_jump=jump)
+    r, sim = boot_bz(pvh_firmware, bz)
+    entry_state_is_the_protocols(r)
+    want = expected_zero_page(sim.items[SETUP_DATA], expected_memmap([(0, RAM, 1)]), True)
+    assert r.mem(layout.ZERO_PAGE, 4096) == want
+    end = min(0x202 + jump, 0x290)
+    assert r.mem(layout.ZERO_PAGE + end, 0x290 - end) == bytes(0x290 - end)
+
+
+@pytest.mark.parametrize("machine", ["pc", "q35", "microvm"])
+def test_acpi_for_a_bzimage(pvh_firmware: Firmware, machine: str) -> None:
+    """QEMU's recorded ACPI files: acpi_rsdp_addr points at the RSDP, the e820 table has the
+    ACPI and EBDA entries, and the tables sit above the kernel's decompression space."""
+    files = acpi_files(machine)
+    r, sim = boot_bz(pvh_firmware, cmdline=CMDLINE, extra_files=files)
+    entry_state_is_the_protocols(r)
+    blobs, addrs = replay(parse_table_loader(files["etc/table-loader"]), files, RAM, 0x9FC00)
+    for name, blob in blobs.items():
+        assert r.mem(addrs[name], len(blob)) == bytes(blob), name
+    low = min(addrs[n] for n in blobs if addrs[n] >= MiB)
+    assert low >= 0x1000000 + 0x800000  # pref_address + init_size
+    memmap = with_acpi(expected_memmap([(0, RAM, 1)]), RAM - low)
+    want = expected_zero_page(sim.items[SETUP_DATA], memmap, True, rsdp=layout.EBDA_BASE)
+    assert r.mem(layout.ZERO_PAGE, 4096) == want
+
+
+def test_acpi_never_in_the_decompression_space(pvh_firmware: Firmware) -> None:
+    """With RAM ending inside pref_address + init_size there is no room for the tables above
+    the kernel's memory: the firmware says so rather than letting the kernel overwrite them."""
+    bz = bzimage(PM, pref_address=0x1000000, init_size=64 * MiB)
+    r, _ = boot_bz(pvh_firmware, bz, ram=64 * MiB, extra_files=acpi_files("q35"))
+    assert fatal_line(r).startswith("pvhfw: fw_cfg etc/table-loader: command at offset 0x")
+    assert "with no room left" in fatal_line(r)
+
+
+def test_initrd_over_the_decompression_space(pvh_firmware: Firmware) -> None:
+    """QEMU puts the initrd at the top of low RAM; a kernel decompressing up to there would
+    overwrite it: one line, no boot."""
+    bz = bzimage(PM, pref_address=0x1000000, init_size=48 * MiB)
+    r, sim = boot_bz(pvh_firmware, bz, ram=64 * MiB, initrd=bytes(0x1000))
+    addr = struct.unpack_from("<I", sim.items[SETUP_DATA], 0x218)[0]
+    assert addr < 64 * MiB
+    assert fatal_line(r) == (
+        f"pvhfw: initrd at {addr:#010x}+0x00001000 is below 1 MiB, past 4 GiB or over the "
+        "kernel's memory"
+    )
+
+
+def test_image_built_for_a_vmlinux_refuses_a_bzimage(pvh_firmware: Firmware) -> None:
+    r, _ = boot_bz(pvh_firmware, image=image_for(pvh_firmware))
+    assert fatal_line(r) == (
+        "pvhfw: QEMU loaded a bzImage, but this image was built for a PVH vmlinux: run "
+        "build-fw --kernel with the bzImage"
+    )
+
+
+def test_image_built_for_a_bzimage_refuses_a_vmlinux(pvh_firmware: Firmware) -> None:
+    r, _ = boot(pvh_firmware, image=linux32_image(pvh_firmware))
+    assert fatal_line(r) == (
+        "pvhfw: QEMU loaded a PVH ELF, but this image was built for a bzImage: run build-fw "
+        "--kernel with the vmlinux"
+    )
+
+
+def test_neither_pvh_nor_bzimage(pvh_firmware: Firmware) -> None:
+    """No PVH entry and setup sectors without "HdrS" (what QEMU does with an old zImage)."""
+    r, _ = boot(pvh_firmware, kernel_entry=0, setup_data=bytes(1024))
+    assert fatal_line(r) == "pvhfw: QEMU's -kernel is neither an ELF with a PVH note nor a bzImage"
+
+
+def test_other_bzimage(pvh_firmware: Firmware) -> None:
+    """A bzImage other than the one the image was built for: another entry, another size."""
+    r, _ = boot_bz(
+        pvh_firmware, image=linux32_image(pvh_firmware, bzimage(PM, code32_start=0x100040))
+    )
+    assert fatal_line(r) == (
+        "pvhfw: kernel entry 0x00100000 from QEMU is not 0x00100040 of the kernel this image "
+        "was built for"
+    )
+    r, _ = boot_bz(pvh_firmware, image=linux32_image(pvh_firmware, bzimage(PM + bytes(16))))
+    assert fatal_line(r) == (
+        "pvhfw: kernel loaded at 0x00100000+0x00003000 by QEMU, not 0x00100000+0x00003010 as "
+        "the kernel this image was built for"
+    )
+
+
+def test_linux32_costs(pvh_firmware: Firmware) -> None:
+    """What the Linux path adds to the PVH path's work, in the emulator (DMA, no ACPI): a
+    zero page and one more transfer for the code; figures for the docs come from bench."""
+    r, _ = boot_bz(pvh_firmware, cmdline=CMDLINE)
+    pvh, _ = boot(pvh_firmware)
+    assert r.stopped_at_entry and pvh.stopped_at_entry
+    assert r.fwcfg_accesses - pvh.fwcfg_accesses == 2  # setup header, kernel data: 1 DMA each
+    # zeroing 4 KiB with rep stosd/stosb: each of its ~1,030 iterations counts, as in TCG's
+    # exec log; the rest of the zero page is a few dozen instructions
+    assert r.instructions - pvh.instructions < 1030 + 100
