@@ -253,16 +253,18 @@ def prepare(work: Path, userspace: bool, log: Callable[[str], None]) -> Kernels:
         ("floor-vmlinux", elf, "floor"),
         ("pvhfw-bzimage", bz, "pvh"),
     )
+    patches = {}
     for key, kernel, variant in ours:
         result = build(kernel.read_bytes(), str(kernel), variant)
         images["entry"][key] = work / f"{key}.bin"
         images["entry"][key].write_bytes(result.image)
+        patches[key] = result.patches
     kernels = Kernels(
         entry={"vmlinux": elf, "bzimage": bz},
         entry_pc={
             "vmlinux": elf_pvh_entry(elf),
             "bzimage": BZIMAGE_SETUP_ENTRY,
-            "bzimage-linux32": build(bz.read_bytes(), str(bz)).patches["entry"],
+            "bzimage-linux32": patches["pvhfw-bzimage"]["entry"],  # code32_start
         },
         userspace={},
         initrd=None,

@@ -267,7 +267,7 @@ def run_emulator(setup: Setup, configs: Sequence[EmuConfig]) -> list[EmuResult]:
         for variant in ("pvh", "floor") if config.dma and config.acpi else ("pvh",):
             b = setup.builds[variant]
             if not isinstance(b.kernel, Kernel):
-                raise TypeError(f"{setup.kernel}: the emulator runs model QEMU's PVH branch")
+                raise TypeError(f"{setup.kernel}: the emulator models only QEMU's PVH branch")
             initrd = bytes(range(256)) * (config.initrd_size // 256) if config.initrd_size else None
             sim = sim_fwcfg(
                 config.profile(),

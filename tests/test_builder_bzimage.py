@@ -16,6 +16,7 @@ from builder.errors import BuildError
 from firmware import layout
 from firmware.patchtable import read_patches
 from tests.bzgen import bzimage
+from tests.elfgen import simple_kernel
 from tests.kernels.build import KernelToolchainMissing, build_bzimage
 from tests.support import need
 
@@ -45,8 +46,6 @@ def test_bzimage_builds_for_the_linux32_path() -> None:
 
 def test_the_same_firmware_code_serves_both_paths() -> None:
     """One image: only the patch table differs between a bzImage's build and a vmlinux's."""
-    from tests.elfgen import simple_kernel
-
     bz = build(bzimage(), "bz")
     elf = build(simple_kernel().build(), "vmlinux")
     assert bz.firmware.image == elf.firmware.image

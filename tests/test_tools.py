@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.bzgen import bzimage
 from tools import debian_kernel as dk
 from tools import initramfs as ir
 from tools.debian_kernel import ToolError
@@ -273,14 +274,17 @@ def make_bzimage(
     magic: bytes = b"HdrS",
     length_fix: int = 0,
 ) -> bytes:
-    base = ((setup_sects or 4) + 1) * 512
-    image = bytearray(base + payload_offset + len(payload) + 64)
-    image[0x1F1] = setup_sects
-    image[0x1FE:0x200] = b"\x55\xaa"
+    """tests/bzgen's bzImage with `payload` at `payload_offset` in its protected-mode code,
+    64 bytes after it, and the header's magic and payload_length as given."""
+    image = bytearray(
+        bzimage(
+            bytes(payload_offset) + payload + bytes(64),
+            setup_sects=setup_sects,
+            protocol=protocol,
+            payload=(payload_offset, len(payload) + length_fix),
+        )
+    )
     image[0x202:0x206] = magic
-    struct.pack_into("<H", image, 0x206, protocol)
-    struct.pack_into("<II", image, 0x248, payload_offset, len(payload) + length_fix)
-    image[base + payload_offset : base + payload_offset + len(payload)] = payload
     return bytes(image)
 
 
