@@ -54,12 +54,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-_REPO = Path(__file__).resolve().parents[1]
-if str(_REPO) not in sys.path:  # the test kernels and tools are in the source tree
-    sys.path.insert(0, str(_REPO))
-
-from bench.execlog import ExecCount, parse_trace  # noqa: E402
-from bench.firmware import (  # noqa: E402
+from bench.execlog import ExecCount, parse_trace
+from bench.firmware import (
     TCG_TRACE_EVENTS,
     Stats,
     alternating_schedule,
@@ -70,10 +66,10 @@ from bench.firmware import (  # noqa: E402
     run_exec_log,
     timed_process,
 )
-from builder.build import build  # noqa: E402
-from builder.errors import BuildError  # noqa: E402
-from tests.kernels.qemu import qemu_command as base_command  # noqa: E402
-from tools.guest import tcg_kernel_args  # noqa: E402
+from pvhfw.builder.build import build
+from pvhfw.builder.errors import BuildError
+from tests.kernels.qemu import qemu_command as base_command
+from tools.guest import tcg_kernel_args
 
 QEMU = "qemu-system-x86_64"
 MACHINES = ("pc", "q35", "microvm")

@@ -51,8 +51,8 @@ from typing import Any, Literal
 from bench.execlog import PORT_DEBUG_EXIT, ExecCount, ExecLogCounter, parse_trace
 from bench.profiles import PROFILES, MachineProfile, load_segments, sim_fwcfg
 from bench.profiles import RAM_SIZE as PROFILE_RAM_SIZE
-from builder.build import BuildResult, build
-from builder.kernel import Kernel
+from pvhfw.builder.build import BuildResult, build
+from pvhfw.builder.kernel import Kernel
 
 QEMU = "qemu-system-x86_64"
 MEMORY = "512"  # and -smp 2: the configuration the ACPI files in bench/profiles.py are from

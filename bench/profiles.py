@@ -17,8 +17,8 @@ from dataclasses import dataclass, replace
 
 from elftools.elf.elffile import ELFFile
 
-from builder.kernel import Kernel
-from firmware import layout
+from pvhfw.builder.kernel import Kernel
+from pvhfw.firmware import layout
 from tests.emu.fwcfg import SimFwCfg
 
 MiB = 1 << 20

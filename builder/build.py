@@ -8,13 +8,13 @@ import platform
 from dataclasses import dataclass
 from typing import Any
 
-from builder.bzimage import BzImage, is_bzimage, read_bzimage
-from builder.errors import BuildError
-from builder.kernel import Kernel, read_kernel
-from builder.validate import validate_bzimage, validate_kernel
-from firmware import layout
-from firmware.assemble import Firmware, assemble_firmware
-from firmware.patchtable import PATCH_FIELDS, patch_image
+from pvhfw.builder.bzimage import BzImage, is_bzimage, read_bzimage
+from pvhfw.builder.errors import BuildError
+from pvhfw.builder.kernel import Kernel, read_kernel
+from pvhfw.builder.validate import validate_bzimage, validate_kernel
+from pvhfw.firmware import layout
+from pvhfw.firmware.assemble import Firmware, assemble_firmware
+from pvhfw.firmware.patchtable import PATCH_FIELDS, patch_image
 
 MANIFEST_FORMAT = 1
 

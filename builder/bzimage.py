@@ -11,8 +11,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from builder.errors import BuildError
-from firmware import layout
+from pvhfw.builder.errors import BuildError
+from pvhfw.firmware import layout
 
 SECTOR = 512
 DEFAULT_SETUP_SECTS = 4  # setup_sects 0 means 4 (boot.rst)

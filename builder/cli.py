@@ -11,9 +11,9 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from builder.build import build
-from builder.errors import BuildError
-from firmware.assemble import VARIANTS, AssemblyError
+from pvhfw.builder.build import build
+from pvhfw.builder.errors import BuildError
+from pvhfw.firmware.assemble import VARIANTS, AssemblyError
 
 PROG = "build-fw"
 MAX_KERNEL_BYTES = 1 << 30  # a vmlinux is tens of MiB; refuse to read anything absurd

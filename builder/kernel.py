@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from elftools.common.exceptions import ELFError, ELFParseError
 from elftools.elf.elffile import ELFFile
 
-from builder.bzimage import payload_format
-from builder.errors import BuildError
+from pvhfw.builder.bzimage import payload_format
+from pvhfw.builder.errors import BuildError
 
 XEN_NOTE_OWNER = b"Xen"
 XEN_ELFNOTE_PHYS32_ENTRY = 18

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from builder.bzimage import BzImage
-from builder.errors import BuildError
-from builder.kernel import PF_X, Kernel
-from firmware import layout
+from pvhfw.builder.bzimage import BzImage
+from pvhfw.builder.errors import BuildError
+from pvhfw.builder.kernel import PF_X, Kernel
+from pvhfw.firmware import layout
 
 
 def _check_areas(start: int, end: int, what: str, name: str) -> None:

@@ -13,13 +13,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from importlib import resources
+from importlib.resources.abc import Traversable
 
 from keystone import KS_ARCH_X86, KS_MODE_16, KS_MODE_32, Ks, KsError
 
-from firmware import layout
+from pvhfw.firmware import layout
 
-ASM_DIR = Path(__file__).resolve().parent.parent / "asm"
+# The assembly sources: package data of pvhfw (the repository's asm/, linked as pvhfw/asm).
+ASM_DIR: Traversable = resources.files("pvhfw") / "asm"
 
 # The 32-bit sources, in image order, per variant. "floor" is the benchmark baseline: it only
 # switches to 32-bit mode and jumps to the patched entry.
@@ -290,7 +292,7 @@ def assemble_block(
     )
 
 
-def _read_sources(asm_dir: Path, files: Iterable[str]) -> list[Statement]:
+def _read_sources(asm_dir: Traversable, files: Iterable[str]) -> list[Statement]:
     statements: list[Statement] = []
     for f in files:
         path = asm_dir / f
@@ -302,7 +304,7 @@ def _read_sources(asm_dir: Path, files: Iterable[str]) -> list[Statement]:
     return statements
 
 
-def assemble_firmware(variant: str = "pvh", asm_dir: Path | None = None) -> Firmware:
+def assemble_firmware(variant: str = "pvh", asm_dir: Traversable | None = None) -> Firmware:
     """The unpatched image of a variant: 32-bit code at CODE32_OFFSET, 16-bit reset code at
     RESET16_OFFSET, the reset vector in the last 16 bytes."""
     if variant not in VARIANTS:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from firmware.assemble import AssemblyError, Firmware
+from pvhfw.firmware.assemble import AssemblyError, Firmware
 
 PATCH_MAGIC: Final = b"PVHFWPT2"
 

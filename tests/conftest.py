@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware.assemble import Firmware, assemble_firmware
+from pvhfw.firmware.assemble import Firmware, assemble_firmware
 from tests.kernels.build import KernelToolchainMissing, build_kernel
 from tests.support import KernelGetter, build_firmware, need, need_qemu
 

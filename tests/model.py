@@ -9,7 +9,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from firmware import layout
+from pvhfw.firmware import layout
 
 Range = tuple[int, int, int]  # addr, size, type
 

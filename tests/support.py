@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.build import BuildResult, build
+from pvhfw.builder.build import BuildResult, build
 
 KernelGetter = Callable[..., Path]  # the `kernel` fixture: (name, load_addr, **options) -> ELF
 

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from capstone import CS_ARCH_X86, CS_MODE_16, CS_MODE_32, Cs
 
-from builder.build import build
-from builder.cli import main
-from builder.errors import BuildError
-from builder.kernel import parse_notes, read_kernel
-from firmware import layout
-from firmware.assemble import AssemblyError, Firmware, assemble_firmware
-from firmware.patchtable import PATCH_FIELDS, PATCH_MAGIC, patch_image, read_patches
+from pvhfw.builder.build import build
+from pvhfw.builder.cli import main
+from pvhfw.builder.errors import BuildError
+from pvhfw.builder.kernel import parse_notes, read_kernel
+from pvhfw.firmware import layout
+from pvhfw.firmware.assemble import AssemblyError, Firmware, assemble_firmware
+from pvhfw.firmware.patchtable import PATCH_FIELDS, PATCH_MAGIC, patch_image, read_patches
 from tests.elfgen import PF_R, PF_W, PT_LOAD, PT_NOTE, Elf, Seg, note, pvh_note, simple_kernel
 from tests.kernels.build import KernelToolchainMissing, build_kernel
 from tests.support import need

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from builder.build import build
-from builder.bzimage import read_bzimage
-from builder.cli import main
-from builder.errors import BuildError
-from firmware import layout
-from firmware.patchtable import read_patches
+from pvhfw.builder.build import build
+from pvhfw.builder.bzimage import read_bzimage
+from pvhfw.builder.cli import main
+from pvhfw.builder.errors import BuildError
+from pvhfw.firmware import layout
+from pvhfw.firmware.patchtable import read_patches
 from tests.bzgen import bzimage
 from tests.elfgen import simple_kernel
 from tests.kernels.build import KernelToolchainMissing, build_bzimage

@@ -16,12 +16,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from builder.build import build
-from builder.bzimage import BzImage
-from builder.cli import main
-from builder.errors import BuildError
-from builder.kernel import MAX_NOTE_BYTES, read_kernel
-from firmware import layout
+from pvhfw.builder.build import build
+from pvhfw.builder.bzimage import BzImage
+from pvhfw.builder.cli import main
+from pvhfw.builder.errors import BuildError
+from pvhfw.builder.kernel import MAX_NOTE_BYTES, read_kernel
+from pvhfw.firmware import layout
 from tests.elfgen import PF_R, PF_W, PT_LOAD, PT_NOTE, Elf, Seg, note, pvh_note, simple_kernel
 from tests.kernels.build import (
     KernelToolchainMissing,
@@ -450,7 +450,7 @@ def test_refusals_in_a_process(tmp_path: Path, case: str, problem: str | None) -
         kernel = tmp_path / "vmlinux"
         kernel.write_bytes(data)
     script = shutil.which("build-fw")
-    for command in ([sys.executable, "-m", "builder.cli"], [script] if script else None):
+    for command in ([sys.executable, "-m", "pvhfw.builder.cli"], [script] if script else None):
         need(command is not None, "build-fw console script not installed (pip install -e .)")
         assert command is not None
         out = tmp_path / "out" / "bios.bin"

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware import layout
+from pvhfw.firmware import layout
 from tests import model
 from tests.kernels.build import (
     KernelBuildError,

@@ -10,9 +10,9 @@ import zlib
 
 import pytest
 
-from firmware import layout
-from firmware.assemble import Firmware
-from firmware.patchtable import patch_image
+from pvhfw.firmware import layout
+from pvhfw.firmware.assemble import Firmware
+from pvhfw.firmware.patchtable import patch_image
 from tests.emu.fwcfg import SimFwCfg
 from tests.emu.machine import RunResult, run_firmware
 from tests.model import StartInfo, expected_memmap, fallback_e820, parse_e820_file, unpack_memmap

@@ -9,9 +9,9 @@ import struct
 
 import pytest
 
-from firmware import layout
-from firmware.assemble import Firmware
-from firmware.patchtable import patch_image
+from pvhfw.firmware import layout
+from pvhfw.firmware.assemble import Firmware
+from pvhfw.firmware.patchtable import patch_image
 from tests.acpi_loader import parse_table_loader, replay
 from tests.bzgen import bzimage
 from tests.emu.fwcfg import SETUP_DATA, SimFwCfg

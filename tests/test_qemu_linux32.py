@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware import layout
+from pvhfw.firmware import layout
 from tests.bzgen import bzimage
 from tests.kernels.build import (
     EXIT_SUCCESS,

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from builder.kernel import read_kernel
-from firmware import layout
-from firmware.assemble import Firmware
+from pvhfw.builder.kernel import read_kernel
+from pvhfw.firmware import layout
+from pvhfw.firmware.assemble import Firmware
 from tests.kernels.build import (
     EXIT_SUCCESS,
     Report,
@@ -52,7 +52,6 @@ LINGER = 0.3  # seconds to keep reading after the error line: there must be noth
 EFLAGS_TF = 1 << 8
 EFLAGS_IF = 1 << 9
 EFLAGS_VM = 1 << 17
-
 
 
 # ---- fixtures ------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from builder.cli import main as build_fw
+from pvhfw.builder.cli import main as build_fw
 from tools.debian_kernel import ToolError, ensure_debian_kernel
 from tools.guest import tcg_kernel_args
 from tools.initramfs import DEFAULT_MARKER, ensure_initramfs
@@ -37,23 +37,50 @@ def qemu_command(
         machine = "microvm,pit=on"  # TCG has no kvm-clock: the kernel needs a PIT to calibrate
     cpu = "max" if accel == "tcg" else "qemu64,-cx16,-xsave"
     return [
-        "qemu-system-x86_64", "-M", machine, "-accel", accel, "-cpu", cpu, "-m", memory,
-        "-nographic", "-no-reboot", "-bios", str(bios), "-kernel", str(kernel),
-        "-initrd", str(initrd), "-append", append,
-        "-device", "isa-debug-exit,iobase=0xf4,iosize=0x01",
+        "qemu-system-x86_64",
+        "-M",
+        machine,
+        "-accel",
+        accel,
+        "-cpu",
+        cpu,
+        "-m",
+        memory,
+        "-nographic",
+        "-no-reboot",
+        "-bios",
+        str(bios),
+        "-kernel",
+        str(kernel),
+        "-initrd",
+        str(initrd),
+        "-append",
+        append,
+        "-device",
+        "isa-debug-exit,iobase=0xf4,iosize=0x01",
     ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="boot_debian", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="boot_debian",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--machine", choices=["pc", "q35", "microvm"], default="pc")
     p.add_argument("--accel", choices=["tcg", "kvm"], default="tcg")
     p.add_argument("--memory", default="512")
-    p.add_argument("--append", default=None, help="kernel command line (default: console=ttyS0,"
-                   " plus tools/guest.py's tsc_early_khz= on microvm under TCG)")
-    p.add_argument("--bzimage", action="store_true",
-                   help="boot Debian's vmlinuz (bzImage) instead of the vmlinux")
+    p.add_argument(
+        "--append",
+        default=None,
+        help="kernel command line (default: console=ttyS0,"
+        " plus tools/guest.py's tsc_early_khz= on microvm under TCG)",
+    )
+    p.add_argument(
+        "--bzimage",
+        action="store_true",
+        help="boot Debian's vmlinuz (bzImage) instead of the vmlinux",
+    )
     p.add_argument("--out", type=Path, default=REPO / "out" / "bios.bin")
     p.add_argument("--timeout", type=float, default=120.0)
     args = p.parse_args(argv)
@@ -76,8 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     want = DEFAULT_MARKER if args.accel == "tcg" else "Command line:"
     start = time.monotonic()
     seen = False
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          stdin=subprocess.DEVNULL) as qemu:
+    with subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+    ) as qemu:
         assert qemu.stdout is not None
         try:
             for raw in qemu.stdout:
@@ -100,8 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         ok = seen
         what = "early boot reached (KVM here cannot run Linux further)" if ok else "no early boot"
-    print(f"boot_debian: {args.machine}/{args.accel}: {what} in {elapsed:.1f} s "
-          f"(QEMU exit status {status})")
+    print(
+        f"boot_debian: {args.machine}/{args.accel}: {what} in {elapsed:.1f} s "
+        f"(QEMU exit status {status})"
+    )
     return 0 if ok else 1
 
 

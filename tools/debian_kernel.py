@@ -34,7 +34,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.bzimage import payload_format
+from pvhfw.builder.bzimage import payload_format
 
 DEFAULT_PACKAGE = "linux-image-6.1.0-50-cloud-amd64-unsigned"
 ENV_PACKAGE = "PVHFW_DEBIAN_KERNEL_PKG"

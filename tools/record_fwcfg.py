@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from builder.build import build
+from pvhfw.builder.build import build
 from tests.kernels.build import EXIT_SUCCESS, build_kernel
 from tests.kernels.qemu import QEMU
 from tests.kernels.qemu import qemu_command as kernels_qemu_command
@@ -114,13 +114,18 @@ def parse_dump(serial: str) -> Dump:
         elif kind == "fwdump-data":
             f = dump.files[values["file"]]
             if int(values["offset"], 16) != len(f.data):
-                raise RecordError(f"{values['file']}: data line at {values['offset']} "
-                                  f"after {len(f.data):#x} bytes")
+                raise RecordError(
+                    f"{values['file']}: data line at {values['offset']} "
+                    f"after {len(f.data):#x} bytes"
+                )
             f.data += bytes.fromhex(values["hex"])
         elif kind == "fwdump-dir":
             dump.directory.append(
-                {"name": values["name"], "size": int(values["size"]),
-                 "select": int(values["select"], 16)}
+                {
+                    "name": values["name"],
+                    "size": int(values["size"]),
+                    "select": int(values["select"], 16),
+                }
             )
     _check(dump)
     return dump
@@ -157,12 +162,14 @@ def qemu_version() -> str:
     return out.stdout.splitlines()[0].strip()
 
 
-def record_machine(machine: str, bios: Path, kernel: Path, version: str,
-                   timeout: float) -> dict[str, object]:
+def record_machine(
+    machine: str, bios: Path, kernel: Path, version: str, timeout: float
+) -> dict[str, object]:
     cmd = qemu_command(machine, str(bios), str(kernel))
     try:
-        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
-                              timeout=timeout, check=False)
+        proc = subprocess.run(
+            cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False
+        )
     except subprocess.TimeoutExpired as exc:
         raise RecordError(f"{machine}: QEMU timed out after {timeout:.0f} s") from exc
     stdout = proc.stdout.decode("utf-8", "replace")
@@ -180,20 +187,24 @@ def record_machine(machine: str, bios: Path, kernel: Path, version: str,
         "command": qemu_command(machine, BIOS_PLACEHOLDER, KERNEL_PLACEHOLDER),
         "smp": SMP,
         "memory_mib": MEMORY_MIB,
-        "files": {
-            name: {"size": f.size, "hex": f.data.hex()} for name, f in dump.files.items()
-        },
+        "files": {name: {"size": f.size, "hex": f.data.hex()} for name, f in dump.files.items()},
         "missing": sorted(dump.missing),
         "directory": dump.directory,
     }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="record_fwcfg", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="record_fwcfg",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR)
-    p.add_argument("--machines", default=",".join(MACHINES),
-                   help="comma-separated machine types (default: %(default)s)")
+    p.add_argument(
+        "--machines",
+        default=",".join(MACHINES),
+        help="comma-separated machine types (default: %(default)s)",
+    )
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per QEMU run")
     args = p.parse_args(argv)
     machines = [m for m in args.machines.split(",") if m]
@@ -218,8 +229,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             out.write_text(json.dumps(recording, indent=1, sort_keys=True) + "\n")
             files = recording["files"]
             assert isinstance(files, dict)
-            sizes = ", ".join(f"{n} {v['size']} ({len(v['hex']) // 2} used)"
-                              for n, v in sorted(files.items()))
+            sizes = ", ".join(
+                f"{n} {v['size']} ({len(v['hex']) // 2} used)" for n, v in sorted(files.items())
+            )
             print(f"record_fwcfg: {machine}: {out} ({out.stat().st_size} bytes): {sizes}")
     return 0
 

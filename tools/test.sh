@@ -6,7 +6,9 @@ set -euo pipefail
 cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
 echo "test: ruff check"
 ruff check .
-echo "test: mypy builder firmware bench"
-mypy builder firmware bench
+echo "test: ruff format --check"
+ruff format --check .
+echo "test: mypy pvhfw bench"
+mypy pvhfw bench
 echo "test: pytest"
 exec python3 -m pytest -ra "$@"
