@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import stat
@@ -117,21 +118,55 @@ def read_kernel_file(path: str) -> bytes:
         raise BuildError(f"{path}: cannot read: {e.strerror}") from None
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same directory, so a reader never sees half a file."""
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths name one file: the same path, another spelling, a symlink or a hard
+    link to it. A path that does not exist names no file."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-    except OSError as e:
-        raise BuildError(f"{path}: cannot write: {e.strerror}") from None
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_outputs(kernel: str, outputs: Sequence[Path]) -> None:
+    """Refuse, before anything is written, an output that is the kernel file (build-fw would
+    replace its own input) or a directory."""
+    for path in outputs:
+        if _same_file(path, kernel):
+            raise BuildError(f"{path}: is the kernel file {kernel}; refusing to write over it")
+        if path.is_dir():
+            raise BuildError(f"{path}: is a directory, not an output file")
+
+
+def write_outputs(outputs: Sequence[tuple[Path, bytes]]) -> None:
+    """Write every output through a temporary file in its directory, and rename them into place
+    only once all are written: a failure leaves the previous outputs as they were, and a reader
+    never sees half a file."""
+    staged: list[tuple[str, Path]] = []
+    try:
+        for path, data in outputs:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+            except OSError as e:
+                raise BuildError(f"{path}: cannot write: {e.strerror}") from None
+            staged.append((tmp, path))
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                os.chmod(tmp, 0o644)
+            except OSError as e:
+                raise BuildError(f"{path}: cannot write: {e.strerror}") from None
+        while staged:
+            tmp, path = staged[0]
+            try:
+                os.replace(tmp, path)
+            except OSError as e:
+                raise BuildError(f"{path}: cannot write: {e.strerror}") from None
+            staged.pop(0)
+    finally:
+        for tmp, _ in staged:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -145,16 +180,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     try:
+        check_outputs(args.kernel, (out, map_path, manifest_path))
         data = read_kernel_file(args.kernel)
         result = build(data, args.kernel, args.variant)
-        write_atomic(out, result.image)
-        write_atomic(map_path, result.map_text.encode())
         manifest = {
             **result.manifest,
             "outputs": {"image": str(out), "map": str(map_path), "manifest": str(manifest_path)},
         }
-        write_atomic(
-            manifest_path, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+        write_outputs(
+            (
+                (out, result.image),
+                (map_path, result.map_text.encode()),
+                (manifest_path, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()),
+            )
         )
     except (BuildError, AssemblyError) as e:
         print(f"{PROG}: {e}", file=sys.stderr)
