@@ -1,15 +1,14 @@
 ; ACPI from QEMU: run fw_cfg's "etc/table-loader" (QEMU hw/acpi/bios-linker-loader.c), whose
-; 128-byte commands (BiosLinkerLoaderEntry, little-endian) place QEMU's ACPI files in guest
-; memory, link them and checksum them; then tell the kernel where the RSDP is.
-;   ALLOCATE       copy a fw_cfg file into memory: zone "high" from the top of the highest RAM
-;                  below 4 GiB downwards (QEMU keeps the initrd below that), zone "fseg" into
-;                  the EBDA's first KiB (where a legacy RSDP scan looks; no PAM needed)
+; commands (BiosLinkerLoaderEntry, SIZEOF_LOADER bytes, little-endian) place QEMU's ACPI files
+; in guest memory, link them and checksum them; then tell the kernel where the RSDP is.
+;   ALLOCATE       copy a fw_cfg file into memory the allocator (alloc.s) gives: its "high"
+;                  zone for LOADER_ZONE_HIGH, its "fseg" zone (the EBDA, where a legacy RSDP
+;                  scan looks; no PAM needed) for LOADER_ZONE_FSEG
 ;   ADD_POINTER    add a file's address to a 1/2/4/8-byte pointer inside another file
 ;   ADD_CHECKSUM   byte at offset -= sum of bytes [start, start + length)
 ;   WRITE_POINTER  write a file's address into a writable fw_cfg file (DMA write)
-; Command 0 (padding) and unknown commands are skipped, as SeaBIOS does. The high zone then
-; becomes an ACPI entry of the memory map, the EBDA a reserved one; no table-loader (ACPI off),
-; no change: the kernel boots without ACPI.
+; Command 0 (padding) and unknown commands are skipped, as SeaBIOS does. No table-loader (ACPI
+; off): nothing is allocated, and the kernel boots without ACPI.
 
 acpi_load:
     mov dword ptr [VAR_RSDP], 0         ; hvm_start_info.rsdp_paddr stays 0 without ACPI
@@ -22,16 +21,16 @@ acpi_load:
     cmp edx, LOADER_MAX
     ja fatal_loader_too_big
     mov ecx, edx
-    shr edx, 7                          ; LOADER_CMD_SIZE = 128 bytes a command
+    shr edx, LOADER_SHIFT               ; SIZEOF_LOADER = 1 << LOADER_SHIFT bytes a command
     mov dword ptr [VAR_LOADER_LEFT], edx
     mov edi, LOADER_BUF
     call fwcfg_read                     ; AX = etc/table-loader's key
-    call acpi_zones
+    mov dword ptr [VAR_ALLOC_N], 0
     mov esi, LOADER_BUF
 acpi_next:
     cmp dword ptr [VAR_LOADER_LEFT], 0
     je acpi_finish
-    mov eax, dword ptr [esi]            ; BiosLinkerLoaderEntry.command
+    mov eax, dword ptr [esi + LOADER_COMMAND]
     test eax, eax
     jz acpi_step                        ; padding
     mov edx, esi
@@ -46,76 +45,22 @@ acpi_next:
     cmp eax, LOADER_WRITE_POINTER
     je acpi_write_pointer
 acpi_step:
-    add esi, LOADER_CMD_SIZE
+    add esi, SIZEOF_LOADER
     dec dword ptr [VAR_LOADER_LEFT]
     jmp acpi_next
 
-; acpi_zones: the high zone ends at the end of the highest RAM entry in [1 MiB, 4 GiB) and
-; may not go below that entry's start, the kernel's end or the initrd's end; the fseg zone
-; starts at the EBDA.
-acpi_zones:
-    xor ebx, ebx                        ; best end so far
-    xor ebp, ebp                        ; its entry
-    mov edi, MEMMAP
-    mov ecx, dword ptr [VAR_MEMMAP_N]
-acpi_zones_next:
-    test ecx, ecx
-    jz acpi_zones_found
-    cmp dword ptr [edi + 16], E820_RAM  ; hvm_memmap_table_entry.type
-    jne acpi_zones_skip
-    cmp dword ptr [edi + 4], 0          ; .addr, high half
-    jne acpi_zones_skip
-    cmp dword ptr [edi + 12], 0         ; .size, high half
-    jne acpi_zones_skip
-    mov eax, dword ptr [edi]
-    cmp eax, HIGHMEM_START
-    jb acpi_zones_skip
-    add eax, dword ptr [edi + 8]        ; end
-    jc acpi_zones_skip                  ; reaches 4 GiB
-    cmp eax, ebx
-    jbe acpi_zones_skip
-    mov ebx, eax
-    mov ebp, edi
-acpi_zones_skip:
-    add edi, HVM_MEMMAP_ENTRY_SIZE
-    dec ecx
-    jmp acpi_zones_next
-acpi_zones_found:
-    test ebp, ebp
-    jz fatal_acpi_no_ram
-    mov dword ptr [VAR_ACPI_TOP], ebx
-    mov dword ptr [VAR_ACPI_TOP0], ebx
-    mov dword ptr [VAR_ACPI_ENTRY], ebp
-    mov eax, dword ptr [ebp]            ; floor: the entry's start ...
-    mov edx, dword ptr [VAR_KERNEL_END]
-    cmp edx, eax
-    jbe acpi_zones_initrd
-    mov eax, edx                        ; ... or the kernel's end ...
-acpi_zones_initrd:
-    mov ecx, dword ptr [VAR_INITRD_SIZE]
-    test ecx, ecx
-    jz acpi_zones_floor
-    add ecx, dword ptr [VAR_INITRD_ADDR]
-    cmp ecx, eax
-    jbe acpi_zones_floor
-    mov eax, ecx                        ; ... or the initrd's end
-acpi_zones_floor:
-    mov dword ptr [VAR_ACPI_FLOOR], eax
-    mov dword ptr [VAR_FSEG_NEXT], EBDA_BASE
-    mov dword ptr [VAR_ALLOC_N], 0
-    ret
-
-; ALLOCATE: {file[56] @4, align u32 @60, zone u8 @64}
+; ALLOCATE: the file alloc_file, aligned to alloc_align, in alloc_zone. ESI points at the
+; name from here on: the other fields are addressed from it.
 acpi_allocate:
     push esi
-    add esi, 4                          ; .alloc.file
+    add esi, LOADER_ALLOC_FILE
     call acpi_name_len
     call fwcfg_find                     ; EAX = key, EDX = size
     test eax, eax
     jz fatal_loader_no_file
     push eax
     mov dword ptr [ERR_ARGS + 4], edx
-    mov ecx, dword ptr [esi + 56]       ; .alloc.align
+    mov ecx, dword ptr [esi + LOADER_ALLOC_ALIGN - LOADER_ALLOC_FILE]
     test ecx, ecx
     jnz acpi_allocate_align
     inc ecx                             ; 0: no alignment
@@ -123,39 +68,24 @@ acpi_allocate_align:
     lea ebx, [ecx - 1]
     test ebx, ecx
     jnz fatal_loader_bad                ; not a power of two
-    neg ecx                             ; ECX = ~(align - 1)
-    movzx ebx, byte ptr [esi + 60]      ; .alloc.zone
+    movzx ebx, byte ptr [esi + LOADER_ALLOC_ZONE - LOADER_ALLOC_FILE]
     cmp ebx, LOADER_ZONE_HIGH
     je acpi_allocate_high
     cmp ebx, LOADER_ZONE_FSEG
     jne fatal_loader_bad
-    mov eax, dword ptr [VAR_FSEG_NEXT]  ; fseg: up from the EBDA's start
-    sub eax, ecx                        ;   + align
-    dec eax                             ;   - 1
-    and eax, ecx
-    mov ebx, eax
-    add ebx, edx
-    jc fatal_acpi_space
-    cmp ebx, LOWMEM_END
-    ja fatal_acpi_space
-    mov dword ptr [VAR_FSEG_NEXT], ebx
-    jmp acpi_allocate_record
+    call alloc_fseg                     ; EAX = the file's place
+    jmp acpi_allocate_placed
 acpi_allocate_high:
-    mov eax, dword ptr [VAR_ACPI_TOP]   ; high: down from the zone's top
-    sub eax, edx
+    call alloc_high
+acpi_allocate_placed:
     jc fatal_acpi_space
-    and eax, ecx
-    cmp eax, dword ptr [VAR_ACPI_FLOOR]
-    jb fatal_acpi_space
-    mov dword ptr [VAR_ACPI_TOP], eax
-acpi_allocate_record:                   ; EAX = address, EDX = size, ESI = name
-    mov ebx, dword ptr [VAR_ALLOC_N]
+    mov ebx, dword ptr [VAR_ALLOC_N]    ; record {name, address, size}
     cmp ebx, ALLOC_MAX
     jae fatal_loader_bad
-    imul ebx, ebx, ALLOC_ENTRY_SIZE
-    mov dword ptr [ALLOC_TABLE + ebx], esi      ; name, inside LOADER_BUF
-    mov dword ptr [ALLOC_TABLE + ebx + 4], eax  ; address
-    mov dword ptr [ALLOC_TABLE + ebx + 8], edx  ; size
+    imul ebx, ebx, SIZEOF_ALLOC
+    mov dword ptr [ALLOC_TABLE + ALLOC_NAME + ebx], esi     ; inside LOADER_BUF
+    mov dword ptr [ALLOC_TABLE + ALLOC_ADDR + ebx], eax
+    mov dword ptr [ALLOC_TABLE + ALLOC_SIZE + ebx], edx
     inc dword ptr [VAR_ALLOC_N]
     mov edi, eax
     mov ecx, edx
@@ -164,18 +94,19 @@ acpi_allocate_record:                   ; EAX = address, EDX = size, ESI = name
     pop esi
     jmp acpi_step
 
-; ADD_POINTER: {dest[56] @4, src[56] @60, offset u32 @116, size u8 @120}
+; ADD_POINTER: pointer_size bytes at pointer_offset in pointer_dest_file += the address of
+; pointer_src_file.
 acpi_add_pointer:
     push esi
-    add esi, 60                         ; .pointer.src_file
+    add esi, LOADER_POINTER_SRC_FILE
     call acpi_lookup
     mov ebp, eax                        ; the source file's address
     mov esi, dword ptr [esp]
-    add esi, 4                          ; .pointer.dest_file
+    add esi, LOADER_POINTER_DEST_FILE
     call acpi_lookup                    ; EAX = address, EDX = size
     mov esi, dword ptr [esp]
-    mov ecx, dword ptr [esi + 116]      ; .pointer.offset
-    movzx ebx, byte ptr [esi + 120]     ; .pointer.size
+    mov ecx, dword ptr [esi + LOADER_POINTER_OFFSET]
+    movzx ebx, byte ptr [esi + LOADER_POINTER_SIZE]
     call acpi_in_file
     add eax, ecx
     cmp ebx, 4
@@ -202,18 +133,19 @@ acpi_add_pointer_done:
     pop esi
     jmp acpi_step
 
-; ADD_CHECKSUM: {file[56] @4, offset u32 @60, start u32 @64, length u32 @68}
+; ADD_CHECKSUM: the byte at cksum_offset in cksum_file -= the sum of its bytes
+; [cksum_start, cksum_start + cksum_length).
 acpi_add_checksum:
     push esi
-    add esi, 4                          ; .cksum.file
+    add esi, LOADER_CKSUM_FILE
     call acpi_lookup                    ; EAX = address, EDX = size
     mov esi, dword ptr [esp]
-    mov ecx, dword ptr [esi + 60]       ; .cksum.offset
+    mov ecx, dword ptr [esi + LOADER_CKSUM_OFFSET]
     cmp ecx, edx
     jae fatal_loader_bad
     lea ebp, [eax + ecx]                ; the checksum byte
-    mov ecx, dword ptr [esi + 64]       ; .cksum.start
-    mov ebx, dword ptr [esi + 68]       ; .cksum.length
+    mov ecx, dword ptr [esi + LOADER_CKSUM_START]
+    mov ebx, dword ptr [esi + LOADER_CKSUM_LENGTH]
     call acpi_in_file
     lea esi, [eax + ecx]
     mov edx, ebx
@@ -269,33 +201,34 @@ acpi_add_checksum_store:
     pop esi
     jmp acpi_step
 
-; WRITE_POINTER: {dest[56] @4, src[56] @60, dst_offset u32 @116, src_offset u32 @120,
-; size u8 @124}: dest is a writable fw_cfg file; writes need the DMA interface.
+; WRITE_POINTER: the address of wr_pointer_src_file + wr_pointer_src_offset, its low
+; wr_pointer_size bytes, into the fw_cfg file wr_pointer_dest_file at wr_pointer_dst_offset
+; (a writable file, not allocated); writes need the DMA interface.
 acpi_write_pointer:
     cmp dword ptr [VAR_DMA], 0
     je fatal_write_pointer
     push esi
-    add esi, 60                         ; .wr_pointer.src_file
+    add esi, LOADER_WR_POINTER_SRC_FILE
     call acpi_lookup
     mov esi, dword ptr [esp]
     xor edx, edx
-    add eax, dword ptr [esi + 120]      ; + .wr_pointer.src_offset
+    add eax, dword ptr [esi + LOADER_WR_POINTER_SRC_OFFSET]
     adc edx, 0
     mov dword ptr [SCRATCH], eax        ; the value, little-endian u64
     mov dword ptr [SCRATCH + 4], edx
-    add esi, 4                          ; .wr_pointer.dest_file: in fw_cfg, not allocated
+    add esi, LOADER_WR_POINTER_DEST_FILE
     call acpi_name_len
     call fwcfg_find                     ; EAX = key, EDX = size
     test eax, eax
     jz fatal_loader_no_file
     mov esi, dword ptr [esp]
-    mov ecx, dword ptr [esi + 116]      ; .wr_pointer.offset
-    movzx ebx, byte ptr [esi + 124]     ; .wr_pointer.size
+    mov ecx, dword ptr [esi + LOADER_WR_POINTER_DST_OFFSET]
+    movzx ebx, byte ptr [esi + LOADER_WR_POINTER_SIZE]
     cmp ebx, 8
     ja fatal_loader_bad
     call acpi_in_file
     push ebx
-    shl eax, 16                         ; select the file and skip to the offset ...
+    shl eax, FW_CFG_DMA_CTL_SELECT_SHIFT    ; select the file and skip to the offset ...
     or eax, FW_CFG_DMA_CTL_SELECT | FW_CFG_DMA_CTL_SKIP
     xor edi, edi
     call fwcfg_dma
@@ -306,55 +239,9 @@ acpi_write_pointer:
     pop esi
     jmp acpi_step
 
-; acpi_finish: carve the zones out of the memory map, note the RSDP.
+; acpi_finish: the RSDP, for start_info and the zero page (alloc_finish takes the tables'
+; memory out of the map).
 acpi_finish:
-    mov edi, dword ptr [VAR_MEMMAP_N]
-    imul edi, edi, HVM_MEMMAP_ENTRY_SIZE
-    add edi, MEMMAP                     ; memmap_emit appends here
-    mov eax, dword ptr [VAR_ACPI_TOP]
-    mov ebp, dword ptr [VAR_ACPI_TOP0]
-    sub ebp, eax
-    jz acpi_finish_fseg
-    mov ebx, dword ptr [VAR_ACPI_ENTRY]
-    sub dword ptr [ebx + 8], ebp        ; the RAM entry now ends where the tables start
-    xor edx, edx
-    xor ebx, ebx
-    mov ecx, E820_ACPI
-    call memmap_emit                    ; [top, top0): ACPI reclaimable
-acpi_finish_fseg:
-    cmp dword ptr [VAR_FSEG_NEXT], EBDA_BASE
-    je acpi_finish_rsdp
-    mov ebx, MEMMAP                     ; the RAM entry that ends at 640 KiB
-    mov ecx, dword ptr [VAR_MEMMAP_N]
-acpi_finish_low:
-    test ecx, ecx
-    jz fatal_acpi_no_ram
-    cmp dword ptr [ebx + 16], E820_RAM
-    jne acpi_finish_low_skip
-    cmp dword ptr [ebx + 4], 0
-    jne acpi_finish_low_skip
-    cmp dword ptr [ebx + 12], 0
-    jne acpi_finish_low_skip
-    mov eax, dword ptr [ebx]
-    cmp eax, EBDA_BASE
-    jae acpi_finish_low_skip
-    add eax, dword ptr [ebx + 8]
-    cmp eax, LOWMEM_END
-    je acpi_finish_low_found
-acpi_finish_low_skip:
-    add ebx, HVM_MEMMAP_ENTRY_SIZE
-    dec ecx
-    jmp acpi_finish_low
-acpi_finish_low_found:
-    sub dword ptr [ebx + 8], LOWMEM_END - EBDA_BASE
-    mov eax, EBDA_BASE
-    xor edx, edx
-    mov ebp, LOWMEM_END - EBDA_BASE
-    xor ebx, ebx
-    mov ecx, E820_RESERVED
-    call memmap_emit                    ; the EBDA: reserved
-    mov word ptr [BDA_EBDA_SEGMENT], EBDA_BASE >> 4
-acpi_finish_rsdp:
     mov esi, name_rsdp
     call acpi_find
     mov dword ptr [VAR_RSDP], eax       ; 0 if the loader allocated no RSDP
@@ -371,10 +258,10 @@ acpi_in_file:
     ret
 
 ; acpi_name_len: ECX = length of the name at ESI, NUL included; fatal without a NUL in
-; LOADER_NAME_MAX bytes. Clobbers EAX, EDI.
+; LOADER_FILESZ bytes. Clobbers EAX, EDI.
 acpi_name_len:
     mov edi, esi
-    mov ecx, LOADER_NAME_MAX
+    mov ecx, LOADER_FILESZ
     xor eax, eax
     repne scasb
     jne fatal_loader_bad
@@ -382,8 +269,8 @@ acpi_name_len:
     sub ecx, esi
     ret
 
-; acpi_find: EAX = address, EDX = size of the allocated file whose name field (56 bytes,
-; NUL-padded, as in a command) is at ESI; EAX = 0: none. A dword compare of the whole field:
+; acpi_find: EAX = address, EDX = size of the allocated file whose name field (LOADER_FILESZ
+; bytes, NUL-padded, as in a command) is at ESI; EAX = 0: none. A dword compare of the whole field:
 ; a quarter of the iterations of a byte compare. acpi_lookup: the same, fatal when the file
 ; was not allocated. Both clobber EBX, ECX, EDI.
 acpi_lookup:
@@ -398,18 +285,18 @@ acpi_find_next:
     xor eax, eax
     test ebx, ebx
     jz acpi_find_done
-    mov edi, dword ptr [edx]            ; the allocation's name field, in LOADER_BUF
+    mov edi, dword ptr [edx + ALLOC_NAME]   ; the allocation's name field, in LOADER_BUF
     push esi
     mov ecx, LOADER_NAME_DWORDS
     repe cmpsd
     pop esi
     je acpi_find_hit
-    add edx, ALLOC_ENTRY_SIZE
+    add edx, SIZEOF_ALLOC
     dec ebx
     jmp acpi_find_next
 acpi_find_hit:
-    mov eax, dword ptr [edx + 4]
-    mov edx, dword ptr [edx + 8]
+    mov eax, dword ptr [edx + ALLOC_ADDR]
+    mov edx, dword ptr [edx + ALLOC_SIZE]
 acpi_find_done:
     ret
 

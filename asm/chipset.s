@@ -19,14 +19,14 @@ pm_init:
     cmp eax, ICH9_LPC_ID
     jne pm_init_done
     mov eax, PCI_ICH9_LPC + ICH9_PMBASE
-    mov ecx, PM_IO_BASE + 1             ; bit 0: I/O space indicator (hardwired to 1)
+    mov ecx, PM_IO_BASE + PCI_IO_SPACE  ; bit 0: I/O space indicator (hardwired to 1)
     call pci_write32
     mov eax, PCI_ICH9_LPC + ICH9_ACPI_CNTL
     mov ecx, ICH9_ACPI_EN
     jmp pci_write32                     ; the register is one byte: the others read as 0
 pm_init_piix4:
     mov eax, PCI_PIIX4_PM + PIIX4_PMBA
-    mov ecx, PM_IO_BASE + 1
+    mov ecx, PM_IO_BASE + PCI_IO_SPACE
     call pci_write32
     mov eax, PCI_PIIX4_PM + PIIX4_PMREGMISC
     mov ecx, PIIX4_PMIOSE

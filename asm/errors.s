@@ -12,7 +12,7 @@ fatal_dir_too_big:
     mov esi, msg_dir_too_big
     jmp fatal
 fatal_e820_too_big:
-    mov dword ptr [ERR_ARGS + 4], E820_MAX * E820_ENTRY_SIZE
+    mov dword ptr [ERR_ARGS + 4], E820_MAX * SIZEOF_E820
     mov esi, msg_e820_too_big
     jmp fatal
 fatal_memmap_full:
@@ -63,8 +63,8 @@ fatal_loader_no_alloc:
 fatal_acpi_space:
     mov esi, msg_acpi_space
     jmp fatal
-fatal_acpi_no_ram:
-    mov esi, msg_acpi_no_ram
+fatal_memmap_carve:
+    mov esi, msg_memmap_carve
     jmp fatal
 fatal_write_pointer:
     mov esi, msg_write_pointer
@@ -112,7 +112,7 @@ msg_loader_no_alloc:
     .asciz "fw_cfg etc/table-loader: command at offset % names a file not allocated before"
 msg_acpi_space:
     .asciz "fw_cfg etc/table-loader: command at offset % allocates % bytes, with no room left"
-msg_acpi_no_ram:
-    .asciz "no RAM for the ACPI tables (between 1 MiB and 4 GiB, or ending at 640 KiB)"
+msg_memmap_carve:
+    .asciz "memory map: no RAM entry below 4 GiB holds %+%, which the firmware's tables need"
 msg_write_pointer:
     .asciz "fw_cfg etc/table-loader: command at offset % writes to fw_cfg, which needs DMA"

@@ -1,6 +1,6 @@
 ; fw_cfg, QEMU's firmware configuration device (QEMU docs/specs/fw_cfg.rst).
 ; I/O ports: selector PORT_FW_CFG_SEL (16-bit write), data PORT_FW_CFG_DATA (8-bit reads).
-; DMA: the guest-physical address of a FWCfgDmaAccess {control, length, address}, all
+; DMA: the guest-physical address of a struct FWCfgDmaAccess {control, length, address}, all
 ; big-endian, written big-endian to PORT_FW_CFG_DMA_LO starts one transfer (one exit).
 
 ; fwcfg_init: check the signature, pick DMA when FW_CFG_ID offers it, read the file directory.
@@ -12,7 +12,7 @@ fwcfg_init:
     mov edi, SCRATCH
     mov ecx, 4
     rep insb                            ; "QEMU"
-    cmp dword ptr [SCRATCH], 0x554d4551
+    cmp dword ptr [SCRATCH], FW_CFG_SIGNATURE_QEMU
     jne fatal_no_fwcfg
     mov dx, PORT_FW_CFG_SEL
     mov ax, FW_CFG_ID
@@ -31,25 +31,24 @@ fwcfg_init:
 fwcfg_dir_load:
     mov ax, FW_CFG_FILE_DIR
     mov edi, FILE_DIR
-    mov ecx, 4
+    mov ecx, SIZEOF_FW_CFG_FILES
     call fwcfg_read                     ; FWCfgFiles.count
-    mov eax, dword ptr [FILE_DIR]
+    mov eax, dword ptr [FILE_DIR + FW_CFG_FILES_COUNT]
     bswap eax
     mov dword ptr [ERR_ARGS], eax
     cmp eax, FILE_DIR_MAX
     ja fatal_dir_too_big
-    mov dword ptr [FILE_DIR], eax
-    shl eax, 6                          ; FW_CFG_FILE_ENTRY_SIZE = 64 bytes an entry
-    mov ecx, eax
-    mov edi, FILE_DIR + 4
+    mov dword ptr [FILE_DIR + FW_CFG_FILES_COUNT], eax
+    imul ecx, eax, SIZEOF_FW_CFG_FILE
+    mov edi, FILE_DIR + SIZEOF_FW_CFG_FILES
     jmp fwcfg_read_next                 ; FWCfgFiles.f[count], from the current offset
 
 ; fwcfg_find: look a file up by name in FILE_DIR.
 ;   in:  ESI = name, NUL-terminated; ECX = its length with the NUL
 ;   out: EAX = select key (0: not found), EDX = size in bytes. Clobbers EBX, EDI.
 fwcfg_find:
-    mov ebx, dword ptr [FILE_DIR]       ; entries left
-    mov edi, FILE_DIR + 4 + 8           ; FWCfgFile.name of the first entry
+    mov ebx, dword ptr [FILE_DIR + FW_CFG_FILES_COUNT]  ; entries left
+    mov edi, FILE_DIR + SIZEOF_FW_CFG_FILES + FW_CFG_FILE_NAME  ; f[0].name
 fwcfg_find_next:
     xor eax, eax
     test ebx, ebx
@@ -62,13 +61,13 @@ fwcfg_find_next:
     pop edi
     pop esi
     je fwcfg_find_hit
-    add edi, FW_CFG_FILE_ENTRY_SIZE
+    add edi, SIZEOF_FW_CFG_FILE
     dec ebx
     jmp fwcfg_find_next
 fwcfg_find_hit:
-    movzx eax, word ptr [edi - 4]       ; FWCfgFile.select, big-endian
+    movzx eax, word ptr [edi + FW_CFG_FILE_SELECT - FW_CFG_FILE_NAME]  ; FWCfgFile.select (BE)
     xchg al, ah
-    mov edx, dword ptr [edi - 8]        ; FWCfgFile.size, big-endian
+    mov edx, dword ptr [edi + FW_CFG_FILE_SIZE - FW_CFG_FILE_NAME]  ; FWCfgFile.size (BE)
     bswap edx
 fwcfg_find_done:
     ret
@@ -86,7 +85,7 @@ fwcfg_read_u32:
 ; Both clobber EAX, ECX, EDX, EDI.
 fwcfg_read:
     movzx eax, ax
-    shl eax, 16                         ; FWCfgDmaAccess.control: key in the upper 16 bits
+    shl eax, FW_CFG_DMA_CTL_SELECT_SHIFT ; FWCfgDmaAccess.control: the key in the upper bits
     or eax, FW_CFG_DMA_CTL_SELECT
     jmp fwcfg_transfer
 fwcfg_read_next:
@@ -100,18 +99,18 @@ fwcfg_transfer:
 ; guest address EDI. Clobbers EAX, ECX, EDX, EDI.
 fwcfg_dma:
     bswap eax
-    mov dword ptr [DMA_CTL], eax        ; FWCfgDmaAccess.control (big-endian)
+    mov dword ptr [DMA_CTL + FW_CFG_DMA_CONTROL], eax   ; big-endian, as every field
     bswap ecx
-    mov dword ptr [DMA_CTL + 4], ecx    ; FWCfgDmaAccess.length
-    mov dword ptr [DMA_CTL + 8], 0      ; FWCfgDmaAccess.address, high half
+    mov dword ptr [DMA_CTL + FW_CFG_DMA_LENGTH], ecx
+    mov dword ptr [DMA_CTL + FW_CFG_DMA_ADDRESS], 0     ; .address, high half
     bswap edi
-    mov dword ptr [DMA_CTL + 12], edi   ; FWCfgDmaAccess.address, low half
+    mov dword ptr [DMA_CTL + FW_CFG_DMA_ADDRESS + 4], edi   ; .address, low half
     mov eax, DMA_CTL
     bswap eax
     mov dx, PORT_FW_CFG_DMA_LO
     out dx, eax                         ; start the transfer
 fwcfg_dma_wait:
-    mov eax, dword ptr [DMA_CTL]        ; QEMU clears control when done (synchronously)
+    mov eax, dword ptr [DMA_CTL + FW_CFG_DMA_CONTROL]   ; QEMU clears it when done
     test eax, eax
     jz fwcfg_done
     test eax, FW_CFG_DMA_CTL_ERROR << 24    ; the error bit, big-endian in memory
@@ -120,7 +119,7 @@ fwcfg_dma_wait:
 fwcfg_pio:
     test eax, eax
     jz fwcfg_pio_data
-    shr eax, 16
+    shr eax, FW_CFG_DMA_CTL_SELECT_SHIFT
     mov dx, PORT_FW_CFG_SEL
     out dx, ax                          ; select the item
 fwcfg_pio_data:

@@ -6,8 +6,8 @@
 ;     protected-mode code, to be copied to FW_CFG_KERNEL_ADDR (1 MiB) by the firmware.
 
 ; kernel_check: which branch QEMU took, and that the kernel is the one build-fw patched this
-; image for: same boot path, same entry, same load range. For a bzImage the first
-; BP_HDR_MAX_END bytes of the setup sectors are left at ZERO_PAGE (linux32.s keeps the header).
+; image for: same boot path, same entry, same load range. For a bzImage the setup sectors up
+; to boot_params.edd_mbr_sig_buffer are left at ZERO_PAGE (linux32.s keeps the header).
 kernel_check:
     mov eax, dword ptr [patch_entry]
     test eax, eax
@@ -24,7 +24,7 @@ kernel_check:
     jnz kernel_check_pvh
     mov ax, FW_CFG_SETUP_DATA           ; no PVH entry: a bzImage has a setup header
     mov edi, ZERO_PAGE
-    mov ecx, BP_HDR_MAX_END             ; past a short item fw_cfg reads zeros
+    mov ecx, BP_EDD_MBR_SIG_BUFFER      ; past a short item fw_cfg reads zeros
     call fwcfg_read
     cmp dword ptr [ZERO_PAGE + BP_HEADER], HDRS_MAGIC   ; setup_header.header
     jne fatal_not_bootable

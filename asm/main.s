@@ -17,8 +17,10 @@ start32:
     call cmdline_load                   ; kernel.s: FW_CFG_CMDLINE_* -> CMDLINE
     call initrd_load                    ; kernel.s: FW_CFG_INITRD_* -> where QEMU placed it
     call memmap_build                   ; memmap.s: etc/e820 -> hvm_memmap_table_entry[]
+    call alloc_init                     ; alloc.s: the zones the tables are placed in
     call pm_init                        ; chipset.s: the ACPI PM block, before QEMU builds ACPI
     call acpi_load                      ; acpi.s: etc/table-loader -> ACPI tables, the RSDP
+    call alloc_finish                   ; alloc.s: what the zones hold, out of the memory map
     cmp dword ptr [VAR_LINUX32], 0
     jne zero_page_build                 ; linux32.s: boot_params, the 32-bit entry; no return
     call start_info_build               ; pvh.s: struct hvm_start_info

@@ -1,9 +1,14 @@
-; The memory map: fw_cfg's "etc/e820" (packed {u64 addr, u64 size, u32 type}, little-endian)
-; -> struct hvm_memmap_table_entry[] at MEMMAP (u64 addr, u64 size, u32 type, u32 reserved).
-; RAM that starts below 1 MiB is split around the legacy hole: [addr, 640 KiB) stays RAM,
-; [640 KiB, 1 MiB) is left out (Linux reserves the ISA range itself), the firmware's ROM
-; shadow [ROM_SHADOW_BASE, 1 MiB) is marked reserved, and [1 MiB, end) stays RAM. Every
-; other entry is copied as it is, in fw_cfg's order.
+; The memory map, and its one owner: the table at MEMMAP (struct hvm_memmap_table_entry[],
+; VAR_MEMMAP_N entries) is built and changed only here. Other files use its operations:
+;   memmap_build      fw_cfg's "etc/e820" (struct e820_entry[]) -> the table
+;   memmap_top_ram    the highest RAM entry below 4 GiB that starts at or above 1 MiB
+;   memmap_carve      take a range out of the RAM entry that holds it, as another type
+;   memmap_append     add an entry
+;   memmap_copy_e820  the table as struct boot_e820_entry[] (a bzImage's zero page)
+; The rule memmap_build applies: RAM that starts below 1 MiB is split around the legacy hole:
+; [addr, 640 KiB) stays RAM, [640 KiB, 1 MiB) is left out (Linux reserves the ISA range
+; itself), the firmware's ROM shadow [ROM_SHADOW_BASE, 1 MiB) is marked reserved, and
+; [1 MiB, end) stays RAM. Every other entry is copied as it is, in fw_cfg's order.
 
 memmap_build:
     mov esi, name_e820
@@ -12,7 +17,7 @@ memmap_build:
     test eax, eax
     jz memmap_fallback
     mov dword ptr [ERR_ARGS], edx
-    cmp edx, E820_MAX * E820_ENTRY_SIZE
+    cmp edx, E820_MAX * SIZEOF_E820
     ja fatal_e820_too_big
     push edx
     mov ecx, edx
@@ -20,7 +25,7 @@ memmap_build:
     call fwcfg_read                     ; AX = etc/e820's key
     pop eax
     xor edx, edx
-    mov ecx, E820_ENTRY_SIZE
+    mov ecx, SIZEOF_E820
     div ecx                             ; EAX = number of entries
     jmp memmap_convert
 
@@ -37,11 +42,11 @@ memmap_fallback:                        ; no etc/e820: one RAM entry from FW_CFG
 memmap_fallback_cap:
     mov eax, FALLBACK_LOWMEM_MAX        ; below any machine type's PCI hole
 memmap_fallback_entry:
-    mov dword ptr [E820_BUF], 0         ; addr
-    mov dword ptr [E820_BUF + 4], 0
-    mov dword ptr [E820_BUF + 8], eax   ; size
-    mov dword ptr [E820_BUF + 12], 0
-    mov dword ptr [E820_BUF + 16], E820_RAM
+    mov dword ptr [E820_BUF + E820_ADDR], 0
+    mov dword ptr [E820_BUF + E820_ADDR + 4], 0
+    mov dword ptr [E820_BUF + E820_SIZE], eax
+    mov dword ptr [E820_BUF + E820_SIZE + 4], 0
+    mov dword ptr [E820_BUF + E820_TYPE], E820_RAM
     mov eax, 1
 
 memmap_convert:                         ; EAX = number of e820 entries at E820_BUF
@@ -53,11 +58,11 @@ memmap_convert:                         ; EAX = number of e820 entries at E820_B
 memmap_next:
     cmp dword ptr [VAR_LEFT], 0
     je memmap_end
-    mov eax, dword ptr [esi]            ; addr, low
-    mov edx, dword ptr [esi + 4]        ; addr, high
-    mov ebp, dword ptr [esi + 8]        ; size, low
-    mov ebx, dword ptr [esi + 12]       ; size, high
-    mov ecx, dword ptr [esi + 16]       ; type
+    mov eax, dword ptr [esi + E820_ADDR]        ; low half
+    mov edx, dword ptr [esi + E820_ADDR + 4]    ; high half
+    mov ebp, dword ptr [esi + E820_SIZE]
+    mov ebx, dword ptr [esi + E820_SIZE + 4]
+    mov ecx, dword ptr [esi + E820_TYPE]
     cmp ecx, E820_RAM
     jne memmap_copy
     test edx, edx
@@ -99,7 +104,7 @@ memmap_high_emit:                       ; high part: [1 MiB, end)
 memmap_copy:
     call memmap_emit
 memmap_skip:
-    add esi, E820_ENTRY_SIZE
+    add esi, SIZEOF_E820
     dec dword ptr [VAR_LEFT]
     jmp memmap_next
 memmap_end:                             ; no RAM below 1 MiB seen: the ROM entry goes last
@@ -115,19 +120,145 @@ memmap_emit_rom:
     xor ebx, ebx
     mov ecx, E820_RESERVED
 
-; memmap_emit: append {addr EDX:EAX, size EBX:EBP, type ECX} at EDI, EDI += 24.
+; memmap_emit: memmap_append with EDI = the end of the table (memmap_build's loop keeps it);
+; EDI += one entry.
 memmap_emit:
     cmp dword ptr [VAR_MEMMAP_N], MEMMAP_MAX
     jae fatal_memmap_full
-    mov dword ptr [edi], eax            ; hvm_memmap_table_entry.addr
-    mov dword ptr [edi + 4], edx
-    mov dword ptr [edi + 8], ebp        ; .size
-    mov dword ptr [edi + 12], ebx
-    mov dword ptr [edi + 16], ecx       ; .type
-    mov dword ptr [edi + 20], 0         ; .reserved
-    add edi, HVM_MEMMAP_ENTRY_SIZE
+    mov dword ptr [edi + HVM_MEMMAP_ADDR], eax
+    mov dword ptr [edi + HVM_MEMMAP_ADDR + 4], edx
+    mov dword ptr [edi + HVM_MEMMAP_SIZE], ebp
+    mov dword ptr [edi + HVM_MEMMAP_SIZE + 4], ebx
+    mov dword ptr [edi + HVM_MEMMAP_TYPE], ecx
+    mov dword ptr [edi + HVM_MEMMAP_RESERVED], 0
+    add edi, SIZEOF_HVM_MEMMAP
     inc dword ptr [VAR_MEMMAP_N]
 memmap_emit_done:
+    ret
+
+; memmap_append: add {addr EDX:EAX, size EBX:EBP, type ECX} at the end of the table; fatal
+; when it is full. Clobbers EDI.
+memmap_append:
+    imul edi, dword ptr [VAR_MEMMAP_N], SIZEOF_HVM_MEMMAP
+    add edi, MEMMAP
+    jmp memmap_emit
+
+; memmap_top_ram: the RAM entry, below 4 GiB and starting at or above 1 MiB, that ends
+; highest: EAX = its start, EBX = its end; both 0 when there is none. Clobbers ECX, EDX, EDI.
+memmap_top_ram:
+    xor eax, eax
+    xor ebx, ebx                        ; the best end so far
+    mov edi, MEMMAP
+    mov ecx, dword ptr [VAR_MEMMAP_N]
+memmap_top_ram_next:
+    test ecx, ecx
+    jz memmap_top_ram_done
+    call memmap_ram_below_4g            ; EDX = start, CF: not RAM below 4 GiB
+    jc memmap_top_ram_skip
+    cmp edx, HIGHMEM_START
+    jb memmap_top_ram_skip
+    add edx, dword ptr [edi + HVM_MEMMAP_SIZE]  ; its end
+    jc memmap_top_ram_skip              ; reaches 4 GiB
+    cmp edx, ebx
+    jbe memmap_top_ram_skip
+    mov ebx, edx
+    mov eax, dword ptr [edi + HVM_MEMMAP_ADDR]
+memmap_top_ram_skip:
+    add edi, SIZEOF_HVM_MEMMAP
+    dec ecx
+    jmp memmap_top_ram_next
+memmap_top_ram_done:
+    ret
+
+; memmap_ram_below_4g: for the entry at EDI, EDX = its start; CF set unless it is RAM lying
+; below 4 GiB (its start and size fit 32 bits).
+memmap_ram_below_4g:
+    cmp dword ptr [edi + HVM_MEMMAP_TYPE], E820_RAM
+    jne memmap_not_ram
+    cmp dword ptr [edi + HVM_MEMMAP_ADDR + 4], 0
+    jne memmap_not_ram
+    cmp dword ptr [edi + HVM_MEMMAP_SIZE + 4], 0
+    jne memmap_not_ram
+    mov edx, dword ptr [edi + HVM_MEMMAP_ADDR]
+    clc
+    ret
+memmap_not_ram:
+    stc
+    ret
+
+; memmap_carve: make [EAX, EAX + EBP), below 4 GiB, an entry of type ECX, appended, taken out
+; of the RAM entry that holds it: that entry keeps what lies before the range (or, if nothing
+; does, what lies after it); when something lies on both sides, the part after it becomes a
+; RAM entry of its own. Fatal when no RAM entry holds the range.
+; Clobbers EAX, EBX, ECX, EDX, ESI, EDI, EBP.
+memmap_carve:
+    mov dword ptr [ERR_ARGS], eax
+    mov dword ptr [ERR_ARGS + 4], ebp
+    push ecx                            ; the type
+    lea esi, [eax + ebp]                ; ESI = the range's end
+    mov edi, MEMMAP
+    mov ecx, dword ptr [VAR_MEMMAP_N]
+memmap_carve_next:
+    test ecx, ecx
+    jz fatal_memmap_carve
+    call memmap_ram_below_4g            ; EDX = start
+    jc memmap_carve_skip
+    cmp eax, edx
+    jb memmap_carve_skip                ; the range starts before the entry
+    add edx, dword ptr [edi + HVM_MEMMAP_SIZE]  ; EDX = the entry's end
+    jc memmap_carve_skip
+    cmp esi, edx
+    jbe memmap_carve_found
+memmap_carve_skip:
+    add edi, SIZEOF_HVM_MEMMAP
+    dec ecx
+    jmp memmap_carve_next
+memmap_carve_found:                     ; EDI = the entry [start, EDX) holding [EAX, ESI)
+    sub edx, esi                        ; EDX = what lies after the range
+    mov ecx, eax
+    sub ecx, dword ptr [edi + HVM_MEMMAP_ADDR]  ; ECX = what lies before it
+    mov dword ptr [edi + HVM_MEMMAP_SIZE], ecx  ; the entry keeps the head
+    test edx, edx
+    jz memmap_carve_range
+    test ecx, ecx
+    jnz memmap_carve_tail
+    mov dword ptr [edi + HVM_MEMMAP_ADDR], esi  ; no head: the entry becomes the tail
+    mov dword ptr [edi + HVM_MEMMAP_SIZE], edx
+    jmp memmap_carve_range
+memmap_carve_tail:
+    push eax                            ; head and tail: the tail becomes an entry of its own
+    push ebp
+    mov eax, esi
+    mov ebp, edx
+    xor edx, edx
+    xor ebx, ebx
+    mov ecx, E820_RAM
+    call memmap_append
+    pop ebp
+    pop eax
+memmap_carve_range:
+    pop ecx
+    xor edx, edx
+    xor ebx, ebx
+    jmp memmap_append                   ; [EAX, EAX + EBP): type ECX
+
+; memmap_copy_e820: the table as struct boot_e820_entry[] (each entry without .reserved) at
+; EDI; ECX = the number of entries. Clobbers ESI, EDI.
+memmap_copy_e820:
+    mov ecx, dword ptr [VAR_MEMMAP_N]
+    push ecx
+    mov esi, MEMMAP
+    jecxz memmap_copy_e820_done
+memmap_copy_e820_next:
+    movsd dword ptr [edi], dword ptr [esi]  ; .addr
+    movsd dword ptr [edi], dword ptr [esi]
+    movsd dword ptr [edi], dword ptr [esi]  ; .size
+    movsd dword ptr [edi], dword ptr [esi]
+    movsd dword ptr [edi], dword ptr [esi]  ; .type
+    add esi, SIZEOF_HVM_MEMMAP - SIZEOF_E820    ; skip .reserved
+    loop memmap_copy_e820_next
+memmap_copy_e820_done:
+    pop ecx
     ret
 
 name_e820:

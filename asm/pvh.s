@@ -5,42 +5,42 @@
 ; Every field is written: RAM keeps its contents across a guest reboot.
 start_info_build:
     mov edi, START_INFO
-    mov dword ptr [edi], HVM_START_MAGIC        ; .magic
-    mov dword ptr [edi + 4], HVM_START_VERSION  ; .version
+    mov dword ptr [edi + HVM_SI_MAGIC], HVM_START_MAGIC
+    mov dword ptr [edi + HVM_SI_VERSION], HVM_START_VERSION
     xor eax, eax
-    mov dword ptr [edi + 8], eax        ; .flags
-    mov dword ptr [edi + 12], eax       ; .nr_modules
-    mov dword ptr [edi + 16], eax       ; .modlist_paddr
-    mov dword ptr [edi + 20], eax
-    mov dword ptr [edi + 24], eax       ; .cmdline_paddr
-    mov dword ptr [edi + 28], eax
+    mov dword ptr [edi + HVM_SI_FLAGS], eax
+    mov dword ptr [edi + HVM_SI_NR_MODULES], eax
+    mov dword ptr [edi + HVM_SI_MODLIST_PADDR], eax
+    mov dword ptr [edi + HVM_SI_MODLIST_PADDR + 4], eax
+    mov dword ptr [edi + HVM_SI_CMDLINE_PADDR], eax
+    mov dword ptr [edi + HVM_SI_CMDLINE_PADDR + 4], eax
     mov ecx, dword ptr [VAR_RSDP]
-    mov dword ptr [edi + 32], ecx       ; .rsdp_paddr (0: no ACPI)
-    mov dword ptr [edi + 36], eax
-    mov dword ptr [edi + 40], MEMMAP    ; .memmap_paddr
-    mov dword ptr [edi + 44], eax
+    mov dword ptr [edi + HVM_SI_RSDP_PADDR], ecx    ; 0: no ACPI
+    mov dword ptr [edi + HVM_SI_RSDP_PADDR + 4], eax
+    mov dword ptr [edi + HVM_SI_MEMMAP_PADDR], MEMMAP
+    mov dword ptr [edi + HVM_SI_MEMMAP_PADDR + 4], eax
     mov ecx, dword ptr [VAR_MEMMAP_N]
-    mov dword ptr [edi + 48], ecx       ; .memmap_entries
-    mov dword ptr [edi + 52], eax       ; .reserved
+    mov dword ptr [edi + HVM_SI_MEMMAP_ENTRIES], ecx
+    mov dword ptr [edi + HVM_SI_RESERVED], eax
     cmp dword ptr [VAR_CMDLINE_SIZE], eax
     je start_info_modules
-    mov dword ptr [edi + 24], CMDLINE
+    mov dword ptr [edi + HVM_SI_CMDLINE_PADDR], CMDLINE
 start_info_modules:
     mov ecx, dword ptr [VAR_INITRD_SIZE]
     test ecx, ecx
     jz start_info_done
-    mov dword ptr [edi + 12], 1         ; one module: Linux takes module 0 as its initrd
-    mov dword ptr [edi + 16], MODLIST
+    mov dword ptr [edi + HVM_SI_NR_MODULES], 1  ; Linux takes module 0 as its initrd
+    mov dword ptr [edi + HVM_SI_MODLIST_PADDR], MODLIST
     mov edi, MODLIST
     mov edx, dword ptr [VAR_INITRD_ADDR]
-    mov dword ptr [edi], edx            ; hvm_modlist_entry.paddr
-    mov dword ptr [edi + 4], eax
-    mov dword ptr [edi + 8], ecx        ; .size
-    mov dword ptr [edi + 12], eax
-    mov dword ptr [edi + 16], eax       ; .cmdline_paddr: none
-    mov dword ptr [edi + 20], eax
-    mov dword ptr [edi + 24], eax       ; .reserved
-    mov dword ptr [edi + 28], eax
+    mov dword ptr [edi + HVM_MOD_PADDR], edx
+    mov dword ptr [edi + HVM_MOD_PADDR + 4], eax
+    mov dword ptr [edi + HVM_MOD_SIZE], ecx
+    mov dword ptr [edi + HVM_MOD_SIZE + 4], eax
+    mov dword ptr [edi + HVM_MOD_CMDLINE_PADDR], eax    ; none
+    mov dword ptr [edi + HVM_MOD_CMDLINE_PADDR + 4], eax
+    mov dword ptr [edi + HVM_MOD_RESERVED], eax
+    mov dword ptr [edi + HVM_MOD_RESERVED + 4], eax
 start_info_done:
     ret
 

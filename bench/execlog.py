@@ -34,7 +34,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pvhfw.firmware.layout import BOOT_EVENT_FW_DO_BOOT, BOOT_EVENT_FW_START, PORT_BOOT_EVENT
+from tests.spec import BOOT_EVENT_FW_DO_BOOT, BOOT_EVENT_FW_START, PORT_BOOT_EVENT
 
 TRACE = b"Trace "
 OPS = b"memory_region_ops_"

@@ -18,16 +18,14 @@ from dataclasses import dataclass, replace
 from elftools.elf.elffile import ELFFile
 
 from pvhfw.builder.kernel import Kernel
-from pvhfw.firmware import layout
+from tests import spec
 from tests.emu.fwcfg import SimFwCfg
 
 MiB = 1 << 20
 RAM_SIZE = 512 * MiB  # as the recordings of the ACPI files: -m 512 -smp 2
 SMP = 2
 ACPI_FILES = ("etc/table-loader", "etc/acpi/rsdp", "etc/acpi/tables")
-E820_RAM, E820_RESERVED = 1, 2
-PCI_I440FX = 0x8000_0000  # 00:00.0, the host bridge
-I440FX_ID, Q35_MCH_ID = 0x1237_8086, 0x29C0_8086
+E820_RAM, E820_RESERVED = spec.E820_RAM, spec.E820_RESERVED
 # QEMU 7.2 pc/q35: the AMD HyperTransport hole [1012 GiB, 1024 GiB), always reserved.
 HT_HOLE = (0xFD_0000_0000, 0x3_0000_0000, E820_RESERVED)
 
@@ -45,7 +43,7 @@ class MachineProfile:
         """The same machine with `-machine acpi=off`."""
         files = tuple(f for f in self.files if f[0] not in self.acpi_only)
         # pc: QEMU creates PIIX4's PM function only with ACPI; q35's LPC bridge is always there
-        pci = tuple(d for d in self.pci if d[0] != layout.PCI_PIIX4_PM)
+        pci = tuple(d for d in self.pci if d[0] != spec.PIIX4_PM)
         return replace(self, name=f"{self.name}-noacpi", files=files, acpi_only=(), pci=pci)
 
     @property
@@ -109,7 +107,7 @@ PROFILES: dict[str, MachineProfile] = {
         _PC_FILES,
         0x28000,
         (*_ACPI_ONLY, "etc/system-states"),
-        ((PCI_I440FX, I440FX_ID), (layout.PCI_PIIX4_PM, layout.PIIX4_PM_ID)),
+        ((spec.PCI_I440FX_HOST, spec.I440FX_ID), (spec.PIIX4_PM, spec.PIIX4_PM_ID)),
     ),
     "q35": MachineProfile(
         "q35",
@@ -117,7 +115,7 @@ PROFILES: dict[str, MachineProfile] = {
         _Q35_FILES,
         0x28000,
         _ACPI_ONLY,
-        ((PCI_I440FX, Q35_MCH_ID), (layout.PCI_ICH9_LPC, layout.ICH9_LPC_ID)),
+        ((spec.PCI_I440FX_HOST, spec.Q35_MCH_ID), (spec.ICH9_LPC, spec.ICH9_LPC_ID)),
     ),
     "microvm": MachineProfile("microvm", ((0, RAM_SIZE, E820_RAM),), _MICROVM_FILES, 0, ACPI_FILES),
 }

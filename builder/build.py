@@ -14,7 +14,8 @@ from pvhfw.builder.kernel import Kernel, read_kernel
 from pvhfw.builder.validate import validate_bzimage, validate_kernel
 from pvhfw.firmware import layout
 from pvhfw.firmware.assemble import Firmware, assemble_firmware
-from pvhfw.firmware.patchtable import PATCH_FIELDS, patch_image
+from pvhfw.firmware.layout import PATCH_FIELDS
+from pvhfw.firmware.patchtable import patch_image
 
 MANIFEST_FORMAT = 1
 
@@ -183,9 +184,14 @@ def render_map(firmware: Firmware, patches: dict[str, int]) -> str:
     out += ["", "ROM symbols (linear address, image offset, block)"]
     for sym in sorted(firmware.symbols.values(), key=lambda s: (s.address, s.name)):
         out.append(f"  {sym.address:#010x}  {sym.offset:#06x}  {sym.block:8s} {sym.name}")
-    out += ["", "RAM and ROM layout (firmware/layout.py)"]
-    for name, value in sorted(layout.asm_constants().items(), key=lambda kv: kv[0]):
-        out.append(f"  {name:24s} {value:#x}")
+    out += ["", "RAM variables (firmware/layout.py VARIABLES)"]
+    for name, size, description in layout.VARIABLES:
+        address = layout.VARIABLE_ADDRESSES[name]
+        out.append(f"  {address:#010x}  {size:3d}  {name:24s} {description}")
+    out += ["", "RAM and ROM layout (firmware/layout.py), ABI numbers (firmware/abi.py)"]
+    for name, value in sorted(layout.asm_constants().items()):
+        if name not in layout.VARIABLE_ADDRESSES:
+            out.append(f"  {name:32s} {value:#x}")
     out += ["", "listing"]
     for block in firmware.blocks:
         out.append(f"  [{block.name}: {block.mode}-bit, assembled at {block.base:#x}]")

@@ -1,22 +1,20 @@
 """Reading a bzImage: the setup header of the Linux/x86 boot protocol.
 
 Documentation/arch/x86/boot.rst ("The real-mode kernel header") gives the fields; the offsets
-live in firmware/layout.py (BP_*), shared with the firmware that copies the header into the
+are firmware/abi.py's BOOT_PARAMS, shared with the firmware that copies the header into the
 zero page. Only the header is parsed: the payload is named by its magic, never decompressed.
 A pure function of the file's bytes, bounded by the header's size.
 """
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
 from pvhfw.builder.errors import BuildError
-from pvhfw.firmware import layout
+from pvhfw.firmware import abi, layout
 
-SECTOR = 512
-DEFAULT_SETUP_SECTS = 4  # setup_sects 0 means 4 (boot.rst)
-HEADER_END = layout.BP_INIT_SIZE + 4  # the last field read here: init_size (protocol 2.10)
+# The last field read here: init_size (protocol 2.10).
+HEADER_END = abi.BOOT_PARAMS.end("init_size")
 XLF_NAMES = (
     (0x01, "XLF_KERNEL_64"),
     (0x02, "XLF_CAN_BE_LOADED_ABOVE_4G"),
@@ -92,7 +90,8 @@ class BzImage:
 
 def is_bzimage(data: bytes) -> bool:
     """The file has the boot protocol's "HdrS" magic where a setup header would be."""
-    return data[layout.BP_HEADER : layout.BP_HEADER + 4] == b"HdrS"
+    header = abi.BOOT_PARAMS.field("header")
+    return data[header.offset : header.offset + header.size] == b"HdrS"
 
 
 def payload_format(payload: bytes) -> str | None:
@@ -110,57 +109,48 @@ def read_bzimage(data: bytes, name: str) -> BzImage:
             f"{HEADER_END})"
         )
 
-    def u8(offset: int) -> int:
-        return data[offset]
+    def field(name: str) -> int:
+        return abi.BOOT_PARAMS.read(data, name)
 
-    def u16(offset: int) -> int:
-        return int(struct.unpack_from("<H", data, offset)[0])
-
-    def u32(offset: int) -> int:
-        return int(struct.unpack_from("<I", data, offset)[0])
-
-    def u64(offset: int) -> int:
-        return int(struct.unpack_from("<Q", data, offset)[0])
-
-    boot_flag = u16(layout.BP_BOOT_FLAG)
-    if boot_flag != layout.BOOT_FLAG_MAGIC:
+    boot_flag = field("boot_flag")
+    if boot_flag != abi.BOOT_FLAG_MAGIC:
         raise BuildError(f"{name}: corrupt bzImage: boot_flag is {boot_flag:#06x}, not 0xaa55")
-    protocol = u16(layout.BP_VERSION)
+    protocol = field("version")
     version = f"{protocol >> 8}.{protocol & 0xFF:02d}"
     if protocol < layout.LINUX32_MIN_VERSION:
         raise BuildError(
             f"{name}: Linux boot protocol {version} is older than 2.10 (Linux 2.6.31), the "
             "oldest whose 32-bit entry this firmware uses (it needs init_size and pref_address)"
         )
-    loadflags = u8(layout.BP_LOADFLAGS)
-    if not loadflags & layout.LOADED_HIGH:
+    loadflags = field("loadflags")
+    if not loadflags & abi.LOADED_HIGH:
         raise BuildError(
             f"{name}: a zImage (its code loads below 1 MiB, loadflags {loadflags:#04x} without "
             "LOADED_HIGH), not a bzImage"
         )
-    setup_sects = u8(layout.BP_SETUP_SECTS)
-    setup_size = ((setup_sects or DEFAULT_SETUP_SECTS) + 1) * SECTOR
+    setup_sects = field("setup_sects")
+    setup_size = ((setup_sects or abi.SETUP_SECTS_DEFAULT) + 1) * abi.SETUP_SECTOR_SIZE
     if setup_size >= len(data):
         raise BuildError(
             f"{name}: truncated bzImage: {setup_size} bytes of setup code ({setup_sects} "
             f"setup_sects) and no protected-mode code after them ({len(data)} bytes in all)"
         )
     pm_size = len(data) - setup_size
-    syssize = u32(0x1F4)
+    syssize = field("syssize")
     if syssize * 16 > pm_size + 15:
         raise BuildError(
             f"{name}: truncated bzImage: the header's syssize says {syssize * 16:#x} bytes of "
             f"protected-mode code, the file has {pm_size:#x}"
         )
-    code32_start = u32(layout.BP_CODE32_START)
+    code32_start = field("code32_start")
     load = layout.BZIMAGE_LOAD_ADDR
     if not load <= code32_start < load + pm_size:
         raise BuildError(
             f"{name}: corrupt bzImage: code32_start {code32_start:#x} is outside its "
             f"protected-mode code, loaded at {load:#x}-{load + pm_size:#x}"
         )
-    payload_offset = u32(layout.BP_PAYLOAD_OFFSET)
-    payload_length = u32(layout.BP_PAYLOAD_LENGTH)
+    payload_offset = field("payload_offset")
+    payload_length = field("payload_length")
     if payload_offset + payload_length > pm_size:
         raise BuildError(
             f"{name}: corrupt bzImage: the payload at {payload_offset:#x}+{payload_length:#x} "
@@ -178,8 +168,8 @@ def read_bzimage(data: bytes, name: str) -> BzImage:
                 f"{head}, in no compression format Linux knows"
             )
         compression = found
-    pref_address = u64(layout.BP_PREF_ADDRESS)
-    init_size = u32(layout.BP_INIT_SIZE)
+    pref_address = field("pref_address")
+    init_size = field("init_size")
     if init_size == 0:
         raise BuildError(f"{name}: corrupt bzImage: init_size is 0")
     if pref_address < load or pref_address + init_size > 1 << 32:
@@ -195,11 +185,11 @@ def read_bzimage(data: bytes, name: str) -> BzImage:
         syssize=syssize,
         code32_start=code32_start,
         loadflags=loadflags,
-        relocatable=bool(u8(layout.BP_RELOCATABLE)),
-        kernel_alignment=u32(layout.BP_KERNEL_ALIGNMENT),
-        xloadflags=u16(layout.BP_XLOADFLAGS),
-        cmdline_size=u32(layout.BP_CMDLINE_SIZE),
-        initrd_addr_max=u32(layout.BP_INITRD_ADDR_MAX),
+        relocatable=bool(field("relocatable_kernel")),
+        kernel_alignment=field("kernel_alignment"),
+        xloadflags=field("xloadflags"),
+        cmdline_size=field("cmdline_size"),
+        initrd_addr_max=field("initrd_addr_max"),
         payload_offset=payload_offset,
         payload_length=payload_length,
         compression=compression,

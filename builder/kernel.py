@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 from elftools.common.exceptions import ELFError, ELFParseError
 from elftools.elf.elffile import ELFFile
@@ -81,6 +82,20 @@ class Kernel:
     def load_size(self) -> int:
         """FW_CFG_KERNEL_SIZE as QEMU computes it: highest end minus lowest start."""
         return self.load_end - self.load_addr
+
+
+def segment_header(elf: ELFFile, index: int) -> Any:
+    """Program header `index` alone. pyelftools' public get_segment builds a segment object,
+    and for PT_DYNAMIC that scans every section (quadratic on a hostile file), so this uses
+    its private ELFFile._get_segment_header; pyproject bounds pyelftools' version and
+    tests/test_builder.py holds this against the public API."""
+    return elf._get_segment_header(index)
+
+
+def section_header(elf: ELFFile, index: int) -> Any:
+    """Section header `index` alone, through pyelftools' private _get_section_header (see
+    segment_header)."""
+    return elf._get_section_header(index)
 
 
 def _align(value: int, alignment: int) -> int:
@@ -209,7 +224,7 @@ def read_kernel(data: bytes, name: str) -> Kernel:
         _file_range(data, phoff, phnum * phentsize, "program header table", name)
         segments = []
         for index in range(phnum):
-            h = elf._get_segment_header(index)  # header only: no segment object built
+            h = segment_header(elf, index)
             ptype = h["p_type"]
             segments.append(
                 Segment(
@@ -302,7 +317,7 @@ def _find_entry(elf: ELFFile, data: bytes, segments: list[Segment], name: str) -
             found.setdefault(value, f"PT_NOTE segment {s.index}")
     if not found:
         for index in _section_indices(elf, data, name):
-            h = elf._get_section_header(index)  # header only: no section object built
+            h = section_header(elf, index)
             if h["sh_type"] not in ("SHT_NOTE", SHT_NOTE):
                 continue
             what = f"SHT_NOTE section {index}"

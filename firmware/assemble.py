@@ -16,31 +16,33 @@ from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
 
-from keystone import KS_ARCH_X86, KS_MODE_16, KS_MODE_32, Ks, KsError
+from keystone import KS_ARCH_X86, KS_ERR_ASM_SYMBOL_MISSING, KS_MODE_16, KS_MODE_32, Ks, KsError
 
 from pvhfw.firmware import layout
 
 # The assembly sources: package data of pvhfw (the repository's asm/, linked as pvhfw/asm).
 ASM_DIR: Traversable = resources.files("pvhfw") / "asm"
 
-# The 32-bit sources, in image order, per variant. "floor" is the benchmark baseline: it only
-# switches to 32-bit mode and jumps to the patched entry.
+# The 32-bit sources, in image order, per variant; the patch table (patch_table_source, from
+# layout.PATCH_FIELDS) follows them. "floor" is the benchmark baseline: it only switches to
+# 32-bit mode and jumps to the patched entry.
 VARIANTS: dict[str, tuple[str, ...]] = {
     "pvh": (
         "main.s",
         "kernel.s",
         "fwcfg.s",
         "memmap.s",
+        "alloc.s",
         "chipset.s",
         "acpi.s",
         "pvh.s",
         "linux32.s",
         "serial.s",
         "errors.s",
-        "patch.s",
     ),
-    "floor": ("floor.s", "patch.s"),
+    "floor": ("floor.s",),
 }
+PATCH_TABLE_SOURCE = "<patch table>"  # the listing's name for the generated statements
 RESET16_SOURCE = "reset16.s"
 
 _LABEL = re.compile(r"^([A-Za-z_.][\w.]*):$")
@@ -169,6 +171,13 @@ _REGISTERS = frozenset(
 )
 
 
+# Words of Intel-syntax operands that are not symbols.
+_OPERAND_WORDS = frozenset(
+    ["byte", "word", "dword", "qword", "ptr", "cs", "ds", "es", "fs", "gs", "ss"]
+    + [f"cr{n}" for n in range(5)]
+)
+
+
 def fold_memory_constants(st: Statement, constants: dict[str, int]) -> str:
     """The statement with every layout constant inside a memory operand replaced by its value.
 
@@ -201,21 +210,29 @@ def _locate_error(
     mode: int, statements: Sequence[Statement], constants: dict[str, int], problem: str
 ) -> AssemblyError:
     """Keystone says neither which line failed nor that it dropped one (it may return no
-    bytes at all): assemble each statement alone, unknown symbols resolved to 0."""
+    bytes at all): assemble each statement alone, the block's labels defined as 0. (Not with
+    a symbol resolver: once one is set on any Keystone handle, Keystone refuses constant
+    expressions such as ``X << 24`` in every handle of the process.)"""
+    labels = {m.group(1) for st in statements if (m := _LABEL.match(st.text))}
+    known = {**constants, **dict.fromkeys(labels, 0)}
+    prelude = "\n".join(_constants_prelude(known))
     ks = _keystone(mode)
-
-    def resolve_any(_symbol: bytes, value: object) -> bool:
-        value[0] = 0  # type: ignore[index]
-        return True
-
-    ks.sym_resolver = resolve_any
-    prelude = "\n".join(_constants_prelude(constants))
     for st in statements:
         if _LABEL.match(st.text):
             continue
         try:
             encoded, _ = ks.asm(prelude + "\n" + fold_memory_constants(st, constants), 0)
         except KsError as e:
+            operands = st.text.split(None, 1)[1:]
+            unknown = [
+                name
+                for name in _IDENTIFIER.findall(operands[0] if operands else "")
+                if name not in known and name.lower() not in _REGISTERS | _OPERAND_WORDS
+            ]
+            if e.errno == KS_ERR_ASM_SYMBOL_MISSING and unknown:
+                return AssemblyError(
+                    f"{st.file}:{st.line}: undefined symbol {unknown[0]}: {st.text}"
+                )
             return AssemblyError(f"{st.file}:{st.line}: {e}: {st.text}")
         if not encoded and st.text.split()[0].lower() not in _SILENT:
             return AssemblyError(
@@ -304,6 +321,23 @@ def _read_sources(asm_dir: Traversable, files: Iterable[str]) -> list[Statement]
     return statements
 
 
+def patch_table_source() -> list[Statement]:
+    """The patch table's statements, generated from layout.PATCH_FIELDS (the one definition of
+    its fields): ``patch_table``, the magic, then ``patch_<name>:`` and a zero per field. The
+    statement's line is the field's number (0: the magic)."""
+    src = PATCH_TABLE_SOURCE
+    magic = layout.PATCH_MAGIC.decode("ascii")
+    out = [Statement(src, 0, "patch_table:"), Statement(src, 0, f'.ascii "{magic}"')]
+    directives = {1: ".byte", 2: ".word", 4: ".long", 8: ".quad"}
+    for number, f in enumerate(layout.PATCH_FIELDS, start=1):
+        if f.size not in directives:
+            raise AssemblyError(f"firmware: patch field {f.name} has size {f.size}")
+        out.append(Statement(src, number, f"{f.symbol}:"))
+        out.append(Statement(src, number, f"{directives[f.size]} 0"))
+    out.append(Statement(src, len(layout.PATCH_FIELDS) + 1, "patch_table_end:"))
+    return out
+
+
 def assemble_firmware(variant: str = "pvh", asm_dir: Traversable | None = None) -> Firmware:
     """The unpatched image of a variant: 32-bit code at CODE32_OFFSET, 16-bit reset code at
     RESET16_OFFSET, the reset vector in the last 16 bytes."""
@@ -314,7 +348,7 @@ def assemble_firmware(variant: str = "pvh", asm_dir: Traversable | None = None) 
 
     code32 = assemble_block(
         f"{variant}32",
-        _read_sources(asm_dir, VARIANTS[variant]),
+        _read_sources(asm_dir, VARIANTS[variant]) + patch_table_source(),
         mode=32,
         base=layout.ROM_BASE + layout.CODE32_OFFSET,
         constants=constants,

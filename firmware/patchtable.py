@@ -1,50 +1,18 @@
 """The patch table: the few values an image takes from the kernel it is built for.
 
-asm/patch.s reserves the fields (little-endian u32 each) behind an 8-byte magic; the firmware
-takes the boot path QEMU's fw_cfg shows (a PVH entry, or a bzImage's setup header), refuses it
-unless it is ``boot_path``, checks the other three fields against what QEMU reports and
-jumps to ``entry``.
+layout.PATCH_FIELDS defines the fields (little-endian, behind layout.PATCH_MAGIC); the
+assembler generates the table from it (assemble.patch_table_source). The firmware takes the
+boot path QEMU's fw_cfg shows (a PVH entry, or a bzImage's setup header), refuses it unless it
+is ``boot_path``, checks the other three fields against what QEMU reports and jumps to
+``entry``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Final
 
 from pvhfw.firmware.assemble import AssemblyError, Firmware
-
-PATCH_MAGIC: Final = b"PVHFWPT2"
-
-
-@dataclass(frozen=True)
-class PatchField:
-    name: str
-    symbol: str
-    description: str
-    size: int = 4
-
-
-PATCH_FIELDS: Final = (
-    PatchField(
-        "entry",
-        "patch_entry",
-        "PVH entry (XEN_ELFNOTE_PHYS32_ENTRY) = FW_CFG_KERNEL_ENTRY, or a bzImage's code32_start",
-    ),
-    PatchField(
-        "kernel_addr",
-        "patch_kernel_addr",
-        "lowest PT_LOAD p_paddr, or 1 MiB for a bzImage = FW_CFG_KERNEL_ADDR",
-    ),
-    PatchField(
-        "kernel_size",
-        "patch_kernel_size",
-        "PT_LOAD span, or a bzImage's protected-mode size = FW_CFG_KERNEL_SIZE",
-    ),
-    PatchField(
-        "boot_path", "patch_boot_path", "1: PVH entry of an ELF, 2: a bzImage's 32-bit entry"
-    ),
-)
+from pvhfw.firmware.layout import PATCH_FIELDS, PATCH_MAGIC
 
 
 def patch_image(firmware: Firmware, values: Mapping[str, int]) -> bytes:

@@ -27,6 +27,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests import spec
+
 __all__ = [
     "COMMAND_SIZE",
     "DATA_DIR",
@@ -47,17 +49,12 @@ __all__ = [
 ]
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
-COMMAND_SIZE = 128
-FILE_NAME_SIZE = 56
+COMMAND_SIZE = spec.LOADER_ENTRY_SIZE
+FILE_NAME_SIZE = spec.BIOS_LINKER_LOADER_FILESZ
 
 CMD_UNUSED = 0
-CMD_ALLOCATE = 1
-CMD_ADD_POINTER = 2
-CMD_ADD_CHECKSUM = 3
-CMD_WRITE_POINTER = 4
-
-ZONE_HIGH = 1  # anywhere in RAM below 4 GiB
-ZONE_FSEG = 2  # the 0xe0000-0xfffff BIOS area (the RSDP, for a legacy scan)
+ZONE_HIGH = spec.LOADER_ALLOC_ZONE_HIGH  # anywhere in RAM below 4 GiB
+ZONE_FSEG = spec.LOADER_ALLOC_ZONE_FSEG  # the 0xe0000-0xfffff BIOS area (a legacy scan)
 
 
 @dataclass(frozen=True)
@@ -106,33 +103,33 @@ class WritePointer:
 Command = Allocate | AddPointer | AddChecksum | WritePointer
 
 
-def _name(cmd: bytes, offset: int) -> str:
-    raw = cmd[offset : offset + FILE_NAME_SIZE]
+def _name(raw: bytes, field: str) -> str:
     end = raw.find(b"\0")
     if end < 0:
-        raise ValueError(f"file name at +{offset} is not NUL-terminated within 56 bytes")
+        raise ValueError(f"file name {field} is not NUL-terminated within {FILE_NAME_SIZE} bytes")
     if any(raw[end:]):
-        raise ValueError(f"file name at +{offset} has bytes after its NUL")
+        raise ValueError(f"file name {field} has bytes after its NUL")
     return raw[:end].decode("ascii")
 
 
-def _u32(cmd: bytes, offset: int) -> int:
-    return int(struct.unpack_from("<I", cmd, offset)[0])
+_COMMANDS: dict[int, type[Allocate | AddPointer | AddChecksum | WritePointer]] = {
+    spec.LOADER_COMMAND_ALLOCATE: Allocate,
+    spec.LOADER_COMMAND_ADD_POINTER: AddPointer,
+    spec.LOADER_COMMAND_ADD_CHECKSUM: AddChecksum,
+    spec.LOADER_COMMAND_WRITE_POINTER: WritePointer,
+}
 
 
 def _parse_command(cmd: bytes) -> Command | None:
-    kind = _u32(cmd, 0)
+    (kind,) = struct.unpack_from("<I", cmd)
     if kind == CMD_UNUSED:
         return None
-    if kind == CMD_ALLOCATE:
-        return Allocate(_name(cmd, 4), _u32(cmd, 60), cmd[64])
-    if kind == CMD_ADD_POINTER:
-        return AddPointer(_name(cmd, 4), _name(cmd, 60), _u32(cmd, 116), cmd[120])
-    if kind == CMD_ADD_CHECKSUM:
-        return AddChecksum(_name(cmd, 4), _u32(cmd, 60), _u32(cmd, 64), _u32(cmd, 68))
-    if kind == CMD_WRITE_POINTER:
-        return WritePointer(_name(cmd, 4), _name(cmd, 60), _u32(cmd, 116), _u32(cmd, 120), cmd[124])
-    raise ValueError(f"unknown table-loader command type {kind}")
+    if kind not in _COMMANDS:
+        raise ValueError(f"unknown table-loader command type {kind}")
+    fields = spec.LOADER_COMMANDS[kind].unpack(cmd)
+    del fields["command"]
+    values = {k: _name(v, k) if isinstance(v, bytes) else v for k, v in fields.items()}
+    return _COMMANDS[kind](**values)  # type: ignore[arg-type]
 
 
 def parse_table_loader(data: bytes) -> list[Command]:

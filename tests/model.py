@@ -10,18 +10,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pvhfw.firmware import layout
+from tests import spec
 
 Range = tuple[int, int, int]  # addr, size, type
 
-E820_RAM = 1
-E820_RESERVED = 2
-E820_ACPI = 3
+E820_RAM = spec.E820_RAM
+E820_RESERVED = spec.E820_RESERVED
+E820_ACPI = spec.E820_ACPI
 
 
 def parse_e820_file(data: bytes) -> list[Range]:
-    """fw_cfg "etc/e820": packed little-endian {u64 addr, u64 size, u32 type}."""
-    n = len(data) // 20
-    return [struct.unpack_from("<QQI", data, 20 * i) for i in range(n)]
+    """fw_cfg "etc/e820": packed little-endian struct e820_entry[]."""
+    return spec.e820_unpack(data)
 
 
 def expected_memmap(e820: Sequence[Range]) -> list[Range]:
@@ -127,8 +127,10 @@ class StartInfo:
 
     @classmethod
     def unpack(cls, data: bytes) -> StartInfo:
-        return cls(*struct.unpack("<IIIIQQQQII", data[: layout.HVM_START_INFO_SIZE]))
+        fields = spec.HVM_START_INFO.unpack(data)
+        return cls(**{name: int(value) for name, value in fields.items()})
 
 
 def unpack_memmap(data: bytes, count: int) -> list[tuple[int, int, int, int]]:
-    return [struct.unpack_from("<QQII", data, 24 * i) for i in range(count)]
+    entry = spec.HVM_MEMMAP_TABLE_ENTRY
+    return [struct.unpack_from(entry.format, data, entry.size * i) for i in range(count)]

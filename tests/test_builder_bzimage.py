@@ -4,7 +4,6 @@ the manifest, and every corrupt or unsupported header one clear line."""
 from __future__ import annotations
 
 import json
-import struct
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from pvhfw.builder.cli import main
 from pvhfw.builder.errors import BuildError
 from pvhfw.firmware import layout
 from pvhfw.firmware.patchtable import read_patches
+from tests import spec
 from tests.bzgen import bzimage
 from tests.elfgen import simple_kernel
 from tests.kernels.build import KernelToolchainMissing, build_bzimage
@@ -175,6 +175,6 @@ def test_exitfirst_bz_builds(kernels_dir: Path) -> None:
     data = path.read_bytes()
     result = build(data, "exitfirst-bz")
     assert result.boot_path == "linux32"
-    (code32_start,) = struct.unpack_from("<I", data, 0x214)
+    code32_start = spec.bp_read(data, "code32_start")
     assert result.patches["entry"] == code32_start
-    assert result.patches["kernel_size"] == len(data) - (data[0x1F1] + 1) * 512
+    assert result.patches["kernel_size"] == len(data) - spec.setup_size(data)

@@ -9,7 +9,7 @@ import pytest
 from capstone import CS_ARCH_X86, CS_MODE_16, CS_MODE_32, Cs
 from keystone import KS_ARCH_X86, KS_MODE_16, KS_MODE_32, Ks
 
-from tests.emu import fwcfg as fc
+from tests import spec
 from tests.emu.fwcfg import FlatMemory, PortAccess, SimFwCfg
 from tests.emu.machine import BootEvent, Descriptor, run_firmware
 
@@ -224,13 +224,17 @@ def test_signature_by_io_ports_and_dma_register() -> None:
 def test_dma_read_of_the_file_directory() -> None:
     files = {"etc/e820": b"x" * 20, "bootorder": b"", "etc/acpi/rsdp": b"r" * 20}
     sim = SimFwCfg(files=files)
-    size = 4 + 64 * fc.FILE_SLOTS
+    size = 4 + 64 * spec.FW_CFG_FILE_SLOTS_DFLT
     img, _ = image32(dma_kick(0x3000) + "hlt")
-    desc = descriptor((fc.FILE_DIR << 16) | fc.CTL_SELECT | fc.CTL_READ, size, 0x4000)
+    desc = descriptor(
+        (spec.FW_CFG_FILE_DIR << 16) | spec.FW_CFG_DMA_CTL_SELECT | spec.FW_CFG_DMA_CTL_READ,
+        size,
+        0x4000,
+    )
     r = run_firmware(img, sim, ram_init={0x3000: desc})
     assert r.halted and r.error is None
     directory = r.mem(0x4000, size)
-    assert directory == sim.items[fc.FILE_DIR]
+    assert directory == sim.items[spec.FW_CFG_FILE_DIR]
     assert struct.unpack_from(">I", directory)[0] == 3
     entries = [struct.unpack_from(">IHH56s", directory, 4 + 64 * i) for i in range(3)]
     assert [(n.rstrip(b"\0"), sel, ln) for ln, sel, _, n in entries] == [
@@ -248,19 +252,33 @@ def test_dma_read_of_the_file_directory() -> None:
 
 def test_dma_write_to_read_only_item_sets_the_error_bit() -> None:
     img, _ = image32(dma_kick(0x3000) + "hlt")
-    desc = descriptor((fc.SIGNATURE << 16) | fc.CTL_SELECT | fc.CTL_WRITE, 4, 0x4000)
+    desc = descriptor(
+        (spec.FW_CFG_SIGNATURE << 16) | spec.FW_CFG_DMA_CTL_SELECT | spec.FW_CFG_DMA_CTL_WRITE,
+        4,
+        0x4000,
+    )
     r = run_firmware(img, SimFwCfg(), ram_init={0x3000: desc, 0x4000: b"ABCD"})
-    assert r.mem(0x3000, 4) == be32(fc.CTL_ERROR)
-    assert r.fwcfg.items[fc.SIGNATURE] == b"QEMU"
-    assert r.fwcfg.dma_log[0].status == fc.CTL_ERROR
+    assert r.mem(0x3000, 4) == be32(spec.FW_CFG_DMA_CTL_ERROR)
+    assert r.fwcfg.items[spec.FW_CFG_SIGNATURE] == b"QEMU"
+    assert r.fwcfg.dma_log[0].status == spec.FW_CFG_DMA_CTL_ERROR
 
 
 def test_dma_zero_fills_past_the_end_and_for_missing_keys() -> None:
     img, _ = image32(dma_kick(0x3000) + dma_kick(0x3010) + dma_kick(0x3020) + "hlt")
     ram = {
-        0x3000: descriptor((fc.SIGNATURE << 16) | fc.CTL_SELECT | fc.CTL_READ, 8, 0x4000),
-        0x3010: descriptor((0x1234 << 16) | fc.CTL_SELECT | fc.CTL_READ, 4, 0x4100),
-        0x3020: descriptor((fc.SIGNATURE << 16) | fc.CTL_SELECT | fc.CTL_READ, 4, 0xA0000),
+        0x3000: descriptor(
+            (spec.FW_CFG_SIGNATURE << 16) | spec.FW_CFG_DMA_CTL_SELECT | spec.FW_CFG_DMA_CTL_READ,
+            8,
+            0x4000,
+        ),
+        0x3010: descriptor(
+            (0x1234 << 16) | spec.FW_CFG_DMA_CTL_SELECT | spec.FW_CFG_DMA_CTL_READ, 4, 0x4100
+        ),
+        0x3020: descriptor(
+            (spec.FW_CFG_SIGNATURE << 16) | spec.FW_CFG_DMA_CTL_SELECT | spec.FW_CFG_DMA_CTL_READ,
+            4,
+            0xA0000,
+        ),
         0x4000: b"\xaa" * 16,
         0x4100: b"\xaa" * 8,
     }
@@ -268,7 +286,7 @@ def test_dma_zero_fills_past_the_end_and_for_missing_keys() -> None:
     assert r.mem(0x4000, 16) == b"QEMU" + bytes(4) + b"\xaa" * 8
     assert r.mem(0x4100, 8) == bytes(4) + b"\xaa" * 4
     assert r.mem(0x3000, 4) == r.mem(0x3010, 4) == be32(0)
-    assert r.mem(0x3020, 4) == be32(fc.CTL_ERROR)  # destination is not RAM
+    assert r.mem(0x3020, 4) == be32(spec.FW_CFG_DMA_CTL_ERROR)  # destination is not RAM
 
 
 def test_io_and_dma_share_the_item_offset() -> None:
@@ -282,8 +300,10 @@ def test_io_and_dma_share_the_item_offset() -> None:
         "hlt"
     )
     ram = {
-        0x3000: descriptor(fc.CTL_READ, 2, 0x2002),
-        0x3010: descriptor((fc.ID << 16) | fc.CTL_SELECT | fc.CTL_SKIP, 0, 0),
+        0x3000: descriptor(spec.FW_CFG_DMA_CTL_READ, 2, 0x2002),
+        0x3010: descriptor(
+            (spec.FW_CFG_ID << 16) | spec.FW_CFG_DMA_CTL_SELECT | spec.FW_CFG_DMA_CTL_SKIP, 0, 0
+        ),
         0x2000: b"\xaa" * 6,
     }
     r = run_firmware(img, SimFwCfg(), ram_init=ram)
@@ -321,7 +341,7 @@ def test_serial_and_boot_events() -> None:
 @pytest.mark.parametrize("n", [0, 1, 5, 300])
 def test_rep_insb_counts_one_instruction_per_iteration(n: int) -> None:
     img, before = image32(
-        f"mov dx, 0x510\nmov ax, {fc.FILE_DIR}\nout dx, ax\n"
+        f"mov dx, 0x510\nmov ax, {spec.FW_CFG_FILE_DIR}\nout dx, ax\n"
         f"mov dx, 0x511\nmov edi, 0x2000\nmov ecx, {n}\ncld\nrep insb\nhlt"
     )
     sim = SimFwCfg(files={"etc/e820": b"e" * 20})
@@ -330,7 +350,7 @@ def test_rep_insb_counts_one_instruction_per_iteration(n: int) -> None:
     assert r.instructions == before + 7 + max(n, 1) + 1
     reads = [a for a in r.port_accesses if a.port == 0x511]
     assert len(reads) == n
-    assert r.mem(0x2000, n) == sim.items[fc.FILE_DIR][:n]
+    assert r.mem(0x2000, n) == sim.items[spec.FW_CFG_FILE_DIR][:n]
     assert [a.insn for a in reads] == list(range(before + 7, before + 7 + n))
 
 
@@ -348,9 +368,9 @@ def test_rep_in_real_mode_uses_cx() -> None:
 
 def test_selector_needs_a_16_bit_write() -> None:
     sim = SimFwCfg()
-    sim.port_out(0x510, 2, fc.ID)
-    sim.port_out(0x510, 1, fc.SIGNATURE)  # ignored by QEMU
-    assert sim.key == fc.ID and sim.violations
+    sim.port_out(0x510, 2, spec.FW_CFG_ID)
+    sim.port_out(0x510, 1, spec.FW_CFG_SIGNATURE)  # ignored by QEMU
+    assert sim.key == spec.FW_CFG_ID and sim.violations
     assert sim.port_in(0x511, 1) == 3  # ID: version 1 | DMA
     assert sim.port_in(0x510, 1) == 0  # a byte read at 0x510 reads data too
     assert sim.port_in(0x511, 2) == 0xFF00  # 1 data byte (0 past the end) + unassigned 0x512
@@ -366,15 +386,15 @@ def test_wide_reads_and_dma_register_rules() -> None:
     sim.port_out(0x514, 2, 0x1234)  # rejected
     assert sim.dma_addr == 0
     sim.memory = FlatMemory(0x10000)
-    sim.memory.write(0x100, descriptor(fc.CTL_SELECT | (fc.ID << 16), 0, 0))
+    sim.memory.write(0x100, descriptor(spec.FW_CFG_DMA_CTL_SELECT | (spec.FW_CFG_ID << 16), 0, 0))
     sim.port_out(0x514, 4, 0)
     sim.port_out(0x518, 4, int.from_bytes((0x100).to_bytes(4, "big"), "little"))
-    assert sim.dma_log[0].desc_addr == 0x100 and sim.key == fc.ID and sim.dma_addr == 0
+    assert sim.dma_log[0].desc_addr == 0x100 and sim.key == spec.FW_CFG_ID and sim.dma_addr == 0
 
 
 def test_without_dma_or_device() -> None:
     sim = SimFwCfg(dma=False)
-    assert sim.items[fc.ID] == struct.pack("<I", 1)
+    assert sim.items[spec.FW_CFG_ID] == struct.pack("<I", 1)
     assert sim.port_in(0x514, 4) == 0xFFFFFFFF and sim.violations
     gone = SimFwCfg(present=False)
     gone.port_out(0x510, 2, 0)
@@ -398,16 +418,23 @@ def test_for_pvh_boot_items() -> None:
     def u32(key: int) -> int:
         return int(struct.unpack("<I", sim.items[key])[0])
 
-    assert (u32(fc.KERNEL_ENTRY), u32(fc.KERNEL_ADDR), u32(fc.KERNEL_SIZE)) == (
+    assert (
+        u32(spec.FW_CFG_KERNEL_ENTRY),
+        u32(spec.FW_CFG_KERNEL_ADDR),
+        u32(spec.FW_CFG_KERNEL_SIZE),
+    ) == (
         0x1000850,
         0x1000000,
         0x200000,
     )
-    assert u32(fc.CMDLINE_SIZE) == 14 and sim.items[fc.CMDLINE_DATA] == b"console=ttyS0\0"
-    assert u32(fc.INITRD_ADDR) == (below - 1 - 5000) & ~4095 == 0x7FFE000
-    assert u32(fc.INITRD_SIZE) == 5000 and sim.items[fc.INITRD_DATA] == initrd
-    assert struct.unpack("<Q", sim.items[fc.RAM_SIZE]) == (below,)
-    assert fc.KERNEL_CMDLINE not in sim.items and fc.SETUP_DATA not in sim.items
+    assert (
+        u32(spec.FW_CFG_CMDLINE_SIZE) == 14
+        and sim.items[spec.FW_CFG_CMDLINE_DATA] == b"console=ttyS0\0"
+    )
+    assert u32(spec.FW_CFG_INITRD_ADDR) == (below - 1 - 5000) & ~4095 == 0x7FFE000
+    assert u32(spec.FW_CFG_INITRD_SIZE) == 5000 and sim.items[spec.FW_CFG_INITRD_DATA] == initrd
+    assert struct.unpack("<Q", sim.items[spec.FW_CFG_RAM_SIZE]) == (below,)
+    assert spec.FW_CFG_KERNEL_CMDLINE not in sim.items and spec.FW_CFG_SETUP_DATA not in sim.items
     assert sim.file_keys == {"etc/boot-fail-wait": 0x20, "etc/e820": 0x21}
     assert sim.items[0x21] == struct.pack("<QQI", 0, below, 1)
     pc = SimFwCfg.for_pvh_boot(
@@ -419,10 +446,15 @@ def test_for_pvh_boot_items() -> None:
         initrd=initrd,
         setup_data=b"MZ",
     )
-    assert struct.unpack("<I", pc.items[fc.INITRD_ADDR]) == ((below - 0x28000 - 1 - 5000) & ~4095,)
+    assert struct.unpack("<I", pc.items[spec.FW_CFG_INITRD_ADDR]) == (
+        (below - 0x28000 - 1 - 5000) & ~4095,
+    )
     e820 = struct.pack("<QQIQQI", 0, below, 1, 1 << 32, 1 << 30, 1)
     assert pc.items[pc.file_keys["etc/e820"]] == e820
-    assert pc.items[fc.CMDLINE_DATA] == b"\0" and len(pc.items[fc.SETUP_DATA]) == 8192
+    assert (
+        pc.items[spec.FW_CFG_CMDLINE_DATA] == b"\0"
+        and len(pc.items[spec.FW_CFG_SETUP_DATA]) == 8192
+    )
 
 
 # -- a mini PVH loader on for_pvh_boot ------------------------------------------------------
@@ -437,7 +469,11 @@ def test_mini_pvh_loader_reaches_the_kernel_entry() -> None:
         kernel_size=0x1000,
         cmdline=b"console=ttyS0",
     )
-    desc = descriptor((fc.KERNEL_ENTRY << 16) | fc.CTL_SELECT | fc.CTL_READ, 4, 0x2000)
+    desc = descriptor(
+        (spec.FW_CFG_KERNEL_ENTRY << 16) | spec.FW_CFG_DMA_CTL_SELECT | spec.FW_CFG_DMA_CTL_READ,
+        4,
+        0x2000,
+    )
     img, before = image32(dma_kick(0x3000) + "mov ebx, 0x5000\njmp dword ptr [0x2000]")
     r = run_firmware(img, sim, stop_at=entry, ram_init={0x3000: desc, entry: b"\xf4"})
     assert r.stopped_at_entry and r.error is None

@@ -13,6 +13,7 @@ import pytest
 from pvhfw.firmware import layout
 from pvhfw.firmware.assemble import Firmware
 from pvhfw.firmware.patchtable import patch_image
+from tests import spec
 from tests.emu.fwcfg import SimFwCfg
 from tests.emu.machine import RunResult, run_firmware
 from tests.model import StartInfo, expected_memmap, fallback_e820, parse_e820_file, unpack_memmap
@@ -67,7 +68,7 @@ def initrd_bytes(n: int, seed: int = 1) -> bytes:
 
 
 def start_info(r: RunResult) -> StartInfo:
-    return StartInfo.unpack(r.mem(layout.START_INFO, layout.HVM_START_INFO_SIZE))
+    return StartInfo.unpack(r.mem(layout.START_INFO, spec.HVM_START_INFO.size))
 
 
 def memmap(r: RunResult) -> list[tuple[int, int, int]]:
@@ -99,7 +100,7 @@ def test_boot_leaves_exact_start_info_memmap_cmdline_module(
     assert r.serial == ""  # the success path is silent
 
     si = start_info(r)
-    assert si.magic == layout.HVM_START_MAGIC == 0x336EC578
+    assert si.magic == spec.XEN_HVM_START_MAGIC_VALUE
     assert si.version == 1 and si.flags == 0 and si.reserved == 0
     assert si.rsdp_paddr == 0
     assert si.cmdline_paddr == layout.CMDLINE
@@ -365,23 +366,23 @@ def test_acpi_without_table_loader_changes_nothing(pvh_firmware: Firmware) -> No
 
 
 def _loader(*commands: bytes) -> bytes:
-    return b"".join(c.ljust(128, b"\0") for c in commands)
-
-
-def _name(n: str) -> bytes:
-    return n.encode().ljust(56, b"\0")
+    return b"".join(commands)
 
 
 def _allocate(name: str, align: int, zone: int) -> bytes:
-    return struct.pack("<I", 1) + _name(name) + struct.pack("<IB", align, zone)
+    return spec.loader_command(spec.LOADER_COMMAND_ALLOCATE, file=name, align=align, zone=zone)
 
 
 def _checksum(name: str, offset: int, start: int, length: int) -> bytes:
-    return struct.pack("<I", 3) + _name(name) + struct.pack("<III", offset, start, length)
+    return spec.loader_command(
+        spec.LOADER_COMMAND_ADD_CHECKSUM, file=name, offset=offset, start=start, length=length
+    )
 
 
 def _pointer(dest: str, src: str, offset: int, size: int) -> bytes:
-    return struct.pack("<I", 2) + _name(dest) + _name(src) + struct.pack("<IB", offset, size)
+    return spec.loader_command(
+        spec.LOADER_COMMAND_ADD_POINTER, dest_file=dest, src_file=src, offset=offset, size=size
+    )
 
 
 @pytest.mark.parametrize(
@@ -468,11 +469,13 @@ def sim_with(files: dict[str, bytes], dma: bool = True) -> SimFwCfg:
 
 
 def _write_pointer(dest: str, src: str, dst_offset: int, src_offset: int, size: int) -> bytes:
-    return (
-        struct.pack("<I", 4)
-        + _name(dest)
-        + _name(src)
-        + struct.pack("<IIB", dst_offset, src_offset, size)
+    return spec.loader_command(
+        spec.LOADER_COMMAND_WRITE_POINTER,
+        dest_file=dest,
+        src_file=src,
+        dst_offset=dst_offset,
+        src_offset=src_offset,
+        size=size,
     )
 
 
@@ -503,8 +506,8 @@ def test_acpi_loader_write_pointer(pvh_firmware: Firmware, dma: bool) -> None:
 
 # ---- the chipset's ACPI PM block ----------------------------------------------------------
 
-PIIX4_HOST = {0x8000_0000: 0x1237_8086, layout.PCI_PIIX4_PM: layout.PIIX4_PM_ID}
-Q35_HOST = {0x8000_0000: 0x29C0_8086, layout.PCI_ICH9_LPC: layout.ICH9_LPC_ID}
+PIIX4_HOST = {spec.PCI_I440FX_HOST: spec.I440FX_ID, spec.PIIX4_PM: spec.PIIX4_PM_ID}
+Q35_HOST = {spec.PCI_I440FX_HOST: spec.Q35_MCH_ID, spec.ICH9_LPC: spec.ICH9_LPC_ID}
 
 
 @pytest.mark.parametrize(
@@ -513,15 +516,15 @@ Q35_HOST = {0x8000_0000: 0x29C0_8086, layout.PCI_ICH9_LPC: layout.ICH9_LPC_ID}
         (
             PIIX4_HOST,
             [
-                (layout.PCI_PIIX4_PM + 0x40, layout.PM_IO_BASE | 1, 4),  # PMBA
-                (layout.PCI_PIIX4_PM + 0x80, 0x01, 4),  # PMREGMISC.PMIOSE
+                (spec.PIIX4_PM + spec.PIIX4_PMBA, layout.PM_IO_BASE | 1, 4),
+                (spec.PIIX4_PM + spec.PIIX4_PMREGMISC, 0x01, 4),  # PMIOSE
             ],
         ),
         (
             Q35_HOST,
             [
-                (layout.PCI_ICH9_LPC + 0x40, layout.PM_IO_BASE | 1, 4),  # PMBASE
-                (layout.PCI_ICH9_LPC + 0x44, 0x80, 4),  # ACPI_CNTL.ACPI_EN
+                (spec.ICH9_LPC + spec.ICH9_PMBASE, layout.PM_IO_BASE | 1, 4),
+                (spec.ICH9_LPC + spec.ICH9_ACPI_CNTL, spec.ICH9_ACPI_EN, 4),
             ],
         ),
         ({}, []),  # microvm: no PCI

@@ -5,16 +5,16 @@ simulated fw_cfg that models QEMU's bzImage branch: the zero page byte for byte,
 from __future__ import annotations
 
 import random
-import struct
 
 import pytest
 
 from pvhfw.firmware import layout
 from pvhfw.firmware.assemble import Firmware
 from pvhfw.firmware.patchtable import patch_image
+from tests import spec
 from tests.acpi_loader import parse_table_loader, replay
 from tests.bzgen import bzimage
-from tests.emu.fwcfg import SETUP_DATA, SimFwCfg
+from tests.emu.fwcfg import SimFwCfg
 from tests.emu.machine import RunResult, run_firmware
 from tests.model import expected_memmap, with_acpi
 from tests.test_firmware_emu import CMDLINE, acpi_files, boot, fatal_line, image_for
@@ -26,14 +26,12 @@ BZ = bzimage(PM, relocatable=1, pref_address=0x1000000, init_size=0x800000)
 
 
 def linux32_image(fw: Firmware, bz: bytes = BZ) -> bytes:
-    setup = ((bz[0x1F1] or 4) + 1) * 512
-    (code32_start,) = struct.unpack_from("<I", bz, 0x214)
     return patch_image(
         fw,
         {
-            "entry": code32_start,
+            "entry": spec.bp_read(bz, "code32_start"),
             "kernel_addr": 0x100000,
-            "kernel_size": len(bz) - setup,
+            "kernel_size": len(bz) - spec.setup_size(bz),
             "boot_path": layout.BOOT_PATH_LINUX32,
         },
     )
@@ -48,8 +46,8 @@ def boot_bz(
     **sim_args: object,
 ) -> tuple[RunResult, SimFwCfg]:
     sim = SimFwCfg.for_linux_boot(bz, ram_below_4g=ram, **sim_args)  # type: ignore[arg-type]
-    (code32_start,) = struct.unpack_from("<I", bz, 0x214)
-    r = run_firmware(image or linux32_image(fw, bz), sim, ram_size=ram, stop_at=code32_start)
+    entry = spec.bp_read(bz, "code32_start")
+    r = run_firmware(image or linux32_image(fw, bz), sim, ram_size=ram, stop_at=entry)
     return r, sim
 
 
@@ -57,15 +55,18 @@ def expected_zero_page(
     setup_data: bytes, memmap: list[tuple[int, int, int]], cmdline: bool, rsdp: int = 0
 ) -> bytes:
     """struct boot_params as the boot protocol wants it, from QEMU's setup sectors: the setup
-    header [0x1f1, 0x202 + byte 0x201) kept, everything else zero but the loader's fields."""
-    page = bytearray(4096)
-    end = min(0x202 + setup_data[0x201], 0x290)
-    page[0x1F1:end] = setup_data[0x1F1:end]
-    struct.pack_into("<I", page, 0x228, layout.CMDLINE if cmdline else 0)  # cmd_line_ptr
-    page[0x1E8] = len(memmap)  # e820_entries
-    for i, entry in enumerate(memmap):
-        struct.pack_into("<QQI", page, 0x2D0 + 20 * i, *entry)  # e820_table[i]
-    struct.pack_into("<Q", page, 0x070, rsdp)  # acpi_rsdp_addr
+    header [hdr, header + the jump's rel8) kept (never past _pad7's end, edd_mbr_sig_buffer),
+    everything else zero but the loader's fields."""
+    page = bytearray(spec.BOOT_PARAMS_SIZE)
+    start = spec.bp_offset("hdr")
+    end = spec.bp_offset("header") + (spec.bp_read(setup_data, "jump") >> 8)
+    end = min(end, spec.bp_offset("edd_mbr_sig_buffer"))
+    page[start:end] = setup_data[start:end]
+    spec.bp_write(page, "cmd_line_ptr", layout.CMDLINE if cmdline else 0)
+    spec.bp_write(page, "e820_entries", len(memmap))
+    table = spec.bp_offset("e820_table")
+    page[table : table + spec.E820_ENTRY.size * len(memmap)] = spec.e820_pack(memmap)
+    spec.bp_write(page, "acpi_rsdp_addr", rsdp)
     return bytes(page)
 
 
@@ -89,21 +90,26 @@ def test_bzimage_boot_leaves_exact_zero_page(pvh_firmware: Firmware, dma: bool) 
     entry_state_is_the_protocols(r)
     assert sim.violations == []
     assert r.mem(0x100000, len(PM)) == PM  # FW_CFG_KERNEL_DATA at FW_CFG_KERNEL_ADDR
-    setup = sim.items[SETUP_DATA]
-    (ramdisk_image, ramdisk_size) = struct.unpack_from("<II", setup, 0x218)
+    setup = sim.items[spec.FW_CFG_SETUP_DATA]
+    ramdisk_image = spec.bp_read(setup, "ramdisk_image")
+    ramdisk_size = spec.bp_read(setup, "ramdisk_size")
     assert ramdisk_size == len(initrd) and r.mem(ramdisk_image, len(initrd)) == initrd
     assert r.mem(layout.CMDLINE, len(CMDLINE) + 1) == CMDLINE + b"\0"
     want = expected_zero_page(setup, expected_memmap([(0, RAM, 1)]), cmdline=True)
     assert r.mem(layout.ZERO_PAGE, 4096) == want
-    assert setup[0x210] == 0xB0 and r.mem(layout.ZERO_PAGE + 0x210, 1) == b"\xb0"
+    loader = spec.bp_offset("type_of_loader")
+    assert setup[loader] == 0xB0 and r.mem(layout.ZERO_PAGE + loader, 1) == b"\xb0"
 
 
 def test_no_cmdline_no_initrd(pvh_firmware: Firmware) -> None:
     r, sim = boot_bz(pvh_firmware, cmdline=None)
     entry_state_is_the_protocols(r)
-    want = expected_zero_page(sim.items[SETUP_DATA], expected_memmap([(0, RAM, 1)]), True)
+    want = expected_zero_page(
+        sim.items[spec.FW_CFG_SETUP_DATA], expected_memmap([(0, RAM, 1)]), True
+    )
     assert r.mem(layout.ZERO_PAGE, 4096) == want  # QEMU's command line is "" (1 byte)
-    assert r.mem(layout.ZERO_PAGE + 0x218, 8) == bytes(8)  # ramdisk_image, ramdisk_size
+    ramdisk = layout.ZERO_PAGE + spec.bp_offset("ramdisk_image")
+    assert r.mem(ramdisk, 8) == bytes(8)  # ramdisk_image, ramdisk_size
 
 
 @pytest.mark.parametrize("jump", [0x66, 0x7F, 0x8E, 0xFF], ids=["2.15", "long", "max", "past"])
@@ -113,10 +119,13 @@ def test_setup_header_length_from_its_jump(pvh_firmware: Firmware, jump: int) ->
     bz = bzimage(PM, header_jump=jump)
     r, sim = boot_bz(pvh_firmware, bz)
     entry_state_is_the_protocols(r)
-    want = expected_zero_page(sim.items[SETUP_DATA], expected_memmap([(0, RAM, 1)]), True)
+    want = expected_zero_page(
+        sim.items[spec.FW_CFG_SETUP_DATA], expected_memmap([(0, RAM, 1)]), True
+    )
     assert r.mem(layout.ZERO_PAGE, 4096) == want
-    end = min(0x202 + jump, 0x290)
-    assert r.mem(layout.ZERO_PAGE + end, 0x290 - end) == bytes(0x290 - end)
+    pad_end = spec.bp_offset("edd_mbr_sig_buffer")
+    end = min(spec.bp_offset("header") + jump, pad_end)
+    assert r.mem(layout.ZERO_PAGE + end, pad_end - end) == bytes(pad_end - end)
 
 
 @pytest.mark.parametrize("machine", ["pc", "q35", "microvm"])
@@ -132,7 +141,9 @@ def test_acpi_for_a_bzimage(pvh_firmware: Firmware, machine: str) -> None:
     low = min(addrs[n] for n in blobs if addrs[n] >= MiB)
     assert low >= 0x1000000 + 0x800000  # pref_address + init_size
     memmap = with_acpi(expected_memmap([(0, RAM, 1)]), RAM - low)
-    want = expected_zero_page(sim.items[SETUP_DATA], memmap, True, rsdp=layout.EBDA_BASE)
+    want = expected_zero_page(
+        sim.items[spec.FW_CFG_SETUP_DATA], memmap, True, rsdp=layout.EBDA_BASE
+    )
     assert r.mem(layout.ZERO_PAGE, 4096) == want
 
 
@@ -150,7 +161,7 @@ def test_initrd_over_the_decompression_space(pvh_firmware: Firmware) -> None:
     overwrite it: one line, no boot."""
     bz = bzimage(PM, pref_address=0x1000000, init_size=48 * MiB)
     r, sim = boot_bz(pvh_firmware, bz, ram=64 * MiB, initrd=bytes(0x1000))
-    addr = struct.unpack_from("<I", sim.items[SETUP_DATA], 0x218)[0]
+    addr = spec.bp_read(sim.items[spec.FW_CFG_SETUP_DATA], "ramdisk_image")
     assert addr < 64 * MiB
     assert fatal_line(r) == (
         f"pvhfw: initrd at {addr:#010x}+0x00001000 is below 1 MiB, past 4 GiB or over the "

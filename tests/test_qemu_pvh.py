@@ -26,6 +26,7 @@ import pytest
 from pvhfw.builder.kernel import read_kernel
 from pvhfw.firmware import layout
 from pvhfw.firmware.assemble import Firmware
+from tests import spec
 from tests.kernels.build import (
     EXIT_SUCCESS,
     Report,
@@ -81,8 +82,8 @@ def assert_handoff(report: Report, run: QemuRun) -> None:
     info = report.start_info
     assert info["addr"] == layout.START_INFO
     assert report.regs["ebx"] == layout.START_INFO
-    assert info["magic"] == layout.HVM_START_MAGIC
-    assert info["version"] == layout.HVM_START_VERSION
+    assert info["magic"] == spec.XEN_HVM_START_MAGIC_VALUE
+    assert info["version"] == 1
     assert info["flags"] == 0
     assert info["memmap"] == layout.MEMMAP
     assert report.cr["cr0"] == 0x11, f"CR0 {report.cr['cr0']:#x}"
@@ -233,7 +234,7 @@ def test_boot_ram_above_4g(
     report = booted(run)
     assert_handoff(report, run)
     assert_cmdline_and_initrd(report, APPEND, initrd)
-    above = (0x1_0000_0000, high_ram, layout.E820_RAM)
+    above = (0x1_0000_0000, high_ram, spec.E820_RAM)
     assert above in fwcfg_e820(report), _hex(fwcfg_e820(report))
     assert above in report.memmap, _hex(report.memmap)
     module = report.modules[0]
@@ -259,7 +260,7 @@ def test_boot_fwcfg_io_ports(
     )
     report = booted(run)
     fw_id = report.fwcfg["id"]
-    assert isinstance(fw_id, int) and fw_id & layout.FW_CFG_ID_DMA == 0, f"FW_CFG_ID {fw_id}"
+    assert isinstance(fw_id, int) and fw_id & spec.FW_CFG_VERSION_DMA == 0, f"FW_CFG_ID {fw_id}"
     assert_handoff(report, run)
     assert_cmdline_and_initrd(report, APPEND, small)
 

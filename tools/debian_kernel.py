@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pvhfw.builder.bzimage import payload_format
+from pvhfw.firmware import abi
 
 DEFAULT_PACKAGE = "linux-image-6.1.0-50-cloud-amd64-unsigned"
 ENV_PACKAGE = "PVHFW_DEBIAN_KERNEL_PKG"
@@ -44,7 +45,6 @@ STAMP_FORMAT = 1
 
 # Compression magics, checked in this order (longest first where they overlap).
 
-_SETUP_HEADER_END = 0x250  # first byte after payload_length
 _LZ4_LEGACY_MAGIC = 0x184C2102
 _LZ4_LEGACY_MAX_BLOCK = 8 << 20  # uncompressed block size of the legacy format
 
@@ -88,26 +88,28 @@ def package_name(package: str | None = None) -> str:
 def bzimage_payload(data: bytes) -> tuple[str, bytes]:
     """Return (compression name, compressed payload) of a bzImage.
 
-    The payload is located through the setup header: ``setup_sects`` at 0x1f1
-    (0 means 4), "HdrS" at 0x202, protocol version at 0x206 (>= 2.08 for the
-    payload fields), ``payload_offset`` at 0x248 and ``payload_length`` at 0x24c,
-    both counted from the start of the protected-mode code, (setup_sects+1)*512.
+    The payload is located through the setup header (pvhfw.firmware.abi's
+    BOOT_PARAMS): ``setup_sects`` (0 means 4), "HdrS", the protocol version (>= 2.08
+    for the payload fields), ``payload_offset`` and ``payload_length``, both counted
+    from the start of the protected-mode code, (setup_sects+1)*512.
     The returned bytes still carry the trailing 4-byte size that every format
     but gzip gets appended (gzip's own trailer ends with the same field).
     """
-    if len(data) < _SETUP_HEADER_END:
+    hdr = abi.BOOT_PARAMS
+    if len(data) < hdr.end("payload_length"):
         raise ToolError(f"bzImage truncated: {len(data)} bytes, shorter than the setup header")
-    if data[0x202:0x206] != b"HdrS":
-        raise ToolError("not a bzImage: no 'HdrS' magic at 0x202")
-    (protocol,) = struct.unpack_from("<H", data, 0x206)
+    if hdr.read(data, "header") != abi.HDRS_MAGIC:
+        raise ToolError(f"not a bzImage: no 'HdrS' magic at {hdr.offset('header'):#x}")
+    protocol = hdr.read(data, "version")
     if protocol < 0x208:
         raise ToolError(
             f"bzImage boot protocol {protocol >> 8}.{protocol & 0xFF:02d} "
             "has no payload_offset (needs >= 2.08)"
         )
-    setup_sects = data[0x1F1] or 4
-    base = (setup_sects + 1) * 512
-    payload_offset, payload_length = struct.unpack_from("<II", data, 0x248)
+    setup_sects = hdr.read(data, "setup_sects") or abi.SETUP_SECTS_DEFAULT
+    base = (setup_sects + 1) * abi.SETUP_SECTOR_SIZE
+    payload_offset = hdr.read(data, "payload_offset")
+    payload_length = hdr.read(data, "payload_length")
     start = base + payload_offset
     end = start + payload_length
     if payload_length == 0:

@@ -18,37 +18,13 @@ import struct
 from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
-SIGNATURE = 0x00
-ID = 0x01
-RAM_SIZE = 0x03
-KERNEL_ADDR = 0x07
-KERNEL_SIZE = 0x08
-KERNEL_CMDLINE = 0x09
-INITRD_ADDR = 0x0A
-INITRD_SIZE = 0x0B
-KERNEL_ENTRY = 0x10
-KERNEL_DATA = 0x11
-INITRD_DATA = 0x12
-CMDLINE_ADDR = 0x13
-CMDLINE_SIZE = 0x14
-CMDLINE_DATA = 0x15
-SETUP_ADDR = 0x16
-SETUP_SIZE = 0x17
-SETUP_DATA = 0x18
-FILE_DIR = 0x19
-FILE_FIRST = 0x20
-FILE_SLOTS = 0x20  # FW_CFG_FILE_SLOTS_DFLT: the directory item always has room for 32 files
-ARCH_LOCAL = 0x8000
-ENTRY_MASK = 0x3FFF  # ~(FW_CFG_WRITE_CHANNEL | FW_CFG_ARCH_LOCAL)
+from tests import spec
 
-CTL_ERROR, CTL_READ, CTL_SKIP, CTL_SELECT, CTL_WRITE = 0x01, 0x02, 0x04, 0x08, 0x10
-DMA_SIGNATURE = b"QEMU CFG"  # 0x51454d5520434647 big-endian
-
-PORT_SELECTOR = 0x510
-PORT_DATA = 0x511
-PORT_DMA_HIGH = 0x514
-PORT_DMA_LOW = 0x518
-PORT_FIRST, PORT_LAST = 0x510, 0x51B
+PORT_SELECTOR = spec.FW_CFG_PORT_SEL
+PORT_DATA = spec.FW_CFG_PORT_DATA
+PORT_DMA_HIGH = spec.FW_CFG_PORT_DMA
+PORT_DMA_LOW = spec.FW_CFG_PORT_DMA + 4
+PORT_FIRST, PORT_LAST = PORT_SELECTOR, PORT_DMA_HIGH + 7
 
 
 @dataclass(frozen=True)
@@ -73,7 +49,7 @@ class DmaTransfer:
     address: int
     key: int | None  # the item selected once the select bit is applied; None: invalid
     offset: int  # item offset when the transfer started (after any select)
-    status: int  # the control word written back: 0, or CTL_ERROR
+    status: int  # the control word written back: 0, or spec.FW_CFG_DMA_CTL_ERROR
 
 
 class GuestMemory(Protocol):
@@ -105,18 +81,20 @@ class FlatMemory:
 
 
 def file_dir(files: dict[str, bytes]) -> tuple[bytes, dict[str, int]]:
-    """FILE_DIR contents and the key of each file, as QEMU builds them (sorted by name)."""
-    if len(files) > FILE_SLOTS:
-        raise ValueError(f"at most {FILE_SLOTS} files")
+    """FW_CFG_FILE_DIR's contents and the key of each file, as QEMU builds them (sorted by
+    name)."""
+    if len(files) > spec.FW_CFG_FILE_SLOTS_DFLT:
+        raise ValueError(f"at most {spec.FW_CFG_FILE_SLOTS_DFLT} files")
     keys: dict[str, int] = {}
-    out = bytearray(struct.pack(">I", len(files)))
+    out = bytearray(spec.FW_CFG_FILES_COUNT.pack(count=len(files)))
     for i, name in enumerate(sorted(files)):
         raw = name.encode()
-        if len(raw) > 55:
+        if len(raw) >= spec.FW_CFG_MAX_FILE_PATH:
             raise ValueError(f"file name too long for fw_cfg: {name!r}")
-        keys[name] = FILE_FIRST + i
-        out += struct.pack(">IHH56s", len(files[name]), FILE_FIRST + i, 0, raw)
-    out += bytes(4 + 64 * FILE_SLOTS - len(out))
+        keys[name] = spec.FW_CFG_FILE_FIRST + i
+        out += spec.FW_CFG_FILE.pack(size=len(files[name]), select=keys[name], name=raw)
+    full = spec.FW_CFG_FILES_COUNT.size + spec.FW_CFG_FILE.size * spec.FW_CFG_FILE_SLOTS_DFLT
+    out += bytes(full - len(out))
     return bytes(out), keys
 
 
@@ -137,13 +115,13 @@ class SimFwCfg:
         self.dma = dma
         self.present = present
         self.items: dict[int, bytes] = {
-            SIGNATURE: b"QEMU",
-            ID: struct.pack("<I", 1 | (2 if dma else 0)),
+            spec.FW_CFG_SIGNATURE: spec.FW_CFG_SIGNATURE_BYTES,
+            spec.FW_CFG_ID: _u32(spec.FW_CFG_VERSION | (spec.FW_CFG_VERSION_DMA if dma else 0)),
         }
         self.items.update(items or {})
         self.file_keys: dict[str, int] = {}
         if files:
-            self.items[FILE_DIR], self.file_keys = file_dir(files)
+            self.items[spec.FW_CFG_FILE_DIR], self.file_keys = file_dir(files)
             for name, key in self.file_keys.items():
                 if key in self.items:
                     raise ValueError(f"item {key:#x} clashes with file {name!r}")
@@ -152,7 +130,7 @@ class SimFwCfg:
         self.accesses: list[PortAccess] = []
         self.dma_log: list[DmaTransfer] = []
         self.violations: list[str] = []
-        self.key: int | None = SIGNATURE  # fw_cfg_reset selects the signature
+        self.key: int | None = spec.FW_CFG_SIGNATURE  # fw_cfg_reset selects the signature
         self.offset = 0
         self.dma_addr = 0
         self.writable: set[int] = set()  # keys of items DMA may write (QEMU: allow_write)
@@ -166,8 +144,8 @@ class SimFwCfg:
         remaining files keep their names but are renumbered in QEMU's sorted order."""
         files = {n: self.items.pop(k) for n, k in self.file_keys.items()}
         del files[name]
-        self.items.pop(FILE_DIR, None)
-        self.items[FILE_DIR], self.file_keys = file_dir(files)
+        self.items.pop(spec.FW_CFG_FILE_DIR, None)
+        self.items[spec.FW_CFG_FILE_DIR], self.file_keys = file_dir(files)
         for n, key in self.file_keys.items():
             self.items[key] = files[n]
 
@@ -190,33 +168,33 @@ class SimFwCfg:
         dma: bool = True,
     ) -> SimFwCfg:
         """The items QEMU 7.2's x86_load_linux sets for `-kernel <PVH ELF>` (its PVH branch),
-        plus RAM_SIZE and the files "etc/e820" and "etc/boot-fail-wait" (always present).
+        plus FW_CFG_RAM_SIZE and the files "etc/e820" and "etc/boot-fail-wait" (always present).
 
         `acpi_data_size` is the machine's: 0x28000 on pc and q35 in 7.2, 0 on microvm; the
         initrd goes at (below_4g - acpi_data_size - 1 - size) & ~4095 unless `initrd_addr`
         is given. `setup_data` stands for the first 8192 bytes of the kernel file (QEMU always
-        publishes SETUP_SIZE = 8192). The kernel's segments are not in fw_cfg: QEMU loads them
-        into RAM itself (use run_firmware's ram_init for that).
+        publishes FW_CFG_SETUP_SIZE = 8192). The kernel's segments are not in fw_cfg: QEMU loads
+        them into RAM itself (use run_firmware's ram_init for that).
         """
 
         cmd = cmdline or b""
         items = {
-            KERNEL_ENTRY: _u32(kernel_entry),
-            KERNEL_ADDR: _u32(kernel_addr),
-            KERNEL_SIZE: _u32(kernel_size),
-            CMDLINE_SIZE: _u32(len(cmd) + 1),
-            CMDLINE_DATA: cmd + b"\0",
+            spec.FW_CFG_KERNEL_ENTRY: _u32(kernel_entry),
+            spec.FW_CFG_KERNEL_ADDR: _u32(kernel_addr),
+            spec.FW_CFG_KERNEL_SIZE: _u32(kernel_size),
+            spec.FW_CFG_CMDLINE_SIZE: _u32(len(cmd) + 1),
+            spec.FW_CFG_CMDLINE_DATA: cmd + b"\0",
         }
         if setup_data is not None:
             header = setup_data[:8192].ljust(8192, b"\0")
-            items[SETUP_SIZE] = _u32(len(header))
-            items[SETUP_DATA] = header
+            items[spec.FW_CFG_SETUP_SIZE] = _u32(len(header))
+            items[spec.FW_CFG_SETUP_DATA] = header
         if initrd is not None:
             if initrd_addr is None:
                 initrd_addr = (ram_below_4g - acpi_data_size - 1 - len(initrd)) & ~4095
-            items[INITRD_ADDR] = _u32(initrd_addr)
-            items[INITRD_SIZE] = _u32(len(initrd))
-            items[INITRD_DATA] = initrd
+            items[spec.FW_CFG_INITRD_ADDR] = _u32(initrd_addr)
+            items[spec.FW_CFG_INITRD_SIZE] = _u32(len(initrd))
+            items[spec.FW_CFG_INITRD_DATA] = initrd
         return cls._machine(items, ram_below_4g, ram_above_4g, e820, extra_files, dma)
 
     @classmethod
@@ -237,33 +215,34 @@ class SimFwCfg:
         >= 2.02, LOADED_HIGH: its "high and recent kernel" branch, no RNG seed as in Debian's
         7.2.22): the setup sectors with QEMU's edits to the header, the protected-mode code for
         the firmware to copy to 1 MiB, the command line for 0x20000, the initrd's place."""
-        setup_size = ((bzimage[0x1F1] or 4) + 1) * 512
+        setup_size = spec.setup_size(bzimage)
         real_addr, cmdline_addr, prot_addr = 0x10000, 0x20000, 0x100000
         setup = bytearray(bzimage[:setup_size])
         cmd = cmdline or b""
-        struct.pack_into("<I", setup, 0x228, cmdline_addr)  # cmd_line_ptr
-        setup[0x210] = 0xB0  # type_of_loader: "QEMU"
-        setup[0x211] |= 0x80  # loadflags: CAN_USE_HEAP
-        struct.pack_into("<H", setup, 0x224, cmdline_addr - real_addr - 0x200)  # heap_end_ptr
+        spec.bp_write(setup, "cmd_line_ptr", cmdline_addr)
+        spec.bp_write(setup, "type_of_loader", 0xB0)  # "QEMU"
+        spec.bp_write(setup, "loadflags", spec.bp_read(setup, "loadflags") | spec.CAN_USE_HEAP)
+        spec.bp_write(setup, "heap_end_ptr", cmdline_addr - real_addr - 0x200)
         items = {
-            CMDLINE_ADDR: _u32(cmdline_addr),
-            CMDLINE_SIZE: _u32(len(cmd) + 1),
-            CMDLINE_DATA: cmd + b"\0",
-            KERNEL_ADDR: _u32(prot_addr),
-            KERNEL_SIZE: _u32(len(bzimage) - setup_size),
-            KERNEL_DATA: bzimage[setup_size:],
-            SETUP_ADDR: _u32(real_addr),
-            SETUP_SIZE: _u32(setup_size),
+            spec.FW_CFG_CMDLINE_ADDR: _u32(cmdline_addr),
+            spec.FW_CFG_CMDLINE_SIZE: _u32(len(cmd) + 1),
+            spec.FW_CFG_CMDLINE_DATA: cmd + b"\0",
+            spec.FW_CFG_KERNEL_ADDR: _u32(prot_addr),
+            spec.FW_CFG_KERNEL_SIZE: _u32(len(bzimage) - setup_size),
+            spec.FW_CFG_KERNEL_DATA: bzimage[setup_size:],
+            spec.FW_CFG_SETUP_ADDR: _u32(real_addr),
+            spec.FW_CFG_SETUP_SIZE: _u32(setup_size),
         }
         if initrd is not None:
-            (initrd_max,) = struct.unpack_from("<I", setup, 0x22C)
+            initrd_max = spec.bp_read(setup, "initrd_addr_max")
             initrd_max = min(initrd_max, ram_below_4g - acpi_data_size - 1)
             initrd_addr = (initrd_max - len(initrd)) & ~4095
-            struct.pack_into("<II", setup, 0x218, initrd_addr, len(initrd))
-            items[INITRD_ADDR] = _u32(initrd_addr)
-            items[INITRD_SIZE] = _u32(len(initrd))
-            items[INITRD_DATA] = initrd
-        items[SETUP_DATA] = bytes(setup)
+            spec.bp_write(setup, "ramdisk_image", initrd_addr)
+            spec.bp_write(setup, "ramdisk_size", len(initrd))
+            items[spec.FW_CFG_INITRD_ADDR] = _u32(initrd_addr)
+            items[spec.FW_CFG_INITRD_SIZE] = _u32(len(initrd))
+            items[spec.FW_CFG_INITRD_DATA] = initrd
+        items[spec.FW_CFG_SETUP_DATA] = bytes(setup)
         return cls._machine(items, ram_below_4g, ram_above_4g, e820, extra_files, dma)
 
     @classmethod
@@ -276,15 +255,15 @@ class SimFwCfg:
         extra_files: dict[str, bytes] | None,
         dma: bool,
     ) -> SimFwCfg:
-        """What every x86 machine adds to the kernel's items: RAM_SIZE, etc/e820 (from the
+        """What every x86 machine adds to the kernel's items: FW_CFG_RAM_SIZE, etc/e820 (from the
         RAM sizes unless given) and etc/boot-fail-wait."""
-        items[RAM_SIZE] = struct.pack("<Q", ram_below_4g + ram_above_4g)
+        items[spec.FW_CFG_RAM_SIZE] = struct.pack("<Q", ram_below_4g + ram_above_4g)
         if e820 is None:
             e820 = [(0, ram_below_4g, 1)]
             if ram_above_4g:
                 e820.append((1 << 32, ram_above_4g, 1))
         files = {
-            "etc/e820": b"".join(struct.pack("<QQI", *entry) for entry in e820),
+            "etc/e820": spec.e820_pack(e820),
             "etc/boot-fail-wait": _u32(0xFFFFFFFF),
             **(extra_files or {}),
         }
@@ -305,7 +284,7 @@ class SimFwCfg:
                 self.violations.append(f"{8 * length}-bit read of port {port:#x}: rejected")
                 part = 0
             elif region == "dma":
-                part = int.from_bytes(DMA_SIGNATURE[offset : offset + length], "little")
+                part = int.from_bytes(spec.FW_CFG_DMA_SIGNATURE[offset : offset + length], "little")
             else:
                 part = (1 << (8 * length)) - 1
             value |= part << (8 * pos)
@@ -337,13 +316,19 @@ class SimFwCfg:
     def select(self, key: int) -> None:
         """fw_cfg_select: keys past the last file slot are invalid."""
         self.offset = 0
-        self.key = key if (key & ENTRY_MASK) < FILE_FIRST + FILE_SLOTS else None
+        self.key = (
+            key
+            if (key & spec.FW_CFG_ENTRY_MASK) < spec.FW_CFG_FILE_FIRST + spec.FW_CFG_FILE_SLOTS_DFLT
+            else None
+        )
 
     def current(self) -> bytes | None:
         """The selected item's bytes; None for an invalid key or an empty slot."""
         if self.key is None:
             return None
-        return self.items.get((self.key & ARCH_LOCAL) | (self.key & ENTRY_MASK))
+        return self.items.get(
+            (self.key & spec.FW_CFG_ARCH_LOCAL) | (self.key & spec.FW_CFG_ENTRY_MASK)
+        )
 
     def _read_data_byte(self) -> int:
         item = self.current()
@@ -392,35 +377,39 @@ class SimFwCfg:
             raise RuntimeError("SimFwCfg.memory must be set before a DMA transfer")
         raw = mem.read(desc, 16)
         if raw is None:
-            mem.write(desc, struct.pack(">I", CTL_ERROR))
-            self.dma_log.append(DmaTransfer(desc, 0, 0, 0, self.key, self.offset, CTL_ERROR))
+            mem.write(desc, struct.pack(">I", spec.FW_CFG_DMA_CTL_ERROR))
+            self.dma_log.append(
+                DmaTransfer(desc, 0, 0, 0, self.key, self.offset, spec.FW_CFG_DMA_CTL_ERROR)
+            )
             self.violations.append(f"DMA descriptor at {desc:#x} not in memory")
             return
-        control, length, address = struct.unpack(">IIQ", raw)
-        if control & CTL_SELECT:
+        control, length, address = struct.unpack(spec.FW_CFG_DMA_ACCESS.format, raw)
+        if control & spec.FW_CFG_DMA_CTL_SELECT:
             self.select(control >> 16)
         item = self.current()
         transfer = DmaTransfer(desc, control, length, address, self.key, self.offset, 0)
-        read = bool(control & CTL_READ)
-        write = not read and bool(control & CTL_WRITE)
-        if not control & (CTL_READ | CTL_WRITE | CTL_SKIP):
+        read = bool(control & spec.FW_CFG_DMA_CTL_READ)
+        write = not read and bool(control & spec.FW_CFG_DMA_CTL_WRITE)
+        if not control & (
+            spec.FW_CFG_DMA_CTL_READ | spec.FW_CFG_DMA_CTL_WRITE | spec.FW_CFG_DMA_CTL_SKIP
+        ):
             length = 0
         status = 0
-        while length and not status & CTL_ERROR:
+        while length and not status & spec.FW_CFG_DMA_CTL_ERROR:
             if item is None or self.offset >= len(item):
                 n = length  # past the end: reads give zeros, writes fail
                 if read and not self._zero_fill(address, n):
-                    status |= CTL_ERROR
+                    status |= spec.FW_CFG_DMA_CTL_ERROR
                 if write:
-                    status |= CTL_ERROR
+                    status |= spec.FW_CFG_DMA_CTL_ERROR
             else:
                 n = min(length, len(item) - self.offset)
                 if read and not mem.write(address, item[self.offset : self.offset + n]):
-                    status |= CTL_ERROR
+                    status |= spec.FW_CFG_DMA_CTL_ERROR
                 if write:  # QEMU: only allow_write items, and never past their end
                     data = mem.read(address, n)
                     if self.key not in self.writable or n != length or data is None:
-                        status |= CTL_ERROR
+                        status |= spec.FW_CFG_DMA_CTL_ERROR
                     else:
                         item = item[: self.offset] + data + item[self.offset + n :]
                         self.items[self.key] = item
