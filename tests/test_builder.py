@@ -87,6 +87,7 @@ def test_real_kernel_entry_agrees_with_readelf_and_lief() -> None:
     import lief
 
     elf = lief.ELF.parse(str(vmlinux))
+    assert elf is not None, f"LIEF cannot parse {vmlinux}"
     loads = [s for s in elf.segments if s.type == lief.ELF.Segment.TYPE.LOAD and s.virtual_size]
     assert [(s.physical_address, s.virtual_size) for s in loads] == [
         (s.paddr, s.memsz) for s in kernel.segments

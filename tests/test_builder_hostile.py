@@ -20,7 +20,7 @@ from pvhfw.builder.build import build
 from pvhfw.builder.bzimage import BzImage
 from pvhfw.builder.cli import main
 from pvhfw.builder.errors import BuildError
-from pvhfw.builder.kernel import MAX_NOTE_BYTES, read_kernel
+from pvhfw.builder.kernel import MAX_NOTE_BYTES, Kernel, read_kernel
 from pvhfw.firmware import layout
 from tests.elfgen import PF_R, PF_W, PT_LOAD, PT_NOTE, Elf, Seg, note, pvh_note, simple_kernel
 from tests.kernels.build import (
@@ -396,6 +396,7 @@ def test_headers_are_read_without_building_segment_objects() -> None:
     started = time.monotonic()
     kernel = build(data, "k").kernel
     assert time.monotonic() - started < 10  # took minutes before; a guard, not a figure
+    assert isinstance(kernel, Kernel)
     assert kernel.entry == 0x1000010 and [s.index for s in kernel.segments] == [0]
 
 
@@ -508,6 +509,7 @@ def test_32bit_kernel_with_pvh_note_builds(
     assert main(["--kernel", str(kernel), "-o", str(out), "-q"]) == 0
     assert capsys.readouterr() == ("", "")
     result = build(kernel.read_bytes(), str(kernel))
+    assert isinstance(result.kernel, Kernel)
     assert result.kernel.elf_class == 32 and result.kernel.machine == "x86"
     assert result.kernel.entry == elf_pvh_entry(kernel)
     assert out.read_bytes() == result.image

@@ -303,7 +303,8 @@ def test_acpi_tables_from_the_table_loader(
     assert 0 < acpi[0][1] <= 0x40000  # QEMU keeps 160-256 KiB free there for them
     ebda = (layout.EBDA_BASE, layout.LOWMEM_END - layout.EBDA_BASE, 2)
     assert ebda in report.memmap
-    initrd_end = report.modules[0]["paddr"] + report.modules[0]["size"]  # type: ignore[operator]
+    module = report.modules[0]
+    initrd_end = int(module["paddr"]) + int(module["size"])
     assert initrd_end <= acpi[0][0]
 
 

@@ -8,7 +8,7 @@ echo "test: ruff check"
 ruff check .
 echo "test: ruff format --check"
 ruff format --check .
-echo "test: mypy pvhfw bench"
-mypy pvhfw bench
+echo "test: mypy pvhfw bench tools tests"
+mypy pvhfw bench tools tests
 echo "test: pytest"
 exec python3 -m pytest -ra "$@"
