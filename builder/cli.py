@@ -47,6 +47,8 @@ outputs:
                  "linux32"), kernel (hash, entry, segments or setup header), image (size,
                  hashes), patch table, RAM layout, tool versions
 
+An output that is the kernel file (any path to it, a symlink or a hard link) is refused
+before anything is written; a failed build leaves earlier outputs as they were.
 The same kernel and options give a byte-identical image, map and manifest.
 exit status: 0 built, 1 the build failed (one line on stderr), 2 usage error.
 """

@@ -23,27 +23,15 @@ from pvhfw.firmware import layout
 # The assembly sources: package data of pvhfw (the repository's asm/, linked as pvhfw/asm).
 ASM_DIR: Traversable = resources.files("pvhfw") / "asm"
 
-# The 32-bit sources, in image order, per variant; the patch table (patch_table_source, from
-# layout.PATCH_FIELDS) follows them. "floor" is the benchmark baseline: it only switches to
-# 32-bit mode and jumps to the patched entry.
-VARIANTS: dict[str, tuple[str, ...]] = {
-    "pvh": (
-        "main.s",
-        "kernel.s",
-        "fwcfg.s",
-        "memmap.s",
-        "alloc.s",
-        "chipset.s",
-        "acpi.s",
-        "pvh.s",
-        "linux32.s",
-        "serial.s",
-        "errors.s",
-    ),
-    "floor": ("floor.s",),
-}
-PATCH_TABLE_SOURCE = "<patch table>"  # the listing's name for the generated statements
+# The variants: "pvh" is the firmware, every source in asm/ (main.s first, with start32; the
+# others in name order: none falls through into the next), "floor" the benchmark baseline,
+# which only switches to 32-bit mode and jumps to the patched entry. The patch table
+# (patch_table_source, from layout.PATCH_FIELDS) follows the 32-bit sources of both.
+VARIANTS = ("pvh", "floor")
 RESET16_SOURCE = "reset16.s"
+FLOOR_SOURCE = "floor.s"
+MAIN_SOURCE = "main.s"
+PATCH_TABLE_SOURCE = "<patch table>"  # the listing's name for the generated statements
 
 _LABEL = re.compile(r"^([A-Za-z_.][\w.]*):$")
 _SILENT = (".equ", ".set", ".org", ".align", ".p2align")  # may emit no bytes
@@ -321,6 +309,15 @@ def _read_sources(asm_dir: Traversable, files: Iterable[str]) -> list[Statement]
     return statements
 
 
+def variant_sources(variant: str, asm_dir: Traversable) -> list[str]:
+    """The 32-bit sources of a variant, in image order."""
+    if variant == "floor":
+        return [FLOOR_SOURCE]
+    others = {RESET16_SOURCE, FLOOR_SOURCE, MAIN_SOURCE}
+    names = sorted(p.name for p in asm_dir.iterdir() if p.name.endswith(".s"))
+    return [MAIN_SOURCE, *(n for n in names if n not in others)]
+
+
 def patch_table_source() -> list[Statement]:
     """The patch table's statements, generated from layout.PATCH_FIELDS (the one definition of
     its fields): ``patch_table``, the magic, then ``patch_<name>:`` and a zero per field. The
@@ -348,7 +345,7 @@ def assemble_firmware(variant: str = "pvh", asm_dir: Traversable | None = None) 
 
     code32 = assemble_block(
         f"{variant}32",
-        _read_sources(asm_dir, VARIANTS[variant]) + patch_table_source(),
+        _read_sources(asm_dir, variant_sources(variant, asm_dir)) + patch_table_source(),
         mode=32,
         base=layout.ROM_BASE + layout.CODE32_OFFSET,
         constants=constants,
