@@ -17,9 +17,10 @@ from elftools.elf.elffile import ELFFile
 
 from pvhfw.builder.bzimage import payload_format
 from pvhfw.builder.errors import BuildError
+from pvhfw.firmware import abi
 
 XEN_NOTE_OWNER = b"Xen"
-XEN_ELFNOTE_PHYS32_ENTRY = 18
+XEN_ELFNOTE_PHYS32_ENTRY = abi.XEN_ELFNOTE_PHYS32_ENTRY
 EM_386 = 3
 EM_X86_64 = 62
 PT_LOAD = 1
