@@ -68,15 +68,13 @@ from bench.firmware import (
 )
 from pvhfw.builder.build import build
 from pvhfw.builder.errors import BuildError
-from tests.kernels.qemu import qemu_command as base_command
 from tools.guest import tcg_kernel_args
+from tools.qemu import qemu_command as build_command
 
 QEMU = "qemu-system-x86_64"
 MACHINES = ("pc", "q35", "microvm")
 ACCELS = ("kvm", "tcg")
 MEMORY = "512"
-KVM_CPU = "qemu64,-cx16,-xsave"
-TCG_CPU = "max"
 ENTRY_STATUS = 33  # exitfirst / exitfirst-bz: 0x10 -> (0x10 << 1) | 1
 USERSPACE_STATUS = 15  # the initramfs's init: 7 (linux_start_user) -> (7 << 1) | 1
 APPEND = "console=ttyS0"
@@ -181,25 +179,24 @@ def qemu_command(
     events: Sequence[str] = (),
     extra: Sequence[str] = (),
 ) -> list[str]:
-    """One run's command line; `log` gets the time-stamped trace `events`."""
-    if machine == "microvm" and accel == "tcg":
-        machine = "microvm,pit=on"  # without kvm-clock Linux needs a PIT to calibrate the TSC
-    more = ["-cpu", KVM_CPU if accel == "kvm" else TCG_CPU]
-    if log is not None:
-        more += ["-msg", "timestamp=on", "-D", str(log)]
-        for event in events:
-            more += ["-trace", event]
-    cmd = base_command(
-        kernel,
-        bios=None if bios is None else Path(bios),
-        initrd=initrd,
-        append=append,
+    """One run's command line (tools.qemu's); `log` gets the time-stamped trace `events`.
+    Every row runs as a Linux guest does (the CPU model, microvm's PIT under TCG), to the
+    kernel entry as to userspace: the same machine for both phases."""
+    return build_command(
+        qemu=qemu,
         machine=machine,
         accel=accel,
+        linux=True,
         memory=MEMORY,
-        extra=[*more, *extra],
+        bios=bios,
+        kernel=kernel,
+        initrd=initrd,
+        append=append,
+        timestamp=log is not None,
+        log=log,
+        trace=events if log is not None else (),
+        extra=extra,
     )
-    return [qemu, *cmd[1:]]
 
 
 # ---- runs ---------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 from bench import boot
 from bench.execlog import parse_trace
 from tests.support import need, need_kvm, need_qemu
+from tools.qemu import KVM_CPU
 
 T0 = 1795599458.0
 
@@ -162,7 +163,7 @@ def test_command_lines() -> None:
     assert "-bios" not in cmd
     assert cmd[-8:] == ["-msg", "timestamp=on", "-D", "t.log", "-trace", "a", "-trace", "b"]
     cmd = boot.qemu_command("qemu", "kvm", "pc", "fw.bin", Path("k"))
-    assert cmd[cmd.index("-cpu") + 1] == boot.KVM_CPU
+    assert cmd[cmd.index("-cpu") + 1] == KVM_CPU
     assert cmd[cmd.index("-bios") + 1] == "fw.bin"
     assert "-msg" not in cmd
 

@@ -201,3 +201,50 @@ def test_the_installed_qemus_data_dirs() -> None:
     for name in (qemu.QBOOT_ROM, qemu.SEABIOS_128K):
         path = Path(qemu.data_file(name, exe))
         assert path.is_file() and path.parent in dirs, path
+
+
+# ---- every caller runs the binary $PVHFW_QEMU names ------------------------------------------
+
+
+@pytest.fixture
+def other_qemu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """$PVHFW_QEMU set to a (fake) QEMU in a tree of its own."""
+    exe = fake_qemu(tmp_path / "qemu10" / "usr")
+    monkeypatch.setenv(qemu.QEMU_ENV, str(exe))
+    return exe
+
+
+def test_the_test_kernels_runner_runs_it(other_qemu: Path) -> None:
+    from tests.kernels.qemu import qemu_available
+    from tests.kernels.qemu import qemu_command as runner_command
+
+    cmd = runner_command(Path("k.elf"), accel="kvm", smp=2)
+    assert cmd[0] == str(other_qemu)
+    assert cmd[cmd.index("-cpu") + 1] == KVM_CPU and cmd[cmd.index("-smp") + 1] == "2"
+    assert qemu_available()
+    assert need_qemu() == str(other_qemu)
+
+
+def test_record_fwcfg_runs_it_and_records_only_its_name(other_qemu: Path) -> None:
+    from tools import record_fwcfg
+
+    cmd = record_fwcfg.qemu_command("q35", "<bios>", "<pvhcheck>")
+    assert cmd[0] == str(other_qemu)
+    # the committed recordings' command line, but for the binary
+    assert cmd[1:] == [
+        "-M", "q35", "-accel", "tcg", "-m", "512", "-nographic", "-no-reboot",
+        "-bios", "<bios>", "-kernel", "<pvhcheck>", "-append", "pvhcheck.fwdump",
+        "-device", DEBUG_EXIT, "-smp", "2",
+    ]  # fmt: skip
+
+
+def test_a_missing_qemu_stops_the_tools_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tools import record_fwcfg
+
+    missing = tmp_path / "no-such-qemu"
+    monkeypatch.setenv(qemu.QEMU_ENV, str(missing))
+    want = f"{missing}: not found (set PVHFW_QEMU or install qemu-system-x86)\n"
+    assert record_fwcfg.main(["--out-dir", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == f"record_fwcfg: {want}"
