@@ -238,13 +238,30 @@ def test_record_fwcfg_runs_it_and_records_only_its_name(other_qemu: Path) -> Non
     ]  # fmt: skip
 
 
+def test_boot_debian_runs_it(other_qemu: Path) -> None:
+    from tools import boot_debian
+
+    cmd = boot_debian.qemu_command(
+        Path("bios.bin"), Path("vmlinux"), Path("initrd"), "microvm", "tcg", "console=ttyS0", "512"
+    )
+    assert cmd[0] == str(other_qemu)
+    assert cmd[cmd.index("-M") + 1] == "microvm,pit=on"
+    assert cmd[cmd.index("-cpu") + 1] == TCG_CPU
+    cmd = boot_debian.qemu_command(
+        Path("bios.bin"), Path("vmlinux"), Path("initrd"), "pc", "kvm", "console=ttyS0", "512"
+    )
+    assert cmd[cmd.index("-cpu") + 1] == KVM_CPU
+
+
 def test_a_missing_qemu_stops_the_tools_in_one_line(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tools import record_fwcfg
+    from tools import boot_debian, record_fwcfg
 
     missing = tmp_path / "no-such-qemu"
     monkeypatch.setenv(qemu.QEMU_ENV, str(missing))
     want = f"{missing}: not found (set PVHFW_QEMU or install qemu-system-x86)\n"
+    assert boot_debian.main(["--out", str(tmp_path / "bios.bin")]) == 1
+    assert capsys.readouterr().err == f"boot_debian: {want}"
     assert record_fwcfg.main(["--out-dir", str(tmp_path)]) == 1
     assert capsys.readouterr().err == f"record_fwcfg: {want}"
