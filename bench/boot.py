@@ -41,8 +41,6 @@ TCG are not real-hardware times: the tables say which.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import shutil
 import statistics
 import sys
@@ -50,22 +48,21 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench.execlog import ExecCount, parse_trace
-from bench.firmware import (
-    TCG_TRACE_EVENTS,
-    Stats,
-    alternating_schedule,
-    kvm_backend,
-    kvm_label,
+from bench.host import host_line, kvm_backend, qemu_facts
+from bench.procs import TCG_TRACE_EVENTS, alternating_schedule, run_exec_log, timed_process
+from bench.report import (
+    accel_title,
     markdown_table,
-    qemu_version,
-    run_exec_log,
-    timed_process,
+    progress,
+    ratio_cell,
+    utc_date,
+    write_json,
 )
+from bench.stats import Stats, median_of_pairs
 from pvhfw.builder.build import build
 from pvhfw.builder.errors import BuildError
 from tools.guest import tcg_kernel_args
@@ -104,7 +101,7 @@ PHASE_TITLES = {
 # ---- the rows -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BootPath:
     key: str
     label: str
@@ -147,21 +144,59 @@ class BootPath:
 
 
 PATHS = (
-    BootPath(OURS, "pvhfw + vmlinux (PVH)", "pvhfw", "vmlinux", MACHINES),
-    BootPath("pvhfw-bzimage", "pvhfw + bzImage (32-bit entry)", "pvhfw", "bzimage", MACHINES),
-    BootPath("floor-vmlinux", "floor + vmlinux", "floor", "vmlinux", MACHINES, userspace_on=()),
-    # on microvm Linux takes a double fault as soon as interrupts are on (docs/performance.md)
     BootPath(
-        "seabios-vmlinux",
-        "SeaBIOS + vmlinux (pvh.bin)",
-        "seabios",
-        "vmlinux",
-        MACHINES,
+        key=OURS,
+        label="pvhfw + vmlinux (PVH)",
+        firmware="pvhfw",
+        kernel="vmlinux",
+        machines=MACHINES,
+    ),
+    BootPath(
+        key="pvhfw-bzimage",
+        label="pvhfw + bzImage (32-bit entry)",
+        firmware="pvhfw",
+        kernel="bzimage",
+        machines=MACHINES,
+    ),
+    BootPath(
+        key="floor-vmlinux",
+        label="floor + vmlinux",
+        firmware="floor",
+        kernel="vmlinux",
+        machines=MACHINES,
+        userspace_on=(),
+    ),
+    BootPath(
+        key="seabios-vmlinux",
+        label="SeaBIOS + vmlinux (pvh.bin)",
+        firmware="seabios",
+        kernel="vmlinux",
+        machines=MACHINES,
+        # on microvm Linux takes a double fault as soon as interrupts are on
+        # (docs/performance.md)
         userspace_on=("pc", "q35"),
     ),
-    BootPath("qboot-vmlinux", "qboot + vmlinux (pvh.bin)", "qboot", "vmlinux", MACHINES),
-    BootPath("seabios-bzimage", "SeaBIOS + bzImage", "seabios", "bzimage", MACHINES),
-    BootPath("qboot-bzimage", "qboot + bzImage", "qboot", "bzimage", MACHINES),
+    BootPath(
+        key="qboot-vmlinux",
+        label="qboot + vmlinux (pvh.bin)",
+        firmware="qboot",
+        kernel="vmlinux",
+        machines=MACHINES,
+    ),
+    BootPath(
+        key="seabios-bzimage",
+        label="SeaBIOS + bzImage",
+        firmware="seabios",
+        kernel="bzimage",
+        machines=MACHINES,
+    ),
+    BootPath(
+        key="qboot-bzimage",
+        label="qboot + bzImage",
+        firmware="qboot",
+        kernel="bzimage",
+        machines=MACHINES,
+    ),
 )
 PATH_BY_KEY = {p.key: p for p in PATHS}
 
@@ -202,7 +237,7 @@ def qemu_command(
 # ---- runs ---------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Run:
     accel: str
     machine: str
@@ -223,7 +258,7 @@ class Run:
         return self.returncode == want and (self.phase != "entry" or "entry" in self.phases_ms)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Kernels:
     entry: dict[str, Path]  # vmlinux / bzimage: the exit-at-first-instruction kernels
     entry_pc: dict[str, int]  # BootPath.entry_kind -> the first instruction's linear address
@@ -315,19 +350,27 @@ def run_once(
             log=trace,
             events=USERSPACE_EVENTS,
         )
-    seconds, rc, _, stderr, fork_wall = timed_process(cmd, timeout)
-    run = Run(accel, machine, path.key, phase, rnd, rc, seconds)
+    timed = timed_process(cmd, timeout)
+    run = Run(
+        accel=accel,
+        machine=machine,
+        path=path.key,
+        phase=phase,
+        round=rnd,
+        returncode=timed.returncode,
+        seconds=timed.seconds,
+    )
     if trace.exists():
         summary = parse_trace(trace.read_text(errors="replace"))
-        run.phases_ms = {k: (v - fork_wall) * 1e3 for k, v in summary.stamps.items()}
+        run.phases_ms = {k: (v - timed.fork_wall) * 1e3 for k, v in summary.stamps.items()}
         run.proxies = sorted(summary.proxies)
         if phase == "entry":
             run.port_accesses = summary.port_accesses
             run.kvm_exits = summary.kvm_exits if accel == "kvm" else None
-    if phase == "userspace" and rc == USERSPACE_STATUS:
-        run.phases_ms["userspace"] = seconds * 1e3
+    if phase == "userspace" and timed.returncode == USERSPACE_STATUS:
+        run.phases_ms["userspace"] = timed.seconds * 1e3
     if not run.ok:
-        run.stderr = stderr[-2000:]
+        run.stderr = timed.stderr[-2000:]
     return run
 
 
@@ -383,7 +426,7 @@ def run_matrix(
 # ---- counts: instructions from reset to the entry (TCG exec log) --------------------------
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Count:
     machine: str
     path: str
@@ -421,19 +464,20 @@ def run_counts(
                 return qemu_command(qemu, "tcg", machine, bios, kernel, extra=extra)
 
             entry = kernels.entry_pc[p.entry_kind]
-            _, rc, seconds, count, _ = run_exec_log(make_cmd, entry, timeout)
+            run = run_exec_log(make_cmd, entry, timeout)
+            count = run.count
             log(
                 f"[count] {machine} {p.key}: {count.instructions:,} instructions, "
-                f"{count.port_accesses} port accesses ({seconds:.1f} s)"
+                f"{count.port_accesses} port accesses ({run.seconds:.1f} s)"
             )
-            out.append(Count(machine, p.key, rc, count))
+            out.append(Count(machine=machine, path=p.key, returncode=run.returncode, count=count))
     return out
 
 
 # ---- summary ------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Row:
     accel: str
     machine: str
@@ -454,12 +498,11 @@ class Row:
 def pairwise_ratio(mine: Sequence[Run], ours: Sequence[Run], phase: str) -> float | None:
     """Median over rounds of (this row's time / the pvhfw row's time in the same round)."""
     by_round = {r.round: r.phases_ms[phase] for r in ours if phase in r.phases_ms}
-    ratios = [
-        r.phases_ms[phase] / by_round[r.round]
+    return median_of_pairs(
+        (r.phases_ms[phase], by_round[r.round])
         for r in mine
         if phase in r.phases_ms and r.round in by_round
-    ]
-    return statistics.median(ratios) if ratios else None
+    )
 
 
 def run_step(run: Run, phase: str) -> float | None:
@@ -498,36 +541,32 @@ def summarize(runs: Sequence[Run]) -> list[Row]:
         exits = [r.kvm_exits for r in entry_runs if r.kvm_exits is not None]
         rows.append(
             Row(
-                accel,
-                machine,
-                key,
-                PATH_BY_KEY[key].label_on(machine),
-                len(entry_runs),
-                len(user_runs),
-                sum(1 for r in mine if not r.ok),
-                phases,
-                steps,
-                sorted({p for r in entry_runs for p in r.proxies}),
-                pairwise_ratio(entry_runs, [r for r in ours if r.phase == "entry"], "entry"),
-                pairwise_ratio(
+                accel=accel,
+                machine=machine,
+                path=key,
+                label=PATH_BY_KEY[key].label_on(machine),
+                runs=len(entry_runs),
+                userspace_runs=len(user_runs),
+                failed=sum(1 for r in mine if not r.ok),
+                phases=phases,
+                steps=steps,
+                proxies=sorted({p for r in entry_runs for p in r.proxies}),
+                ratio_entry=pairwise_ratio(
+                    entry_runs, [r for r in ours if r.phase == "entry"], "entry"
+                ),
+                ratio_userspace=pairwise_ratio(
                     [r for r in good if r.phase == "userspace"],
                     [r for r in ours if r.phase == "userspace"],
                     "userspace",
                 ),
-                statistics.median(ports) if ports else None,
-                statistics.median(exits) if exits else None,
+                port_accesses=statistics.median(ports) if ports else None,
+                kvm_exits=statistics.median(exits) if exits else None,
             )
         )
     return rows
 
 
 # ---- report -------------------------------------------------------------------------------
-
-
-def accel_title(accel: str, backend: str) -> str:
-    if accel == "kvm":
-        return kvm_label(backend)
-    return "TCG (emulation: not real-hardware times)"
 
 
 def _phase_cells(row: Row, with_first_instr: bool) -> list[str]:
@@ -542,10 +581,6 @@ def _phase_cells(row: Row, with_first_instr: bool) -> list[str]:
         mark = "~" if phase in row.proxies else ""
         cells.append(f"{mark}{st.median:.2f}" + ("" if step is None else f" (+{step.median:.2f})"))
     return cells
-
-
-def _ratio(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}x"
 
 
 def render(meta: dict[str, Any], rows: Sequence[Row], counts: Sequence[Count]) -> str:
@@ -578,8 +613,8 @@ def render(meta: dict[str, Any], rows: Sequence[Row], counts: Sequence[Count]) -
                 [
                     r.label,
                     *_phase_cells(r, kvm),
-                    _ratio(r.ratio_entry),
-                    _ratio(r.ratio_userspace),
+                    ratio_cell(r.ratio_entry),
+                    ratio_cell(r.ratio_userspace),
                     f"{r.runs} + {r.userspace_runs}"
                     + (f" ({r.failed} failed)" if r.failed else ""),
                 ]
@@ -727,20 +762,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return a
 
 
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     a = parse_args(argv)
     qemu = shutil.which(a.qemu)
     if qemu is None:
-        _log(f"pvhfw-bench: {a.qemu} not found: install qemu-system-x86 (tools/setup.sh)")
+        progress(f"pvhfw-bench: {a.qemu} not found: install qemu-system-x86 (tools/setup.sh)")
         return 2
     backend = kvm_backend()
     accels = list(a.accels)
     if "kvm" in accels and backend == "none":
-        _log("pvhfw-bench: /dev/kvm is missing or not accessible: the KVM rows are left out")
+        progress("pvhfw-bench: /dev/kvm is missing or not accessible: the KVM rows are left out")
         accels.remove("kvm")
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="pvhfw-bench-") as tmp:
@@ -748,19 +779,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         work.mkdir(parents=True, exist_ok=True)
         userspace = a.userspace_runs > 0 and "tcg" in accels
         try:
-            kernels = prepare(work, userspace, _log)
+            kernels = prepare(work, userspace, progress)
         except BuildError as exc:
-            _log(f"pvhfw-bench: build-fw: {exc}")
+            progress(f"pvhfw-bench: build-fw: {exc}")
             return 1
         except Exception as exc:  # the kernel build and the Debian download raise their own
-            _log(f"pvhfw-bench: preparing the kernels failed: {type(exc).__name__}: {exc}")
+            progress(f"pvhfw-bench: preparing the kernels failed: {type(exc).__name__}: {exc}")
             return 1
         meta: dict[str, Any] = {
-            "qemu": qemu,
-            "qemu_version": qemu_version(qemu),
+            **qemu_facts(qemu),
             "kvm_backend": backend,
-            "host": f"{platform.machine()}, {platform.release()}, kvm: {backend}",
-            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "host": host_line(backend),
+            "date": utc_date(),
             "debian_kernel": kernels.debian_version,
             "memory_mib": int(MEMORY),
             "append": APPEND,
@@ -785,10 +815,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             seabios_kvm_runs=a.seabios_kvm_runs,
             warmup=a.warmup,
             timeout=a.timeout,
-            log=_log,
+            log=progress,
         )
         counts = (
-            [] if a.no_counts else run_counts(qemu, a.machines, a.paths, kernels, a.timeout, _log)
+            []
+            if a.no_counts
+            else run_counts(qemu, a.machines, a.paths, kernels, a.timeout, progress)
         )
     rows = summarize(runs)
     meta["duration_s"] = round(time.perf_counter() - started, 1)
@@ -798,11 +830,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.markdown is not None:
         a.markdown.write_text(text + "\n")
     if a.json is not None:
-        a.json.write_text(json.dumps(report_json(meta, runs, rows, counts), indent=1) + "\n")
-        _log(f"wrote {a.json}")
+        write_json(a.json, report_json(meta, runs, rows, counts))
     failed = [r for r in runs if not r.ok and r.round >= 0] + [c for c in counts if not c.ok]
     if failed:
-        _log(f"pvhfw-bench: {len(failed)} run(s) did not reach their exit point")
+        progress(f"pvhfw-bench: {len(failed)} run(s) did not reach their exit point")
     return 1 if failed else 0
 
 

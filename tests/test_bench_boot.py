@@ -93,7 +93,16 @@ def test_trace_without_an_entry() -> None:
 
 def _run(path: str, rnd: int, phase: str = "entry", **ms: float) -> boot.Run:
     status = boot.ENTRY_STATUS if phase == "entry" else boot.USERSPACE_STATUS
-    return boot.Run("kvm", "pc", path, phase, rnd, status, 0.1, dict(ms))
+    return boot.Run(
+        accel="kvm",
+        machine="pc",
+        path=path,
+        phase=phase,
+        round=rnd,
+        returncode=status,
+        seconds=0.1,
+        phases_ms=dict(ms),
+    )
 
 
 def test_steps_are_taken_run_by_run() -> None:
@@ -113,7 +122,15 @@ def test_summary_phases_steps_and_pairwise_ratios() -> None:
         _run("qboot-vmlinux", 0, qemu_init_end=41, fw_start=42, entry=63),
         _run("qboot-vmlinux", 1, qemu_init_end=40, fw_start=41, entry=81),
         _run("qboot-vmlinux", 0, "userspace", userspace=2200),
-        boot.Run("kvm", "pc", "qboot-vmlinux", "entry", 2, None, 300.0),  # timed out
+        boot.Run(  # timed out
+            accel="kvm",
+            machine="pc",
+            path="qboot-vmlinux",
+            phase="entry",
+            round=2,
+            returncode=None,
+            seconds=300.0,
+        ),
     ]
     rows = {r.path: r for r in boot.summarize(runs)}
     ours, qboot = rows[boot.OURS], rows["qboot-vmlinux"]
