@@ -6,12 +6,13 @@
 
 The founding document's table (time to fw_start, fw_do_boot, the kernel, userspace; for
 qboot + vmlinux, qboot + bzImage, SeaBIOS + bzImage), reproduced for our firmware and for the
-firmwares stock QEMU ships, on the same QEMU, kernels and initramfs, in one run. Rows:
+firmwares stock QEMU ships, on the same QEMU, kernels and initramfs, in one run (--qemu, by
+default $PVHFW_QEMU or qemu-system-x86_64; QEMU's firmware files are that binary's). Rows:
 
   pvhfw + vmlinux (PVH)           this project's firmware, built by build-fw for the kernel
   floor + vmlinux                 32-bit switch + jump (`build-fw --variant floor`): the floor
   SeaBIOS + vmlinux (pvh.bin)     QEMU's default on pc/q35, its PVH option ROM; on microvm
-                                  the 128 KiB build (/usr/share/seabios/bios.bin)
+                                  SeaBIOS's 128 KiB build (bios.bin, from the QEMU's files)
   qboot + vmlinux (pvh.bin)       qboot.rom on pc/q35; bios-microvm.bin (a qboot) on microvm
   SeaBIOS + bzImage               linuxboot_dma.bin
   qboot + bzImage
@@ -41,7 +42,6 @@ TCG are not real-hardware times: the tables say which.
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import sys
 import tempfile
@@ -52,8 +52,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.execlog import ExecCount, parse_trace
-from bench.host import host_line, kvm_backend, qemu_facts
-from bench.procs import TCG_TRACE_EVENTS, alternating_schedule, run_exec_log, timed_process
+from bench.host import host_line, kvm_backend, qemu_facts, qemu_line
+from bench.procs import (
+    EXEC_LOG_ITEMS,
+    TCG_TRACE_EVENTS,
+    alternating_schedule,
+    run_exec_log,
+    timed_process,
+)
 from bench.report import (
     accel_title,
     markdown_table,
@@ -66,17 +72,14 @@ from bench.stats import Stats, median_of_pairs
 from pvhfw.builder.build import build
 from pvhfw.builder.errors import BuildError
 from tools.guest import tcg_kernel_args
+from tools.qemu import MACHINES, QBOOT_ROM, SEABIOS_128K, data_file, qemu_binary, qemu_path
 from tools.qemu import qemu_command as build_command
 
-QEMU = "qemu-system-x86_64"
-MACHINES = ("pc", "q35", "microvm")
-ACCELS = ("kvm", "tcg")
+ACCELS = ("kvm", "tcg")  # the tables' order
 MEMORY = "512"
 ENTRY_STATUS = 33  # exitfirst / exitfirst-bz: 0x10 -> (0x10 << 1) | 1
 USERSPACE_STATUS = 15  # the initramfs's init: 7 (linux_start_user) -> (7 << 1) | 1
 APPEND = "console=ttyS0"
-QBOOT_ROM = "/usr/share/qemu/qboot.rom"  # Debian's bios-microvm.bin is a link to it
-SEABIOS_128K = "/usr/share/seabios/bios.bin"  # microvm's BIOS window is too small for 256 KiB
 BZIMAGE_SETUP_ENTRY = 0x10200  # QEMU puts a protocol >= 2.02 setup at 0x10000; entry +0x200
 OURS = "pvhfw-vmlinux"
 ENTRY_EVENTS = (
@@ -111,15 +114,17 @@ class BootPath:
     # where it boots Debian's kernel to userspace (None: everywhere in `machines`)
     userspace_on: tuple[str, ...] | None = None
 
-    def bios(self, machine: str, images: dict[str, Path]) -> str | None:
+    def bios(self, machine: str, images: dict[str, Path], qemu: str | None = None) -> str | None:
         """The -bios argument (None: the machine's default firmware); our images are built
-        for each row's kernel, keyed by the row."""
+        for each row's kernel, keyed by the row; QEMU's own files are those of the binary
+        `qemu` (tools.qemu.data_file: qboot.rom, SeaBIOS's 128 KiB bios.bin, since microvm's
+        BIOS window is too small for the 256 KiB build)."""
         if self.firmware in ("pvhfw", "floor"):
             return str(images[self.key])
         if self.firmware == "qboot" and machine != "microvm":
-            return QBOOT_ROM
+            return data_file(QBOOT_ROM, qemu)
         if self.firmware == "seabios" and machine == "microvm":
-            return SEABIOS_128K
+            return data_file(SEABIOS_128K, qemu)
         return None  # SeaBIOS on pc/q35, bios-microvm.bin (qboot) on microvm
 
     def boots_userspace(self, machine: str) -> bool:
@@ -212,11 +217,30 @@ def qemu_command(
     append: str | None = None,
     log: Path | None = None,
     events: Sequence[str] = (),
+    exec_log: bool = False,
     extra: Sequence[str] = (),
 ) -> list[str]:
-    """One run's command line (tools.qemu's); `log` gets the time-stamped trace `events`.
+    """One run's command line (tools.qemu's); `log` gets the time-stamped trace `events`, or
+    with `exec_log` TCG's single-step exec log and the events its counter reads, unstamped.
     Every row runs as a Linux guest does (the CPU model, microvm's PIT under TCG), to the
     kernel entry as to userspace: the same machine for both phases."""
+    if exec_log:
+        if accel != "tcg" or log is None:
+            raise ValueError("an exec-log run is a TCG run with a log path")
+        return build_command(
+            qemu=qemu,
+            machine=machine,
+            accel=accel,
+            linux=True,
+            memory=MEMORY,
+            bios=bios,
+            kernel=kernel,
+            singlestep=True,
+            debug=EXEC_LOG_ITEMS,
+            log=log,
+            trace=TCG_TRACE_EVENTS,
+            extra=extra,
+        )
     return build_command(
         qemu=qemu,
         machine=machine,
@@ -327,7 +351,7 @@ def run_once(
 ) -> Run:
     trace = work / f"trace-{accel}-{machine}-{path.key}-{phase}.log"
     trace.unlink(missing_ok=True)
-    bios = path.bios(machine, kernels.images[phase])
+    bios = path.bios(machine, kernels.images[phase], qemu)
     if phase == "entry":
         cmd = qemu_command(
             qemu,
@@ -449,7 +473,7 @@ def run_counts(
     out = []
     for machine in machines:
         for p in paths_on(machine, selected):
-            bios = p.bios(machine, kernels.images["entry"])
+            bios = p.bios(machine, kernels.images["entry"], qemu)
             kernel = kernels.entry[p.kernel]
 
             def make_cmd(
@@ -458,10 +482,7 @@ def run_counts(
                 bios: str | None = bios,
                 kernel: Path = kernel,
             ) -> list[str]:
-                extra = ["-singlestep", "-d", "exec,nochain", "-D", str(log_path)]
-                for event in TCG_TRACE_EVENTS:
-                    extra += ["-trace", event]
-                return qemu_command(qemu, "tcg", machine, bios, kernel, extra=extra)
+                return qemu_command(qemu, "tcg", machine, bios, kernel, log=log_path, exec_log=True)
 
             entry = kernels.entry_pc[p.entry_kind]
             run = run_exec_log(make_cmd, entry, timeout)
@@ -745,7 +766,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, help="write every run and the summary here")
     p.add_argument("--markdown", type=Path, help="also write the tables here")
     p.add_argument("--work-dir", type=Path, help="keep kernels, images and trace logs here")
-    p.add_argument("--qemu", default=QEMU, help="QEMU binary (default qemu-system-x86_64)")
+    p.add_argument(
+        "--qemu",
+        default=qemu_binary(),
+        help="QEMU binary (default: $PVHFW_QEMU, else qemu-system-x86_64; here %(default)s)",
+    )
     p.add_argument(
         "--timeout", type=float, default=120.0, help="seconds per QEMU run (default 120)"
     )
@@ -764,10 +789,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     a = parse_args(argv)
-    qemu = shutil.which(a.qemu)
+    qemu = qemu_path(a.qemu)
     if qemu is None:
-        progress(f"pvhfw-bench: {a.qemu} not found: install qemu-system-x86 (tools/setup.sh)")
+        progress(
+            f"pvhfw-bench: {a.qemu} not found: install qemu-system-x86 (tools/setup.sh), "
+            "or set PVHFW_QEMU or --qemu"
+        )
         return 2
+    progress(qemu_line(qemu))
     backend = kvm_backend()
     accels = list(a.accels)
     if "kvm" in accels and backend == "none":

@@ -31,7 +31,6 @@ import contextlib
 import functools
 import hashlib
 import re
-import shutil
 import sys
 import tempfile
 import time
@@ -40,24 +39,27 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from bench.execlog import PORT_DEBUG_EXIT, ExecCount, ExecLogCounter, parse_trace
-from bench.host import host_facts, kvm_backend, kvm_label, qemu_facts
-from bench.procs import TCG_TRACE_EVENTS, alternating_schedule, run_exec_log, timed_process
+from bench.execlog import ExecCount, ExecLogCounter, parse_trace
+from bench.host import host_facts, kvm_backend, kvm_label, qemu_facts, qemu_line
+from bench.procs import (
+    EXEC_LOG_ITEMS,
+    TCG_TRACE_EVENTS,
+    alternating_schedule,
+    run_exec_log,
+    timed_process,
+)
 from bench.profiles import PROFILES, MachineProfile, load_segments, sim_fwcfg
 from bench.profiles import RAM_SIZE as PROFILE_RAM_SIZE
 from bench.report import markdown_table, progress, ratio_cell, utc_date, write_json
 from bench.stats import Stats, delta_of_medians, firmware_ratio, ratio_of_medians
 from pvhfw.builder.build import BuildResult, build
 from pvhfw.builder.kernel import Kernel
+from tools.qemu import DEBUG_EXIT, KVM_CPU, MACHINES, QBOOT_ROM, data_file, qemu_binary, qemu_path
+from tools.qemu import qemu_command as build_command
 
-QEMU = "qemu-system-x86_64"
 MEMORY = "512"  # and -smp 2: the configuration the ACPI files in bench/profiles.py are from
 SMP = "2"
-DEBUG_EXIT = f"isa-debug-exit,iobase={PORT_DEBUG_EXIT:#x},iosize=0x01"
-KVM_CPU = "qemu64,-cx16,-xsave"
 EXIT_STATUS = 33  # exitfirst writes 0x10 to 0xf4: (0x10 << 1) | 1
-QBOOT_ROM = "/usr/share/qemu/qboot.rom"
-MACHINES = ("pc", "q35", "microvm")
 NO_DMA = ("-global", "fw_cfg_io.dma_enabled=off")  # FW_CFG_ID without DMA: I/O ports only
 
 MAX_INSTRUCTIONS = 2000
@@ -84,8 +86,9 @@ class Firmware:
     kvm: bool = True  # part of the KVM timing (else TCG counts only)
 
 
-def firmwares(images: dict[str, Path]) -> list[Firmware]:
-    """Ours first, then QEMU's own, each with the machine types it applies to."""
+def firmwares(images: dict[str, Path], qemu: str | None = None) -> list[Firmware]:
+    """Ours first, then QEMU's own, each with the machine types it applies to; qboot's ROM is
+    the one of the QEMU binary `qemu` (tools.qemu.data_file)."""
     pvh, floor = str(images["pvh"]), str(images["floor"])
     return [
         Firmware(key="pvh", label="pvhfw", machines=MACHINES, bios=pvh, ours=True),
@@ -107,7 +110,12 @@ def firmwares(images: dict[str, Path]) -> list[Firmware]:
             extra=("-machine", "acpi=off"),
         ),
         Firmware(key="floor", label="floor (32-bit switch + jump)", machines=MACHINES, bios=floor),
-        Firmware(key="qboot", label="qboot.rom + pvh.bin", machines=("pc",), bios=QBOOT_ROM),
+        Firmware(
+            key="qboot",
+            label="qboot.rom + pvh.bin",
+            machines=("pc",),
+            bios=data_file(QBOOT_ROM, qemu),
+        ),
         Firmware(
             key="seabios", label="SeaBIOS + pvh.bin (default)", machines=("pc", "q35"), bios=None
         ),
@@ -128,25 +136,44 @@ def qemu_command(
     accel: Accel,
     log: Path | None = None,
     extra: Sequence[str] = (),
+    trace: Sequence[str] = (),
 ) -> list[str]:
-    """The command line of one run: the TCG form logs every instruction to `log`; the KVM
-    form, given `log`, logs the guest's writes there with wall-clock time stamps."""
-    cmd = [qemu, "-accel", accel]
+    """The command line of one run (tools.qemu's, for a test kernel: QEMU's default CPU under
+    TCG, the KVM model under KVM): the TCG form logs every instruction to `log`; the KVM form,
+    given `log`, logs the guest's writes there with wall-clock time stamps; `trace`: more
+    events (to stderr without `log`)."""
     if accel == "tcg":
         if log is None:
             raise ValueError("a TCG exec-log run needs a log path")
-        cmd += ["-singlestep", "-d", "exec,nochain", "-D", str(log)]
-        for event in TCG_TRACE_EVENTS:
-            cmd += ["-trace", event]
-    else:
-        cmd += ["-cpu", KVM_CPU]
-        if log is not None:  # boot events with wall-clock stamps (execlog.parse_trace)
-            cmd += ["-msg", "timestamp=on", "-trace", "memory_region_ops_write", "-D", str(log)]
-    cmd += ["-M", machine, "-m", MEMORY, "-smp", SMP]
-    if bios is not None:
-        cmd += ["-bios", bios]
-    cmd += ["-kernel", str(kernel), "-nographic", "-no-reboot", "-device", DEBUG_EXIT]
-    return cmd + list(extra)
+        return build_command(
+            qemu=qemu,
+            machine=machine,
+            accel=accel,
+            memory=MEMORY,
+            smp=SMP,
+            bios=bios,
+            kernel=kernel,
+            singlestep=True,
+            debug=EXEC_LOG_ITEMS,
+            log=log,
+            trace=[*TCG_TRACE_EVENTS, *trace],
+            extra=extra,
+        )
+    # given a log: boot events with wall-clock stamps (execlog.parse_trace)
+    stamped = ("memory_region_ops_write",) if log is not None else ()
+    return build_command(
+        qemu=qemu,
+        machine=machine,
+        accel=accel,
+        memory=MEMORY,
+        smp=SMP,
+        bios=bios,
+        kernel=kernel,
+        timestamp=log is not None,
+        log=log,
+        trace=[*stamped, *trace],
+        extra=extra,
+    )
 
 
 # ---- setup: kernel and images -----------------------------------------------------------
@@ -381,7 +408,7 @@ def run_tcg(
     twins = {(r.machine, r.tcg_twin): r for r in emu if r.tcg_twin}
     results = []
     for machine in machines:
-        for fw in firmwares(setup.images):
+        for fw in firmwares(setup.images, qemu):
             if machine not in fw.machines or (fw.key == "seabios" and not seabios):
                 continue
             log(f"[tcg] {machine} {fw.key} ...")
@@ -460,7 +487,7 @@ def run_kvm(
     out: list[KvmRun] = []
     exits: list[KvmExits] = []
     for machine in machines:
-        fws = {f.key: f for f in firmwares(setup.images) if machine in f.machines and f.kvm}
+        fws = {f.key: f for f in firmwares(setup.images, qemu) if machine in f.machines and f.kvm}
         counts = {key: runs for key in ("pvh", "pvh-noacpi", "floor")}
         if context:
             counts.update({key: runs for key in ("qboot", "microvm-default") if key in fws})
@@ -550,9 +577,9 @@ def parse_kvm_trace(text: str) -> tuple[dict[str, int], int]:
 def count_kvm_exits(
     qemu: str, machine: str, fw: Firmware, kernel: Path, timeout: float
 ) -> KvmExits:
-    cmd = qemu_command(qemu, machine, fw.bios, kernel, "kvm", extra=fw.extra)
-    for event in KVM_TRACE_EVENTS:
-        cmd += ["-trace", event]
+    cmd = qemu_command(
+        qemu, machine, fw.bios, kernel, "kvm", extra=fw.extra, trace=KVM_TRACE_EVENTS
+    )
     timed = timed_process(cmd, timeout)
     exits, ports = parse_kvm_trace(timed.stderr)
     return KvmExits(
@@ -987,7 +1014,7 @@ class Options:
     no_context: bool = False
     warmup: int = 1
     work_dir: Path | None = None
-    qemu: str = QEMU
+    qemu: str = field(default_factory=qemu_binary)
     timeout: float = 600.0
 
 
@@ -1025,7 +1052,11 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     )
     p.add_argument("--warmup", type=int, default=1, help="unmeasured KVM rounds first")
     p.add_argument("--work-dir", type=Path, help="keep the kernel and images here")
-    p.add_argument("--qemu", default=QEMU, help="QEMU binary (default qemu-system-x86_64)")
+    p.add_argument(
+        "--qemu",
+        default=qemu_binary(),
+        help="QEMU binary (default: $PVHFW_QEMU, else qemu-system-x86_64; here %(default)s)",
+    )
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per QEMU run")
     a = p.parse_args(argv)
     machines = [m.strip() for m in a.machines.split(",") if m.strip()]
@@ -1054,11 +1085,16 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
 def main(argv: Sequence[str] | None = None) -> int:
     opts = parse_args(argv)
     started = time.perf_counter()
-    qemu_path = shutil.which(opts.qemu)
+    qemu = qemu_path(opts.qemu)
     need_qemu = not (opts.skip_tcg and opts.skip_kvm)
-    if need_qemu and qemu_path is None:
-        progress(f"{opts.qemu} not found: install qemu-system-x86 or pass --skip-tcg --skip-kvm")
+    if need_qemu and qemu is None:
+        progress(
+            f"{opts.qemu} not found: install qemu-system-x86, set PVHFW_QEMU or --qemu, "
+            "or pass --skip-tcg --skip-kvm"
+        )
         return 2
+    if qemu is not None:
+        progress(qemu_line(qemu))
     backend = kvm_backend()
     skip_kvm = opts.skip_kvm
     if not skip_kvm and backend == "none":
@@ -1081,7 +1117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ],
             "date": utc_date(),
             "host": host_facts(),
-            **qemu_facts(qemu_path),
+            **qemu_facts(qemu),
             "kvm_backend": backend,
             "kernel": str(setup.kernel),
             "entry": f"{setup.entry:#x}",
@@ -1105,11 +1141,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             emu = run_emulator(setup, emu_configs(opts.machines))
         tcg: list[TcgResult] = []
         if not opts.skip_tcg:
-            assert qemu_path is not None
+            assert qemu is not None
             tcg = run_tcg(
                 setup,
                 opts.machines,
-                qemu_path,
+                qemu,
                 emu,
                 seabios=not opts.skip_seabios,
                 timeout=opts.timeout,
@@ -1118,11 +1154,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         kvm_runs: list[KvmRun] = []
         kvm_exits: list[KvmExits] = []
         if not skip_kvm:
-            assert qemu_path is not None
+            assert qemu is not None
             kvm_runs, kvm_exits = run_kvm(
                 setup,
                 opts.machines,
-                qemu_path,
+                qemu,
                 runs=opts.runs,
                 seabios_runs=opts.seabios_runs,
                 context=not opts.no_context,

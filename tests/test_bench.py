@@ -14,6 +14,7 @@ from bench import firmware as bench
 from bench.execlog import count_exec_log, parse_trace
 from bench.procs import alternating_schedule
 from tests.support import need_kvm, need_qemu
+from tools.qemu import qemu_version
 
 # ---- exec log (TCG -singlestep -d exec,nochain with trace events) ------------------------
 
@@ -189,11 +190,14 @@ def test_summary_ratios_of_medians() -> None:
 def test_tcg_counts_agree_with_the_emulator(tmp_path: Path) -> None:
     """TCG's exec log and the unicorn bench count the same instructions and port accesses
     for both images on microvm (the quickest machine), and the run ends at the entry."""
-    need_qemu()
+    qemu = need_qemu()
     out = tmp_path / "bench.json"
     rc = bench.main(["--skip-kvm", "--skip-seabios", "--machines", "microvm", "--json", str(out)])
     assert rc == 0
     data = json.loads(out.read_text())
+    # the binary tools.qemu chose ($PVHFW_QEMU or qemu-system-x86_64) and its version
+    assert data["meta"]["qemu"] == qemu
+    assert data["meta"]["qemu_version"] == qemu_version(qemu)
     tcg = {r["firmware"]: r for r in data["tcg"]}
     for key in ("pvh", "pvh-nodma", "floor"):
         assert tcg[key]["ok"] and tcg[key]["agrees_with_emulator"], tcg[key]

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bench import boot
 from bench.execlog import parse_trace
 from tests.support import need, need_kvm, need_qemu
-from tools.qemu import KVM_CPU
+from tools.qemu import KVM_CPU, QBOOT_ROM, SEABIOS_128K, data_file, qemu_version
 
 T0 = 1795599458.0
 
@@ -158,10 +159,10 @@ def test_rows_pick_their_firmware() -> None:
     assert by["qboot-bzimage"].entry_kind == "bzimage"
     assert by["floor-vmlinux"].bios("pc", images) == "/x/floor.bin"
     assert by["seabios-bzimage"].bios("q35", images) is None
-    assert by["qboot-vmlinux"].bios("pc", images) == boot.QBOOT_ROM
+    assert by["qboot-vmlinux"].bios("pc", images) == data_file(QBOOT_ROM)  # the QEMU's own
     assert by["qboot-bzimage"].bios("microvm", images) is None  # bios-microvm.bin
     assert "bios-microvm.bin" in by["qboot-bzimage"].label_on("microvm")
-    assert by["seabios-vmlinux"].bios("microvm", images) == boot.SEABIOS_128K
+    assert by["seabios-vmlinux"].bios("microvm", images) == data_file(SEABIOS_128K)
     assert [p.key for p in boot.paths_on("microvm", [boot.OURS, "seabios-bzimage"])] == [
         boot.OURS,
         "seabios-bzimage",
@@ -203,9 +204,13 @@ def _bench(tmp_path: Path, *args: str) -> dict[str, object]:
     out = tmp_path / "bench.json"
     md = tmp_path / "bench.md"
     rc = boot.main([*args, "--json", str(out), "--markdown", str(md)])
-    data: dict[str, object] = json.loads(out.read_text())
+    data: dict[str, Any] = json.loads(out.read_text())
     assert rc == 0, data
     assert md.read_text().startswith("# Boot phases")
+    # the binary tools.qemu chose ($PVHFW_QEMU or qemu-system-x86_64) and its version
+    assert data["meta"]["qemu"] == need_qemu()
+    assert data["meta"]["qemu_version"] == qemu_version()
+    assert qemu_version() in md.read_text()
     return data
 
 

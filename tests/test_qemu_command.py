@@ -265,3 +265,62 @@ def test_a_missing_qemu_stops_the_tools_in_one_line(
     assert capsys.readouterr().err == f"boot_debian: {want}"
     assert record_fwcfg.main(["--out-dir", str(tmp_path)]) == 1
     assert capsys.readouterr().err == f"record_fwcfg: {want}"
+
+
+def test_the_firmware_benchmark_runs_it(other_qemu: Path) -> None:
+    from bench import firmware
+
+    opts = firmware.parse_args([])
+    assert opts.qemu == str(other_qemu)
+    for accel, log in (("tcg", Path("exec.log")), ("kvm", None)):
+        cmd = firmware.qemu_command(opts.qemu, "pc", None, Path("k"), accel, log=log)
+        assert cmd[0] == str(other_qemu)
+    assert firmware.parse_args(["--qemu", "/x/qemu"]).qemu == "/x/qemu"
+
+
+def test_pvhfw_bench_runs_it(other_qemu: Path) -> None:
+    from bench import boot
+
+    a = boot.parse_args([])
+    assert a.qemu == str(other_qemu)
+    cmd = boot.qemu_command(a.qemu, "tcg", "pc", None, Path("k"), log=Path("l"), exec_log=True)
+    assert cmd[0] == str(other_qemu)
+    assert cmd[cmd.index("-d") + 1] == "exec,nochain" and cmd[cmd.index("-D") + 1] == "l"
+
+
+def test_the_benchmarks_take_qemus_own_firmware_files(other_qemu: Path) -> None:
+    """qboot.rom and SeaBIOS's bios.bin come from the tree of the QEMU the benchmarks run."""
+    from bench import boot, firmware
+
+    share = other_qemu.parent.parent / "share"
+    (share / "qemu").mkdir(parents=True)
+    (share / "qemu" / "qboot.rom").write_bytes(b"qboot")
+    (share / "seabios").mkdir()
+    (share / "seabios" / "bios.bin").write_bytes(b"seabios")
+    qboot = str(share.resolve() / "qemu" / "qboot.rom")
+    images = {"pvh": Path("pvh.bin"), "floor": Path("floor.bin")}
+    by_key = {fw.key: fw for fw in firmware.firmwares(images, str(other_qemu))}
+    assert by_key["qboot"].bios == qboot
+    path = boot.PATH_BY_KEY["qboot-bzimage"]
+    assert path.bios("q35", {}, str(other_qemu)) == qboot
+    seabios = boot.PATH_BY_KEY["seabios-vmlinux"].bios("microvm", {}, str(other_qemu))
+    assert seabios == str(share.resolve() / "seabios" / "bios.bin")
+
+
+def test_a_missing_qemu_stops_the_benchmarks(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench import boot, firmware
+
+    missing = str(tmp_path / "no-such-qemu")
+    monkeypatch.setenv(qemu.QEMU_ENV, missing)
+    assert firmware.main(["--skip-emu"]) == 2
+    assert capsys.readouterr().err == (
+        f"{missing} not found: install qemu-system-x86, set PVHFW_QEMU or --qemu, "
+        "or pass --skip-tcg --skip-kvm\n"
+    )
+    assert boot.main([]) == 2
+    assert capsys.readouterr().err == (
+        f"pvhfw-bench: {missing} not found: install qemu-system-x86 (tools/setup.sh), "
+        "or set PVHFW_QEMU or --qemu\n"
+    )
