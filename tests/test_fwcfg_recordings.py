@@ -30,9 +30,8 @@ from tests.acpi_loader import (
 from tests.kernels.build import KernelToolchainMissing
 from tests.support import need, need_qemu
 from tools import record_fwcfg
-from tools.qemu import qemu_version
+from tools.qemu import MACHINES, qemu_version
 
-MACHINES = ("pc", "q35", "microvm")
 WANTED = ("etc/table-loader", "etc/acpi/rsdp", "etc/acpi/tables", "etc/e820")
 E820_ENTRY = 20
 E820_RAM = 1

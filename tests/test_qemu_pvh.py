@@ -35,10 +35,10 @@ from tests.kernels.build import (
 from tests.kernels.qemu import QemuRun, run_kernel, run_until_output
 from tests.model import expected_memmap
 from tests.support import KernelGetter, need_kvm
+from tools.qemu import MACHINES
 
 pytestmark = pytest.mark.qemu
 
-MACHINES = ("pc", "q35", "microvm")
 LINUX_LOAD = 0x1000000  # where Linux's vmlinux loads (CONFIG_PHYSICAL_START)
 LOW_LOAD = 0x200000
 # Spaces, quotes, commas (QEMU does not split -append), shell and kernel punctuation.
