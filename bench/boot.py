@@ -6,12 +6,13 @@
 
 The founding document's table (time to fw_start, fw_do_boot, the kernel, userspace; for
 qboot + vmlinux, qboot + bzImage, SeaBIOS + bzImage), reproduced for our firmware and for the
-firmwares stock QEMU ships, on the same QEMU, kernels and initramfs, in one run. Rows:
+firmwares stock QEMU ships, on the same QEMU, kernels and initramfs, in one run (--qemu, by
+default $PVHFW_QEMU or qemu-system-x86_64; QEMU's firmware files are that binary's). Rows:
 
   pvhfw + vmlinux (PVH)           this project's firmware, built by build-fw for the kernel
   floor + vmlinux                 32-bit switch + jump (`build-fw --variant floor`): the floor
   SeaBIOS + vmlinux (pvh.bin)     QEMU's default on pc/q35, its PVH option ROM; on microvm
-                                  the 128 KiB build (/usr/share/seabios/bios.bin)
+                                  SeaBIOS's 128 KiB build (bios.bin, from the QEMU's files)
   qboot + vmlinux (pvh.bin)       qboot.rom on pc/q35; bios-microvm.bin (a qboot) on microvm
   SeaBIOS + bzImage               linuxboot_dma.bin
   qboot + bzImage
@@ -41,47 +42,44 @@ TCG are not real-hardware times: the tables say which.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import shutil
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench.execlog import ExecCount, parse_trace
-from bench.firmware import (
+from bench.host import host_line, kvm_backend, qemu_facts, qemu_line
+from bench.procs import (
+    EXEC_LOG_ITEMS,
     TCG_TRACE_EVENTS,
-    Stats,
     alternating_schedule,
-    kvm_backend,
-    kvm_label,
-    markdown_table,
-    qemu_version,
     run_exec_log,
     timed_process,
 )
+from bench.report import (
+    accel_title,
+    markdown_table,
+    progress,
+    ratio_cell,
+    utc_date,
+    write_json,
+)
+from bench.stats import Stats, median_of_pairs
 from pvhfw.builder.build import build
 from pvhfw.builder.errors import BuildError
-from tests.kernels.qemu import qemu_command as base_command
 from tools.guest import tcg_kernel_args
+from tools.qemu import MACHINES, QBOOT_ROM, SEABIOS_128K, data_file, qemu_binary, qemu_path
+from tools.qemu import qemu_command as build_command
 
-QEMU = "qemu-system-x86_64"
-MACHINES = ("pc", "q35", "microvm")
-ACCELS = ("kvm", "tcg")
+ACCELS = ("kvm", "tcg")  # the tables' order
 MEMORY = "512"
-KVM_CPU = "qemu64,-cx16,-xsave"
-TCG_CPU = "max"
 ENTRY_STATUS = 33  # exitfirst / exitfirst-bz: 0x10 -> (0x10 << 1) | 1
 USERSPACE_STATUS = 15  # the initramfs's init: 7 (linux_start_user) -> (7 << 1) | 1
 APPEND = "console=ttyS0"
-QBOOT_ROM = "/usr/share/qemu/qboot.rom"  # Debian's bios-microvm.bin is a link to it
-SEABIOS_128K = "/usr/share/seabios/bios.bin"  # microvm's BIOS window is too small for 256 KiB
 BZIMAGE_SETUP_ENTRY = 0x10200  # QEMU puts a protocol >= 2.02 setup at 0x10000; entry +0x200
 OURS = "pvhfw-vmlinux"
 ENTRY_EVENTS = (
@@ -106,7 +104,7 @@ PHASE_TITLES = {
 # ---- the rows -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BootPath:
     key: str
     label: str
@@ -116,15 +114,17 @@ class BootPath:
     # where it boots Debian's kernel to userspace (None: everywhere in `machines`)
     userspace_on: tuple[str, ...] | None = None
 
-    def bios(self, machine: str, images: dict[str, Path]) -> str | None:
+    def bios(self, machine: str, images: dict[str, Path], qemu: str | None = None) -> str | None:
         """The -bios argument (None: the machine's default firmware); our images are built
-        for each row's kernel, keyed by the row."""
+        for each row's kernel, keyed by the row; QEMU's own files are those of the binary
+        `qemu` (tools.qemu.data_file: qboot.rom, SeaBIOS's 128 KiB bios.bin, since microvm's
+        BIOS window is too small for the 256 KiB build)."""
         if self.firmware in ("pvhfw", "floor"):
             return str(images[self.key])
         if self.firmware == "qboot" and machine != "microvm":
-            return QBOOT_ROM
+            return data_file(QBOOT_ROM, qemu)
         if self.firmware == "seabios" and machine == "microvm":
-            return SEABIOS_128K
+            return data_file(SEABIOS_128K, qemu)
         return None  # SeaBIOS on pc/q35, bios-microvm.bin (qboot) on microvm
 
     def boots_userspace(self, machine: str) -> bool:
@@ -149,21 +149,59 @@ class BootPath:
 
 
 PATHS = (
-    BootPath(OURS, "pvhfw + vmlinux (PVH)", "pvhfw", "vmlinux", MACHINES),
-    BootPath("pvhfw-bzimage", "pvhfw + bzImage (32-bit entry)", "pvhfw", "bzimage", MACHINES),
-    BootPath("floor-vmlinux", "floor + vmlinux", "floor", "vmlinux", MACHINES, userspace_on=()),
-    # on microvm Linux takes a double fault as soon as interrupts are on (docs/performance.md)
     BootPath(
-        "seabios-vmlinux",
-        "SeaBIOS + vmlinux (pvh.bin)",
-        "seabios",
-        "vmlinux",
-        MACHINES,
+        key=OURS,
+        label="pvhfw + vmlinux (PVH)",
+        firmware="pvhfw",
+        kernel="vmlinux",
+        machines=MACHINES,
+    ),
+    BootPath(
+        key="pvhfw-bzimage",
+        label="pvhfw + bzImage (32-bit entry)",
+        firmware="pvhfw",
+        kernel="bzimage",
+        machines=MACHINES,
+    ),
+    BootPath(
+        key="floor-vmlinux",
+        label="floor + vmlinux",
+        firmware="floor",
+        kernel="vmlinux",
+        machines=MACHINES,
+        userspace_on=(),
+    ),
+    BootPath(
+        key="seabios-vmlinux",
+        label="SeaBIOS + vmlinux (pvh.bin)",
+        firmware="seabios",
+        kernel="vmlinux",
+        machines=MACHINES,
+        # on microvm Linux takes a double fault as soon as interrupts are on
+        # (docs/performance.md)
         userspace_on=("pc", "q35"),
     ),
-    BootPath("qboot-vmlinux", "qboot + vmlinux (pvh.bin)", "qboot", "vmlinux", MACHINES),
-    BootPath("seabios-bzimage", "SeaBIOS + bzImage", "seabios", "bzimage", MACHINES),
-    BootPath("qboot-bzimage", "qboot + bzImage", "qboot", "bzimage", MACHINES),
+    BootPath(
+        key="qboot-vmlinux",
+        label="qboot + vmlinux (pvh.bin)",
+        firmware="qboot",
+        kernel="vmlinux",
+        machines=MACHINES,
+    ),
+    BootPath(
+        key="seabios-bzimage",
+        label="SeaBIOS + bzImage",
+        firmware="seabios",
+        kernel="bzimage",
+        machines=MACHINES,
+    ),
+    BootPath(
+        key="qboot-bzimage",
+        label="qboot + bzImage",
+        firmware="qboot",
+        kernel="bzimage",
+        machines=MACHINES,
+    ),
 )
 PATH_BY_KEY = {p.key: p for p in PATHS}
 
@@ -179,33 +217,51 @@ def qemu_command(
     append: str | None = None,
     log: Path | None = None,
     events: Sequence[str] = (),
+    exec_log: bool = False,
     extra: Sequence[str] = (),
 ) -> list[str]:
-    """One run's command line; `log` gets the time-stamped trace `events`."""
-    if machine == "microvm" and accel == "tcg":
-        machine = "microvm,pit=on"  # without kvm-clock Linux needs a PIT to calibrate the TSC
-    more = ["-cpu", KVM_CPU if accel == "kvm" else TCG_CPU]
-    if log is not None:
-        more += ["-msg", "timestamp=on", "-D", str(log)]
-        for event in events:
-            more += ["-trace", event]
-    cmd = base_command(
-        kernel,
-        bios=None if bios is None else Path(bios),
-        initrd=initrd,
-        append=append,
+    """One run's command line (tools.qemu's); `log` gets the time-stamped trace `events`, or
+    with `exec_log` TCG's single-step exec log and the events its counter reads, unstamped.
+    Every row runs as a Linux guest does (the CPU model, microvm's PIT under TCG), to the
+    kernel entry as to userspace: the same machine for both phases."""
+    if exec_log:
+        if accel != "tcg" or log is None:
+            raise ValueError("an exec-log run is a TCG run with a log path")
+        return build_command(
+            qemu=qemu,
+            machine=machine,
+            accel=accel,
+            linux=True,
+            memory=MEMORY,
+            bios=bios,
+            kernel=kernel,
+            singlestep=True,
+            debug=EXEC_LOG_ITEMS,
+            log=log,
+            trace=TCG_TRACE_EVENTS,
+            extra=extra,
+        )
+    return build_command(
+        qemu=qemu,
         machine=machine,
         accel=accel,
+        linux=True,
         memory=MEMORY,
-        extra=[*more, *extra],
+        bios=bios,
+        kernel=kernel,
+        initrd=initrd,
+        append=append,
+        timestamp=log is not None,
+        log=log,
+        trace=events if log is not None else (),
+        extra=extra,
     )
-    return [qemu, *cmd[1:]]
 
 
 # ---- runs ---------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Run:
     accel: str
     machine: str
@@ -226,7 +282,7 @@ class Run:
         return self.returncode == want and (self.phase != "entry" or "entry" in self.phases_ms)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Kernels:
     entry: dict[str, Path]  # vmlinux / bzimage: the exit-at-first-instruction kernels
     entry_pc: dict[str, int]  # BootPath.entry_kind -> the first instruction's linear address
@@ -295,7 +351,7 @@ def run_once(
 ) -> Run:
     trace = work / f"trace-{accel}-{machine}-{path.key}-{phase}.log"
     trace.unlink(missing_ok=True)
-    bios = path.bios(machine, kernels.images[phase])
+    bios = path.bios(machine, kernels.images[phase], qemu)
     if phase == "entry":
         cmd = qemu_command(
             qemu,
@@ -318,19 +374,27 @@ def run_once(
             log=trace,
             events=USERSPACE_EVENTS,
         )
-    seconds, rc, _, stderr, fork_wall = timed_process(cmd, timeout)
-    run = Run(accel, machine, path.key, phase, rnd, rc, seconds)
+    timed = timed_process(cmd, timeout)
+    run = Run(
+        accel=accel,
+        machine=machine,
+        path=path.key,
+        phase=phase,
+        round=rnd,
+        returncode=timed.returncode,
+        seconds=timed.seconds,
+    )
     if trace.exists():
         summary = parse_trace(trace.read_text(errors="replace"))
-        run.phases_ms = {k: (v - fork_wall) * 1e3 for k, v in summary.stamps.items()}
+        run.phases_ms = {k: (v - timed.fork_wall) * 1e3 for k, v in summary.stamps.items()}
         run.proxies = sorted(summary.proxies)
         if phase == "entry":
             run.port_accesses = summary.port_accesses
             run.kvm_exits = summary.kvm_exits if accel == "kvm" else None
-    if phase == "userspace" and rc == USERSPACE_STATUS:
-        run.phases_ms["userspace"] = seconds * 1e3
+    if phase == "userspace" and timed.returncode == USERSPACE_STATUS:
+        run.phases_ms["userspace"] = timed.seconds * 1e3
     if not run.ok:
-        run.stderr = stderr[-2000:]
+        run.stderr = timed.stderr[-2000:]
     return run
 
 
@@ -386,7 +450,7 @@ def run_matrix(
 # ---- counts: instructions from reset to the entry (TCG exec log) --------------------------
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Count:
     machine: str
     path: str
@@ -409,7 +473,7 @@ def run_counts(
     out = []
     for machine in machines:
         for p in paths_on(machine, selected):
-            bios = p.bios(machine, kernels.images["entry"])
+            bios = p.bios(machine, kernels.images["entry"], qemu)
             kernel = kernels.entry[p.kernel]
 
             def make_cmd(
@@ -418,25 +482,23 @@ def run_counts(
                 bios: str | None = bios,
                 kernel: Path = kernel,
             ) -> list[str]:
-                extra = ["-singlestep", "-d", "exec,nochain", "-D", str(log_path)]
-                for event in TCG_TRACE_EVENTS:
-                    extra += ["-trace", event]
-                return qemu_command(qemu, "tcg", machine, bios, kernel, extra=extra)
+                return qemu_command(qemu, "tcg", machine, bios, kernel, log=log_path, exec_log=True)
 
             entry = kernels.entry_pc[p.entry_kind]
-            _, rc, seconds, count, _ = run_exec_log(make_cmd, entry, timeout)
+            run = run_exec_log(make_cmd, entry, timeout)
+            count = run.count
             log(
                 f"[count] {machine} {p.key}: {count.instructions:,} instructions, "
-                f"{count.port_accesses} port accesses ({seconds:.1f} s)"
+                f"{count.port_accesses} port accesses ({run.seconds:.1f} s)"
             )
-            out.append(Count(machine, p.key, rc, count))
+            out.append(Count(machine=machine, path=p.key, returncode=run.returncode, count=count))
     return out
 
 
 # ---- summary ------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Row:
     accel: str
     machine: str
@@ -457,12 +519,11 @@ class Row:
 def pairwise_ratio(mine: Sequence[Run], ours: Sequence[Run], phase: str) -> float | None:
     """Median over rounds of (this row's time / the pvhfw row's time in the same round)."""
     by_round = {r.round: r.phases_ms[phase] for r in ours if phase in r.phases_ms}
-    ratios = [
-        r.phases_ms[phase] / by_round[r.round]
+    return median_of_pairs(
+        (r.phases_ms[phase], by_round[r.round])
         for r in mine
         if phase in r.phases_ms and r.round in by_round
-    ]
-    return statistics.median(ratios) if ratios else None
+    )
 
 
 def run_step(run: Run, phase: str) -> float | None:
@@ -501,36 +562,32 @@ def summarize(runs: Sequence[Run]) -> list[Row]:
         exits = [r.kvm_exits for r in entry_runs if r.kvm_exits is not None]
         rows.append(
             Row(
-                accel,
-                machine,
-                key,
-                PATH_BY_KEY[key].label_on(machine),
-                len(entry_runs),
-                len(user_runs),
-                sum(1 for r in mine if not r.ok),
-                phases,
-                steps,
-                sorted({p for r in entry_runs for p in r.proxies}),
-                pairwise_ratio(entry_runs, [r for r in ours if r.phase == "entry"], "entry"),
-                pairwise_ratio(
+                accel=accel,
+                machine=machine,
+                path=key,
+                label=PATH_BY_KEY[key].label_on(machine),
+                runs=len(entry_runs),
+                userspace_runs=len(user_runs),
+                failed=sum(1 for r in mine if not r.ok),
+                phases=phases,
+                steps=steps,
+                proxies=sorted({p for r in entry_runs for p in r.proxies}),
+                ratio_entry=pairwise_ratio(
+                    entry_runs, [r for r in ours if r.phase == "entry"], "entry"
+                ),
+                ratio_userspace=pairwise_ratio(
                     [r for r in good if r.phase == "userspace"],
                     [r for r in ours if r.phase == "userspace"],
                     "userspace",
                 ),
-                statistics.median(ports) if ports else None,
-                statistics.median(exits) if exits else None,
+                port_accesses=statistics.median(ports) if ports else None,
+                kvm_exits=statistics.median(exits) if exits else None,
             )
         )
     return rows
 
 
 # ---- report -------------------------------------------------------------------------------
-
-
-def accel_title(accel: str, backend: str) -> str:
-    if accel == "kvm":
-        return kvm_label(backend)
-    return "TCG (emulation: not real-hardware times)"
 
 
 def _phase_cells(row: Row, with_first_instr: bool) -> list[str]:
@@ -545,10 +602,6 @@ def _phase_cells(row: Row, with_first_instr: bool) -> list[str]:
         mark = "~" if phase in row.proxies else ""
         cells.append(f"{mark}{st.median:.2f}" + ("" if step is None else f" (+{step.median:.2f})"))
     return cells
-
-
-def _ratio(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}x"
 
 
 def render(meta: dict[str, Any], rows: Sequence[Row], counts: Sequence[Count]) -> str:
@@ -581,8 +634,8 @@ def render(meta: dict[str, Any], rows: Sequence[Row], counts: Sequence[Count]) -
                 [
                     r.label,
                     *_phase_cells(r, kvm),
-                    _ratio(r.ratio_entry),
-                    _ratio(r.ratio_userspace),
+                    ratio_cell(r.ratio_entry),
+                    ratio_cell(r.ratio_userspace),
                     f"{r.runs} + {r.userspace_runs}"
                     + (f" ({r.failed} failed)" if r.failed else ""),
                 ]
@@ -713,7 +766,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, help="write every run and the summary here")
     p.add_argument("--markdown", type=Path, help="also write the tables here")
     p.add_argument("--work-dir", type=Path, help="keep kernels, images and trace logs here")
-    p.add_argument("--qemu", default=QEMU, help="QEMU binary (default qemu-system-x86_64)")
+    p.add_argument(
+        "--qemu",
+        default=qemu_binary(),
+        help="QEMU binary (default: $PVHFW_QEMU, else qemu-system-x86_64; here %(default)s)",
+    )
     p.add_argument(
         "--timeout", type=float, default=120.0, help="seconds per QEMU run (default 120)"
     )
@@ -730,20 +787,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return a
 
 
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     a = parse_args(argv)
-    qemu = shutil.which(a.qemu)
+    qemu = qemu_path(a.qemu)
     if qemu is None:
-        _log(f"pvhfw-bench: {a.qemu} not found: install qemu-system-x86 (tools/setup.sh)")
+        progress(
+            f"pvhfw-bench: {a.qemu} not found: install qemu-system-x86 (tools/setup.sh), "
+            "or set PVHFW_QEMU or --qemu"
+        )
         return 2
+    progress(qemu_line(qemu))
     backend = kvm_backend()
     accels = list(a.accels)
     if "kvm" in accels and backend == "none":
-        _log("pvhfw-bench: /dev/kvm is missing or not accessible: the KVM rows are left out")
+        progress("pvhfw-bench: /dev/kvm is missing or not accessible: the KVM rows are left out")
         accels.remove("kvm")
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="pvhfw-bench-") as tmp:
@@ -751,19 +808,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         work.mkdir(parents=True, exist_ok=True)
         userspace = a.userspace_runs > 0 and "tcg" in accels
         try:
-            kernels = prepare(work, userspace, _log)
+            kernels = prepare(work, userspace, progress)
         except BuildError as exc:
-            _log(f"pvhfw-bench: build-fw: {exc}")
+            progress(f"pvhfw-bench: build-fw: {exc}")
             return 1
         except Exception as exc:  # the kernel build and the Debian download raise their own
-            _log(f"pvhfw-bench: preparing the kernels failed: {type(exc).__name__}: {exc}")
+            progress(f"pvhfw-bench: preparing the kernels failed: {type(exc).__name__}: {exc}")
             return 1
         meta: dict[str, Any] = {
-            "qemu": qemu,
-            "qemu_version": qemu_version(qemu),
+            **qemu_facts(qemu),
             "kvm_backend": backend,
-            "host": f"{platform.machine()}, {platform.release()}, kvm: {backend}",
-            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "host": host_line(backend),
+            "date": utc_date(),
             "debian_kernel": kernels.debian_version,
             "memory_mib": int(MEMORY),
             "append": APPEND,
@@ -788,10 +844,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             seabios_kvm_runs=a.seabios_kvm_runs,
             warmup=a.warmup,
             timeout=a.timeout,
-            log=_log,
+            log=progress,
         )
         counts = (
-            [] if a.no_counts else run_counts(qemu, a.machines, a.paths, kernels, a.timeout, _log)
+            []
+            if a.no_counts
+            else run_counts(qemu, a.machines, a.paths, kernels, a.timeout, progress)
         )
     rows = summarize(runs)
     meta["duration_s"] = round(time.perf_counter() - started, 1)
@@ -801,11 +859,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.markdown is not None:
         a.markdown.write_text(text + "\n")
     if a.json is not None:
-        a.json.write_text(json.dumps(report_json(meta, runs, rows, counts), indent=1) + "\n")
-        _log(f"wrote {a.json}")
+        write_json(a.json, report_json(meta, runs, rows, counts))
     failed = [r for r in runs if not r.ok and r.round >= 0] + [c for c in counts if not c.ok]
     if failed:
-        _log(f"pvhfw-bench: {len(failed)} run(s) did not reach their exit point")
+        progress(f"pvhfw-bench: {len(failed)} run(s) did not reach their exit point")
     return 1 if failed else 0
 
 

@@ -30,40 +30,37 @@ import argparse
 import contextlib
 import functools
 import hashlib
-import json
-import os
-import platform
 import re
-import shutil
-import signal
-import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from bench.execlog import PORT_DEBUG_EXIT, ExecCount, ExecLogCounter, parse_trace
+from bench.execlog import ExecCount, ExecLogCounter, parse_trace
+from bench.host import host_facts, kvm_backend, kvm_label, qemu_facts, qemu_line
+from bench.procs import (
+    EXEC_LOG_ITEMS,
+    TCG_TRACE_EVENTS,
+    alternating_schedule,
+    run_exec_log,
+    timed_process,
+)
 from bench.profiles import PROFILES, MachineProfile, load_segments, sim_fwcfg
 from bench.profiles import RAM_SIZE as PROFILE_RAM_SIZE
+from bench.report import markdown_table, progress, ratio_cell, utc_date, write_json
+from bench.stats import Stats, delta_of_medians, firmware_ratio, ratio_of_medians
 from pvhfw.builder.build import BuildResult, build
 from pvhfw.builder.kernel import Kernel
+from tools.qemu import DEBUG_EXIT, KVM_CPU, MACHINES, QBOOT_ROM, data_file, qemu_binary, qemu_path
+from tools.qemu import qemu_command as build_command
 
-QEMU = "qemu-system-x86_64"
 MEMORY = "512"  # and -smp 2: the configuration the ACPI files in bench/profiles.py are from
 SMP = "2"
-DEBUG_EXIT = f"isa-debug-exit,iobase={PORT_DEBUG_EXIT:#x},iosize=0x01"
-KVM_CPU = "qemu64,-cx16,-xsave"
 EXIT_STATUS = 33  # exitfirst writes 0x10 to 0xf4: (0x10 << 1) | 1
-QBOOT_ROM = "/usr/share/qemu/qboot.rom"
-MACHINES = ("pc", "q35", "microvm")
 NO_DMA = ("-global", "fw_cfg_io.dma_enabled=off")  # FW_CFG_ID without DMA: I/O ports only
-TCG_TRACE_EVENTS = ("memory_region_ops_read", "memory_region_ops_write", "fw_cfg_add_file")
 
 MAX_INSTRUCTIONS = 2000
 MAX_PORT_ACCESSES = 40
@@ -78,7 +75,7 @@ Accel = Literal["tcg", "kvm"]
 # ---- the firmwares ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Firmware:
     key: str
     label: str
@@ -89,31 +86,45 @@ class Firmware:
     kvm: bool = True  # part of the KVM timing (else TCG counts only)
 
 
-def firmwares(images: dict[str, Path]) -> list[Firmware]:
-    """Ours first, then QEMU's own, each with the machine types it applies to."""
+def firmwares(images: dict[str, Path], qemu: str | None = None) -> list[Firmware]:
+    """Ours first, then QEMU's own, each with the machine types it applies to; qboot's ROM is
+    the one of the QEMU binary `qemu` (tools.qemu.data_file)."""
+    pvh, floor = str(images["pvh"]), str(images["floor"])
     return [
-        Firmware("pvh", "pvhfw", MACHINES, str(images["pvh"]), ours=True),
+        Firmware(key="pvh", label="pvhfw", machines=MACHINES, bios=pvh, ours=True),
         Firmware(
-            "pvh-nodma",
-            "pvhfw, fw_cfg DMA off",
-            MACHINES,
-            str(images["pvh"]),
+            key="pvh-nodma",
+            label="pvhfw, fw_cfg DMA off",
+            machines=MACHINES,
+            bios=pvh,
             ours=True,
             extra=NO_DMA,
             kvm=False,
         ),
         Firmware(
-            "pvh-noacpi",
-            "pvhfw, ACPI off (-machine acpi=off)",
-            MACHINES,
-            str(images["pvh"]),
+            key="pvh-noacpi",
+            label="pvhfw, ACPI off (-machine acpi=off)",
+            machines=MACHINES,
+            bios=pvh,
             ours=True,
             extra=("-machine", "acpi=off"),
         ),
-        Firmware("floor", "floor (32-bit switch + jump)", MACHINES, str(images["floor"])),
-        Firmware("qboot", "qboot.rom + pvh.bin", ("pc",), QBOOT_ROM),
-        Firmware("seabios", "SeaBIOS + pvh.bin (default)", ("pc", "q35"), None),
-        Firmware("microvm-default", "bios-microvm.bin (qboot, default)", ("microvm",), None),
+        Firmware(key="floor", label="floor (32-bit switch + jump)", machines=MACHINES, bios=floor),
+        Firmware(
+            key="qboot",
+            label="qboot.rom + pvh.bin",
+            machines=("pc",),
+            bios=data_file(QBOOT_ROM, qemu),
+        ),
+        Firmware(
+            key="seabios", label="SeaBIOS + pvh.bin (default)", machines=("pc", "q35"), bios=None
+        ),
+        Firmware(
+            key="microvm-default",
+            label="bios-microvm.bin (qboot, default)",
+            machines=("microvm",),
+            bios=None,
+        ),
     ]
 
 
@@ -125,31 +136,50 @@ def qemu_command(
     accel: Accel,
     log: Path | None = None,
     extra: Sequence[str] = (),
+    trace: Sequence[str] = (),
 ) -> list[str]:
-    """The command line of one run: the TCG form logs every instruction to `log`; the KVM
-    form, given `log`, logs the guest's writes there with wall-clock time stamps."""
-    cmd = [qemu, "-accel", accel]
+    """The command line of one run (tools.qemu's, for a test kernel: QEMU's default CPU under
+    TCG, the KVM model under KVM): the TCG form logs every instruction to `log`; the KVM form,
+    given `log`, logs the guest's writes there with wall-clock time stamps; `trace`: more
+    events (to stderr without `log`)."""
     if accel == "tcg":
         if log is None:
             raise ValueError("a TCG exec-log run needs a log path")
-        cmd += ["-singlestep", "-d", "exec,nochain", "-D", str(log)]
-        for event in TCG_TRACE_EVENTS:
-            cmd += ["-trace", event]
-    else:
-        cmd += ["-cpu", KVM_CPU]
-        if log is not None:  # boot events with wall-clock stamps (execlog.parse_trace)
-            cmd += ["-msg", "timestamp=on", "-trace", "memory_region_ops_write", "-D", str(log)]
-    cmd += ["-M", machine, "-m", MEMORY, "-smp", SMP]
-    if bios is not None:
-        cmd += ["-bios", bios]
-    cmd += ["-kernel", str(kernel), "-nographic", "-no-reboot", "-device", DEBUG_EXIT]
-    return cmd + list(extra)
+        return build_command(
+            qemu=qemu,
+            machine=machine,
+            accel=accel,
+            memory=MEMORY,
+            smp=SMP,
+            bios=bios,
+            kernel=kernel,
+            singlestep=True,
+            debug=EXEC_LOG_ITEMS,
+            log=log,
+            trace=[*TCG_TRACE_EVENTS, *trace],
+            extra=extra,
+        )
+    # given a log: boot events with wall-clock stamps (execlog.parse_trace)
+    stamped = ("memory_region_ops_write",) if log is not None else ()
+    return build_command(
+        qemu=qemu,
+        machine=machine,
+        accel=accel,
+        memory=MEMORY,
+        smp=SMP,
+        bios=bios,
+        kernel=kernel,
+        timestamp=log is not None,
+        log=log,
+        trace=[*stamped, *trace],
+        extra=extra,
+    )
 
 
 # ---- setup: kernel and images -----------------------------------------------------------
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Setup:
     kernel: Path
     entry: int
@@ -173,7 +203,7 @@ def prepare(work: Path) -> Setup:
         path = work / f"{kernel.stem}-{variant}.bin"
         path.write_bytes(result.image)
         images[variant], builds[variant] = path, result
-    return Setup(kernel, entry, images, builds, work)
+    return Setup(kernel=kernel, entry=entry, images=images, builds=builds, work=work)
 
 
 def _sha256(path: Path) -> str:
@@ -183,7 +213,7 @@ def _sha256(path: Path) -> str:
 # ---- 1. emulator ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EmuConfig:
     key: str
     label: str
@@ -203,41 +233,46 @@ def emu_configs(machines: Sequence[str]) -> list[EmuConfig]:
     initrd = f"{INITRD_SIZE // 1024} KiB -initrd"
     configs = [
         EmuConfig(
-            "pc-initrd-dma", f"pc, -append + {initrd}, DMA", "pc", CMDLINE, INITRD_SIZE, True, False
+            key="pc-initrd-dma",
+            label=f"pc, -append + {initrd}, DMA",
+            machine="pc",
+            cmdline=CMDLINE,
+            initrd_size=INITRD_SIZE,
+            dma=True,
+            as_tcg=False,
         ),
         EmuConfig(
-            "pc-initrd-pio",
-            f"pc, -append + {initrd}, I/O ports only (dma=False)",
-            "pc",
-            CMDLINE,
-            INITRD_SIZE,
-            False,
-            False,
+            key="pc-initrd-pio",
+            label=f"pc, -append + {initrd}, I/O ports only (dma=False)",
+            machine="pc",
+            cmdline=CMDLINE,
+            initrd_size=INITRD_SIZE,
+            dma=False,
+            as_tcg=False,
         ),
     ]
     for m in machines:
-        configs.append(EmuConfig(f"{m}-as-tcg", f"{m}, as the TCG runs", m, None, 0, True, True))
-        configs.append(
-            EmuConfig(
-                f"{m}-as-tcg-noacpi",
-                f"{m}, as the TCG runs, acpi=off",
-                m,
-                None,
-                0,
-                True,
-                True,
-                acpi=False,
+        for suffix, what, dma, acpi in (
+            ("", "", True, True),
+            ("-noacpi", ", acpi=off", True, False),
+            ("-pio", ", dma=False", False, True),
+        ):
+            configs.append(
+                EmuConfig(
+                    key=f"{m}-as-tcg{suffix}",
+                    label=f"{m}, as the TCG runs{what}",
+                    machine=m,
+                    cmdline=None,  # as the TCG runs: no -append, no -initrd
+                    initrd_size=0,
+                    dma=dma,
+                    as_tcg=True,
+                    acpi=acpi,
+                )
             )
-        )
-        configs.append(
-            EmuConfig(
-                f"{m}-as-tcg-pio", f"{m}, as the TCG runs, dma=False", m, None, 0, False, True
-            )
-        )
     return configs
 
 
-@dataclass
+@dataclass(kw_only=True)
 class EmuResult:
     config: str
     label: str
@@ -314,7 +349,7 @@ def run_emulator(setup: Setup, configs: Sequence[EmuConfig]) -> list[EmuResult]:
 # ---- 2. TCG exec log ----------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TcgResult:
     machine: str
     firmware: str
@@ -360,55 +395,6 @@ class TcgResult:
         }
 
 
-def run_exec_log(
-    make_cmd: Callable[[Path], list[str]], entry: int, timeout: float
-) -> tuple[list[str], int | None, float, ExecCount, str]:
-    """Run QEMU with its log going into a FIFO that a thread counts as it comes: SeaBIOS logs
-    millions of lines, nothing is stored. Returns (cmd, returncode, seconds, count, stderr)."""
-    counter = ExecLogCounter(entry)
-    failure: list[BaseException] = []
-    with tempfile.TemporaryDirectory(prefix="bench-tcg-") as tmp:
-        fifo = Path(tmp) / "exec.log"
-        os.mkfifo(fifo)
-        cmd = make_cmd(fifo)
-
-        def reader() -> None:
-            try:
-                with open(fifo, "rb", buffering=1 << 20) as log:
-                    for line in log:
-                        counter.feed(line)
-            except BaseException as exc:  # reported after the run
-                failure.append(exc)
-                with open(fifo, "rb") as log:  # keep QEMU from blocking on a full FIFO
-                    while log.read(1 << 20):
-                        pass
-
-        thread = threading.Thread(target=reader, daemon=True)
-        thread.start()
-        with tempfile.TemporaryFile() as err:
-            start = time.perf_counter()
-            proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err
-            )
-            returncode: int | None
-            try:
-                returncode = proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                returncode = None
-            seconds = time.perf_counter() - start
-            err.seek(0)
-            stderr = err.read().decode("utf-8", "replace")
-        # A reader still waiting in open() (QEMU died before opening its log) gets EOF.
-        with contextlib.suppress(OSError):
-            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        thread.join()
-    if failure:
-        raise RuntimeError(f"reading the exec log of {' '.join(cmd)} failed") from failure[0]
-    return cmd, returncode, seconds, counter.count, stderr
-
-
 def run_tcg(
     setup: Setup,
     machines: Sequence[str],
@@ -422,15 +408,24 @@ def run_tcg(
     twins = {(r.machine, r.tcg_twin): r for r in emu if r.tcg_twin}
     results = []
     for machine in machines:
-        for fw in firmwares(setup.images):
+        for fw in firmwares(setup.images, qemu):
             if machine not in fw.machines or (fw.key == "seabios" and not seabios):
                 continue
             log(f"[tcg] {machine} {fw.key} ...")
             make_cmd = functools.partial(
                 qemu_command, qemu, machine, fw.bios, setup.kernel, "tcg", extra=fw.extra
             )
-            cmd, rc, seconds, count, stderr = run_exec_log(make_cmd, setup.entry, timeout)
-            result = TcgResult(machine, fw.key, cmd, rc, seconds, count, stderr)
+            run = run_exec_log(make_cmd, setup.entry, timeout)
+            count, rc, seconds = run.count, run.returncode, run.seconds
+            result = TcgResult(
+                machine=machine,
+                firmware=fw.key,
+                cmd=run.cmd,
+                returncode=rc,
+                seconds=seconds,
+                count=count,
+                stderr=run.stderr,
+            )
             twin = twins.get((machine, fw.key))
             if twin is not None:
                 result.emulator_instructions = twin.instructions
@@ -452,24 +447,7 @@ def run_tcg(
 # ---- 3. KVM wall time -------------------------------------------------------------------
 
 
-def alternating_schedule(
-    subjects: Sequence[str], runs: dict[str, int], warmup: int = 0
-) -> list[tuple[int, str]]:
-    """(round, subject) in execution order: every round runs each subject once, and round r
-    starts r places further along (A B C, B C A, C A B, ...), so that no subject always
-    follows the same other one (a run's start-up can feel the previous QEMU's teardown); a
-    subject with fewer runs drops out after its last round; `warmup` rounds (numbered
-    -warmup..-1, one run of each subject with runs > 0) come first and are not measured."""
-    active = [s for s in subjects if runs.get(s, 0) > 0]
-    order = [(r, s) for r in range(-warmup, 0) for s in active]
-    for r in range(max((runs[s] for s in active), default=0)):
-        present = [s for s in active if r < runs[s]]
-        k = r % len(present)
-        order += [(r, s) for s in present[k:] + present[:k]]
-    return order
-
-
-@dataclass
+@dataclass(kw_only=True)
 class KvmRun:
     machine: str
     firmware: str
@@ -493,60 +471,6 @@ class KvmRun:
         return self.returncode == EXIT_STATUS
 
 
-def timed_process(cmd: Sequence[str], timeout: float) -> tuple[float, int | None, int, str, float]:
-    """Wall time of the whole process (fork to reap), exit status (None: killed at the
-    timeout), peak RSS in KiB (getrusage of that child), stderr, and the wall-clock time
-    (time.time(), the clock of QEMU's `-msg timestamp=on`) just before the fork."""
-    lock = threading.Lock()
-    reaped = False
-    killed = False
-    with tempfile.TemporaryFile() as err:
-        wall_start = time.time()
-        start = time.perf_counter()
-        proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err
-        )
-
-        def kill() -> None:
-            nonlocal killed
-            with lock:
-                if not reaped:
-                    killed = True
-                    os.kill(proc.pid, signal.SIGKILL)
-
-        timer = threading.Timer(timeout, kill)
-        timer.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            with lock:
-                reaped = True
-            timer.cancel()
-        seconds = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        err.seek(0)
-        stderr = err.read().decode("utf-8", "replace")
-    return seconds, None if killed else proc.returncode, int(usage.ru_maxrss), stderr, wall_start
-
-
-@dataclass(frozen=True)
-class Stats:
-    n: int
-    min: float
-    median: float
-    max: float
-
-    @classmethod
-    def of(cls, values: Sequence[float]) -> Stats:
-        if not values:
-            raise ValueError("no values")
-        return cls(len(values), min(values), statistics.median(values), max(values))
-
-
-def ratio_of_medians(ours: Sequence[float], base: Sequence[float]) -> float:
-    return statistics.median(ours) / statistics.median(base)
-
-
 def run_kvm(
     setup: Setup,
     machines: Sequence[str],
@@ -563,7 +487,7 @@ def run_kvm(
     out: list[KvmRun] = []
     exits: list[KvmExits] = []
     for machine in machines:
-        fws = {f.key: f for f in firmwares(setup.images) if machine in f.machines and f.kvm}
+        fws = {f.key: f for f in firmwares(setup.images, qemu) if machine in f.machines and f.kvm}
         counts = {key: runs for key in ("pvh", "pvh-noacpi", "floor")}
         if context:
             counts.update({key: runs for key in ("qboot", "microvm-default") if key in fws})
@@ -577,18 +501,28 @@ def run_kvm(
             cmd = qemu_command(
                 qemu, machine, fws[key].bios, setup.kernel, "kvm", log=events, extra=fws[key].extra
             )
-            seconds, rc, rss, stderr, wall_start = timed_process(cmd, timeout)
-            run = KvmRun(machine, key, rnd, seconds, rc, rss)
+            timed = timed_process(cmd, timeout)
+            run = KvmRun(
+                machine=machine,
+                firmware=key,
+                round=rnd,
+                seconds=timed.seconds,
+                returncode=timed.returncode,
+                maxrss_kib=timed.maxrss_kib,
+            )
             if events.exists():
                 trace = parse_trace(events.read_text(errors="replace"))
                 entry = trace.stamps.get("entry")
                 if entry is not None:
-                    run.to_entry = entry - wall_start
+                    run.to_entry = entry - timed.fork_wall
                     if "fw_start" in trace.stamps and "fw_start" not in trace.proxies:
                         run.fw_to_entry = entry - trace.stamps["fw_start"]
             if not run.ok:
-                run.stderr = stderr[-2000:]
-                log(f"[kvm] {machine} {key} round {rnd}: status {rc}\n{stderr[-500:]}")
+                run.stderr = timed.stderr[-2000:]
+                log(
+                    f"[kvm] {machine} {key} round {rnd}: status {timed.returncode}\n"
+                    f"{timed.stderr[-500:]}"
+                )
             out.append(run)
         for key in dict.fromkeys(k for _, k in schedule):
             exits.append(count_kvm_exits(qemu, machine, fws[key], setup.kernel, timeout))
@@ -608,7 +542,7 @@ KVM_EXIT_REASONS = {
 _KVM_EXIT_RE = re.compile(r"^kvm_run_exit cpu_index (\d+), reason (\d+)")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class KvmExits:
     """One extra, untimed run with QEMU's kvm_run_exit and memory_region_ops events (to
     stderr): the exits to QEMU (userspace) by reason and the port accesses QEMU handled, over
@@ -643,15 +577,21 @@ def parse_kvm_trace(text: str) -> tuple[dict[str, int], int]:
 def count_kvm_exits(
     qemu: str, machine: str, fw: Firmware, kernel: Path, timeout: float
 ) -> KvmExits:
-    cmd = qemu_command(qemu, machine, fw.bios, kernel, "kvm", extra=fw.extra)
-    for event in KVM_TRACE_EVENTS:
-        cmd += ["-trace", event]
-    _, rc, _, stderr, _ = timed_process(cmd, timeout)
-    exits, ports = parse_kvm_trace(stderr)
-    return KvmExits(machine, fw.key, rc, exits, ports)
+    cmd = qemu_command(
+        qemu, machine, fw.bios, kernel, "kvm", extra=fw.extra, trace=KVM_TRACE_EVENTS
+    )
+    timed = timed_process(cmd, timeout)
+    exits, ports = parse_kvm_trace(timed.stderr)
+    return KvmExits(
+        machine=machine,
+        firmware=fw.key,
+        returncode=timed.returncode,
+        exits=exits,
+        port_accesses=ports,
+    )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class KvmSummary:
     machine: str
     firmware: str
@@ -672,17 +612,6 @@ class KvmSummary:
     firmware_ratio: float | None = None
 
 
-def firmware_ratio(
-    startup: Sequence[float], ours: Sequence[float], floor: Sequence[float]
-) -> float:
-    """Fork -> entry, ours over the floor's, with QEMU's start-up (fork -> fw_start) taken
-    from the runs of both: nothing before the firmware's first instruction depends on which
-    firmware it is (both images are 64 KiB files), so the start-up's spread, which on a noisy
-    machine is far wider than the firmware's own time, is common to both sides."""
-    s = statistics.median(startup)
-    return (s + statistics.median(ours)) / (s + statistics.median(floor))
-
-
 def summarize_kvm(runs: Sequence[KvmRun], exits: Sequence[KvmExits] = ()) -> list[KvmSummary]:
     """Per (machine, firmware), measured rounds only; the ratio is of medians over the floor."""
     traced = {(e.machine, e.firmware): e for e in exits}
@@ -700,7 +629,7 @@ def summarize_kvm(runs: Sequence[KvmRun], exits: Sequence[KvmExits] = ()) -> lis
         ratio = delta = None
         if secs and floor_secs:
             ratio = ratio_of_medians(secs, floor_secs)
-            delta = (statistics.median(secs) - statistics.median(floor_secs)) * 1e3
+            delta = delta_of_medians(secs, floor_secs) * 1e3
         entry = [r.to_entry for r in mine if r.to_entry is not None]
         floor_entry = [r.to_entry for r in floor if r.to_entry is not None]
         fw_entry = [r.fw_to_entry for r in mine if r.fw_to_entry is not None]
@@ -713,25 +642,25 @@ def summarize_kvm(runs: Sequence[KvmRun], exits: Sequence[KvmExits] = ()) -> lis
         e_ratio = e_delta = None
         if entry and floor_entry:
             e_ratio = ratio_of_medians(entry, floor_entry)
-            e_delta = (statistics.median(entry) - statistics.median(floor_entry)) * 1e3
+            e_delta = delta_of_medians(entry, floor_entry) * 1e3
         t = traced.get((machine, fw))
         out.append(
             KvmSummary(
-                machine,
-                fw,
-                failed,
-                Stats.of(secs) if secs else None,
-                Stats.of([float(r.maxrss_kib) for r in mine]) if mine else None,
-                ratio,
-                delta,
-                None if t is None else t.total_exits,
-                None if t is None else t.port_accesses,
-                Stats.of(entry) if entry else None,
-                e_ratio,
-                e_delta,
-                Stats.of(fw_entry) if fw_entry else None,
-                Stats.of(startup) if startup else None,
-                1.0 if fw == "floor" and fw_entry else fw_ratio,
+                machine=machine,
+                firmware=fw,
+                failed=failed,
+                seconds=Stats.of(secs) if secs else None,
+                maxrss_kib=Stats.of([float(r.maxrss_kib) for r in mine]) if mine else None,
+                ratio_to_floor=ratio,
+                delta_to_floor_ms=delta,
+                exits=None if t is None else t.total_exits,
+                port_accesses=None if t is None else t.port_accesses,
+                to_entry=Stats.of(entry) if entry else None,
+                to_entry_ratio=e_ratio,
+                to_entry_delta_ms=e_delta,
+                fw_to_entry=Stats.of(fw_entry) if fw_entry else None,
+                startup=Stats.of(startup) if startup else None,
+                firmware_ratio=1.0 if fw == "floor" and fw_entry else fw_ratio,
             )
         )
     return out
@@ -740,42 +669,11 @@ def summarize_kvm(runs: Sequence[KvmRun], exits: Sequence[KvmExits] = ()) -> lis
 # ---- the report -------------------------------------------------------------------------
 
 
-def kvm_backend() -> str:
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        return "none"
-    for module in ("kvm_pvm", "kvm_intel", "kvm_amd"):
-        if Path("/sys/module", module).exists():
-            return module
-    return "unknown"
-
-
-def kvm_label(backend: str) -> str:
-    if backend == "kvm_pvm":
-        return "KVM (PVM-emulated here, not hardware)"
-    if backend in ("kvm_intel", "kvm_amd"):
-        return f"KVM (hardware, {backend})"
-    return f"KVM ({backend})"
-
-
-def qemu_version(qemu: str) -> str:
-    try:
-        out = subprocess.run([qemu, "--version"], capture_output=True, text=True, check=False)
-    except OSError:
-        return "not found"
-    return out.stdout.splitlines()[0] if out.stdout else "unknown"
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return lines
-
-
 def _fw_label(key: str) -> str:
     return next(fw.label for fw in firmwares({"pvh": Path(), "floor": Path()}) if fw.key == key)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Verdict:
     name: str
     limit: str
@@ -820,10 +718,10 @@ def verdicts(
             ):
                 out.append(
                     Verdict(
-                        f"{name}, reset -> entry, {what} ({source}, max)",
-                        f"<= {limit:,}" if not acpi else "reported",
-                        f"{value:,} ({where})",
-                        (ok and value <= limit) if not acpi else (None if ok else False),
+                        name=f"{name}, reset -> entry, {what} ({source}, max)",
+                        limit=f"<= {limit:,}" if not acpi else "reported",
+                        measured=f"{value:,} ({where})",
+                        met=(ok and value <= limit) if not acpi else (None if ok else False),
                     )
                 )
     for s in kvm:
@@ -836,15 +734,15 @@ def verdicts(
                 met = False
             out.append(
                 Verdict(
-                    f"KVM, QEMU fork -> kernel entry, pvhfw / floor, {s.machine}, "
+                    name=f"KVM, QEMU fork -> kernel entry, pvhfw / floor, {s.machine}, "
                     f"{'ACPI off' if limited else 'with ACPI'} "
                     "(common start-up; direct ratio of medians in brackets)",
-                    f"<= {MAX_KVM_RATIO:.2f}x" if limited else "reported",
-                    "-"
+                    limit=f"<= {MAX_KVM_RATIO:.2f}x" if limited else "reported",
+                    measured="-"
                     if s.firmware_ratio is None
                     else f"{s.firmware_ratio:.3f}x"
                     + ("" if s.to_entry_ratio is None else f" ({s.to_entry_ratio:.3f}x)"),
-                    met,
+                    met=met,
                 )
             )
     return out
@@ -983,11 +881,11 @@ def render(
                     f"{e.min * 1e3:.2f}",
                     f"{e.median * 1e3:.2f}",
                     f"{e.max * 1e3:.2f}",
-                    "-" if s.to_entry_ratio is None else f"{s.to_entry_ratio:.3f}x",
+                    ratio_cell(s.to_entry_ratio),
                     "-" if s.to_entry_delta_ms is None else f"{s.to_entry_delta_ms:+.2f}",
                     "-" if s.startup is None else f"{s.startup.median * 1e3:.2f}",
                     "-" if f is None else f"{f.median * 1e6:,.0f}",
-                    "-" if s.firmware_ratio is None else f"{s.firmware_ratio:.3f}x",
+                    ratio_cell(s.firmware_ratio),
                 ]
             )
         lines += markdown_table(
@@ -1029,7 +927,7 @@ def render(
                     f"{t.median * 1e3:.1f}",
                     f"{t.max * 1e3:.1f}",
                     "-" if rss is None else f"{rss.median / 1024:.1f}",
-                    "-" if s.ratio_to_floor is None else f"{s.ratio_to_floor:.3f}x",
+                    ratio_cell(s.ratio_to_floor),
                     "-" if s.delta_to_floor_ms is None else f"{s.delta_to_floor_ms:+.1f}",
                     traced,
                 ]
@@ -1103,7 +1001,7 @@ def report_json(
 # ---- main -------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Options:
     runs: int = 30
     json: Path | None = None
@@ -1116,7 +1014,7 @@ class Options:
     no_context: bool = False
     warmup: int = 1
     work_dir: Path | None = None
-    qemu: str = QEMU
+    qemu: str = field(default_factory=qemu_binary)
     timeout: float = 600.0
 
 
@@ -1154,7 +1052,11 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     )
     p.add_argument("--warmup", type=int, default=1, help="unmeasured KVM rounds first")
     p.add_argument("--work-dir", type=Path, help="keep the kernel and images here")
-    p.add_argument("--qemu", default=QEMU, help="QEMU binary (default qemu-system-x86_64)")
+    p.add_argument(
+        "--qemu",
+        default=qemu_binary(),
+        help="QEMU binary (default: $PVHFW_QEMU, else qemu-system-x86_64; here %(default)s)",
+    )
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per QEMU run")
     a = p.parse_args(argv)
     machines = [m.strip() for m in a.machines.split(",") if m.strip()]
@@ -1164,38 +1066,39 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     if a.runs < 1 or a.seabios_runs < 0 or a.warmup < 0:
         p.error("--runs must be >= 1, --seabios-runs and --warmup >= 0")
     return Options(
-        a.runs,
-        a.json,
-        machines,
-        a.skip_kvm,
-        a.skip_tcg,
-        a.skip_emu,
-        a.skip_seabios,
-        a.seabios_runs,
-        a.no_context,
-        a.warmup,
-        a.work_dir,
-        a.qemu,
-        a.timeout,
+        runs=a.runs,
+        json=a.json,
+        machines=machines,
+        skip_kvm=a.skip_kvm,
+        skip_tcg=a.skip_tcg,
+        skip_emu=a.skip_emu,
+        skip_seabios=a.skip_seabios,
+        seabios_runs=a.seabios_runs,
+        no_context=a.no_context,
+        warmup=a.warmup,
+        work_dir=a.work_dir,
+        qemu=a.qemu,
+        timeout=a.timeout,
     )
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     opts = parse_args(argv)
     started = time.perf_counter()
-    qemu_path = shutil.which(opts.qemu)
+    qemu = qemu_path(opts.qemu)
     need_qemu = not (opts.skip_tcg and opts.skip_kvm)
-    if need_qemu and qemu_path is None:
-        _log(f"{opts.qemu} not found: install qemu-system-x86 or pass --skip-tcg --skip-kvm")
+    if need_qemu and qemu is None:
+        progress(
+            f"{opts.qemu} not found: install qemu-system-x86, set PVHFW_QEMU or --qemu, "
+            "or pass --skip-tcg --skip-kvm"
+        )
         return 2
+    if qemu is not None:
+        progress(qemu_line(qemu))
     backend = kvm_backend()
     skip_kvm = opts.skip_kvm
     if not skip_kvm and backend == "none":
-        _log("[kvm] /dev/kvm missing or not accessible: KVM runs skipped")
+        progress("[kvm] /dev/kvm missing or not accessible: KVM runs skipped")
         skip_kvm = True
 
     with contextlib.ExitStack() as stack:
@@ -1212,14 +1115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "bench.firmware",
                 *(sys.argv[1:] if argv is None else argv),
             ],
-            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "host": {
-                "platform": platform.platform(),
-                "cpus": os.cpu_count(),
-                "python": platform.python_version(),
-            },
-            "qemu": qemu_path,
-            "qemu_version": qemu_version(opts.qemu) if qemu_path else "not used",
+            "date": utc_date(),
+            "host": host_facts(),
+            **qemu_facts(qemu),
             "kvm_backend": backend,
             "kernel": str(setup.kernel),
             "entry": f"{setup.entry:#x}",
@@ -1239,34 +1137,34 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         emu: list[EmuResult] = []
         if not opts.skip_emu or not opts.skip_tcg:  # TCG rows compare with the emulator
-            _log("[emu] running the unicorn bench ...")
+            progress("[emu] running the unicorn bench ...")
             emu = run_emulator(setup, emu_configs(opts.machines))
         tcg: list[TcgResult] = []
         if not opts.skip_tcg:
-            assert qemu_path is not None
+            assert qemu is not None
             tcg = run_tcg(
                 setup,
                 opts.machines,
-                qemu_path,
+                qemu,
                 emu,
                 seabios=not opts.skip_seabios,
                 timeout=opts.timeout,
-                log=_log,
+                log=progress,
             )
         kvm_runs: list[KvmRun] = []
         kvm_exits: list[KvmExits] = []
         if not skip_kvm:
-            assert qemu_path is not None
+            assert qemu is not None
             kvm_runs, kvm_exits = run_kvm(
                 setup,
                 opts.machines,
-                qemu_path,
+                qemu,
                 runs=opts.runs,
                 seabios_runs=opts.seabios_runs,
                 context=not opts.no_context,
                 warmup=opts.warmup,
                 timeout=opts.timeout,
-                log=_log,
+                log=progress,
             )
     if opts.skip_emu:
         emu_shown: list[EmuResult] = []
@@ -1279,8 +1177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"(benchmark took {meta['duration_s']} s)")
     if opts.json is not None:
         data = report_json(meta, emu_shown, tcg, kvm_runs, kvm_exits, kvm, verdict)
-        opts.json.write_text(json.dumps(data, indent=1) + "\n")
-        _log(f"wrote {opts.json}")
+        write_json(opts.json, data)
     failed = [r for r in tcg if r.firmware in ("pvh", "floor") and not r.ok]
     failed_kvm = [r for r in kvm_runs if r.firmware in ("pvh", "floor") and not r.ok]
     return 1 if failed or failed_kvm or any(r.error for r in emu_shown) else 0

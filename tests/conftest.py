@@ -11,8 +11,14 @@ import pytest
 from pvhfw.firmware.assemble import Firmware, assemble_firmware
 from tests.kernels.build import KernelToolchainMissing, build_kernel
 from tests.support import KernelGetter, build_firmware, need, need_qemu
+from tools.qemu import describe_qemu
 
 INITRD_SIZE = 300 * 1024 + 123  # a few hundred KiB, not a whole number of pages
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Which QEMU the QEMU layers run ($PVHFW_QEMU or qemu-system-x86_64) and its version."""
+    return f"qemu: {describe_qemu()}"
 
 
 @pytest.fixture(scope="session")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from pvhfw.builder.build import BuildResult, build
+from tools.qemu import QEMU_ENV, qemu_binary, qemu_path
 
 KernelGetter = Callable[..., Path]  # the `kernel` fixture: (name, load_addr, **options) -> ELF
 
@@ -29,8 +29,13 @@ def need(condition: bool, reason: str) -> None:
 
 
 def need_qemu() -> str:
-    path = shutil.which("qemu-system-x86_64")
-    need(path is not None, "qemu-system-x86_64 not installed (apt-get install qemu-system-x86)")
+    """The path of the QEMU binary the tests run (tools.qemu: $PVHFW_QEMU, else
+    qemu-system-x86_64)."""
+    path = qemu_path()
+    need(
+        path is not None,
+        f"{qemu_binary()} not found (apt-get install qemu-system-x86, or set {QEMU_ENV})",
+    )
     assert path is not None
     return path
 

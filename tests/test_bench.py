@@ -12,7 +12,9 @@ import pytest
 
 from bench import firmware as bench
 from bench.execlog import count_exec_log, parse_trace
+from bench.procs import alternating_schedule
 from tests.support import need_kvm, need_qemu
+from tools.qemu import qemu_version
 
 # ---- exec log (TCG -singlestep -d exec,nochain with trace events) ------------------------
 
@@ -112,7 +114,7 @@ def test_kvm_trace_exits_and_ports() -> None:
 
 
 def test_schedule_alternates_and_rotates() -> None:
-    order = bench.alternating_schedule(["a", "b", "c"], {"a": 3, "b": 3, "c": 2}, warmup=1)
+    order = alternating_schedule(["a", "b", "c"], {"a": 3, "b": 3, "c": 2}, warmup=1)
     assert order[:3] == [(-1, "a"), (-1, "b"), (-1, "c")]
     measured = order[3:]
     assert [s for _, s in measured] == ["a", "b", "c", "b", "c", "a", "a", "b"]
@@ -127,13 +129,20 @@ def test_schedule_alternates_and_rotates() -> None:
 
 
 def test_schedule_skips_subjects_without_runs() -> None:
-    order = bench.alternating_schedule(["a", "b"], {"a": 2, "b": 0}, warmup=2)
+    order = alternating_schedule(["a", "b"], {"a": 2, "b": 0}, warmup=2)
     assert [s for _, s in order] == ["a"] * 4
     assert [r for r, _ in order] == [-2, -1, 0, 1]
 
 
 def _run(fw: str, rnd: int, ms: float, entry_ms: float, fw_ms: float | None) -> bench.KvmRun:
-    run = bench.KvmRun("pc", fw, rnd, ms / 1e3, bench.EXIT_STATUS, 1024)
+    run = bench.KvmRun(
+        machine="pc",
+        firmware=fw,
+        round=rnd,
+        seconds=ms / 1e3,
+        returncode=bench.EXIT_STATUS,
+        maxrss_kib=1024,
+    )
     run.to_entry = entry_ms / 1e3
     run.fw_to_entry = None if fw_ms is None else fw_ms / 1e3
     return run
@@ -148,7 +157,9 @@ def test_summary_ratios_of_medians() -> None:
         _run("floor", 0, 40, 20, 0.1),
         _run("floor", 1, 40, 20, 0.1),
         _run("floor", 2, 40, 21, 0.1),
-        bench.KvmRun("pc", "floor", 3, 0.001, None, 0),  # killed: failed, not counted
+        bench.KvmRun(  # killed: failed, not counted
+            machine="pc", firmware="floor", round=3, seconds=0.001, returncode=None, maxrss_kib=0
+        ),
     ]
     summary = {s.firmware: s for s in bench.summarize_kvm(runs)}
     pvh, floor = summary["pvh"], summary["floor"]
@@ -179,11 +190,14 @@ def test_summary_ratios_of_medians() -> None:
 def test_tcg_counts_agree_with_the_emulator(tmp_path: Path) -> None:
     """TCG's exec log and the unicorn bench count the same instructions and port accesses
     for both images on microvm (the quickest machine), and the run ends at the entry."""
-    need_qemu()
+    qemu = need_qemu()
     out = tmp_path / "bench.json"
     rc = bench.main(["--skip-kvm", "--skip-seabios", "--machines", "microvm", "--json", str(out)])
     assert rc == 0
     data = json.loads(out.read_text())
+    # the binary tools.qemu chose ($PVHFW_QEMU or qemu-system-x86_64) and its version
+    assert data["meta"]["qemu"] == qemu
+    assert data["meta"]["qemu_version"] == qemu_version(qemu)
     tcg = {r["firmware"]: r for r in data["tcg"]}
     for key in ("pvh", "pvh-nodma", "floor"):
         assert tcg[key]["ok"] and tcg[key]["agrees_with_emulator"], tcg[key]

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bench import boot
 from bench.execlog import parse_trace
 from tests.support import need, need_kvm, need_qemu
+from tools.qemu import KVM_CPU, QBOOT_ROM, SEABIOS_128K, data_file, qemu_version
 
 T0 = 1795599458.0
 
@@ -92,7 +94,16 @@ def test_trace_without_an_entry() -> None:
 
 def _run(path: str, rnd: int, phase: str = "entry", **ms: float) -> boot.Run:
     status = boot.ENTRY_STATUS if phase == "entry" else boot.USERSPACE_STATUS
-    return boot.Run("kvm", "pc", path, phase, rnd, status, 0.1, dict(ms))
+    return boot.Run(
+        accel="kvm",
+        machine="pc",
+        path=path,
+        phase=phase,
+        round=rnd,
+        returncode=status,
+        seconds=0.1,
+        phases_ms=dict(ms),
+    )
 
 
 def test_steps_are_taken_run_by_run() -> None:
@@ -112,7 +123,15 @@ def test_summary_phases_steps_and_pairwise_ratios() -> None:
         _run("qboot-vmlinux", 0, qemu_init_end=41, fw_start=42, entry=63),
         _run("qboot-vmlinux", 1, qemu_init_end=40, fw_start=41, entry=81),
         _run("qboot-vmlinux", 0, "userspace", userspace=2200),
-        boot.Run("kvm", "pc", "qboot-vmlinux", "entry", 2, None, 300.0),  # timed out
+        boot.Run(  # timed out
+            accel="kvm",
+            machine="pc",
+            path="qboot-vmlinux",
+            phase="entry",
+            round=2,
+            returncode=None,
+            seconds=300.0,
+        ),
     ]
     rows = {r.path: r for r in boot.summarize(runs)}
     ours, qboot = rows[boot.OURS], rows["qboot-vmlinux"]
@@ -140,10 +159,10 @@ def test_rows_pick_their_firmware() -> None:
     assert by["qboot-bzimage"].entry_kind == "bzimage"
     assert by["floor-vmlinux"].bios("pc", images) == "/x/floor.bin"
     assert by["seabios-bzimage"].bios("q35", images) is None
-    assert by["qboot-vmlinux"].bios("pc", images) == boot.QBOOT_ROM
+    assert by["qboot-vmlinux"].bios("pc", images) == data_file(QBOOT_ROM)  # the QEMU's own
     assert by["qboot-bzimage"].bios("microvm", images) is None  # bios-microvm.bin
     assert "bios-microvm.bin" in by["qboot-bzimage"].label_on("microvm")
-    assert by["seabios-vmlinux"].bios("microvm", images) == boot.SEABIOS_128K
+    assert by["seabios-vmlinux"].bios("microvm", images) == data_file(SEABIOS_128K)
     assert [p.key for p in boot.paths_on("microvm", [boot.OURS, "seabios-bzimage"])] == [
         boot.OURS,
         "seabios-bzimage",
@@ -162,7 +181,7 @@ def test_command_lines() -> None:
     assert "-bios" not in cmd
     assert cmd[-8:] == ["-msg", "timestamp=on", "-D", "t.log", "-trace", "a", "-trace", "b"]
     cmd = boot.qemu_command("qemu", "kvm", "pc", "fw.bin", Path("k"))
-    assert cmd[cmd.index("-cpu") + 1] == boot.KVM_CPU
+    assert cmd[cmd.index("-cpu") + 1] == KVM_CPU
     assert cmd[cmd.index("-bios") + 1] == "fw.bin"
     assert "-msg" not in cmd
 
@@ -185,9 +204,13 @@ def _bench(tmp_path: Path, *args: str) -> dict[str, object]:
     out = tmp_path / "bench.json"
     md = tmp_path / "bench.md"
     rc = boot.main([*args, "--json", str(out), "--markdown", str(md)])
-    data: dict[str, object] = json.loads(out.read_text())
+    data: dict[str, Any] = json.loads(out.read_text())
     assert rc == 0, data
     assert md.read_text().startswith("# Boot phases")
+    # the binary tools.qemu chose ($PVHFW_QEMU or qemu-system-x86_64) and its version
+    assert data["meta"]["qemu"] == need_qemu()
+    assert data["meta"]["qemu_version"] == qemu_version()
+    assert qemu_version() in md.read_text()
     return data
 
 

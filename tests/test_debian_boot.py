@@ -3,7 +3,7 @@
 - Under TCG (`-cpu max`) on pc, q35 and microvm the kernel reaches the initramfs's /init,
   which echoes the command line and ends QEMU through isa-debug-exit (status 15).
 - Under this machine's KVM (PVM: kernel-mode code runs in KVM's instruction emulator, and no
-  stock Linux gets to userspace, see /work/shared/reference/machines.md) only early boot is
+  stock Linux gets to userspace, see machines.md in the shared reference) only early boot is
   checked: banner, command line, memory map and initrd reservation; QEMU is stopped as soon
   as those lines are out.
 
@@ -36,18 +36,16 @@ from tests.kernels.build import (
     build_kernel,
     parse_report,
 )
-from tests.kernels.qemu import DEBUG_EXIT, QEMU, QemuRun, run_command_until, run_kernel
+from tests.kernels.qemu import QemuRun, run_command_until, run_kernel
 from tests.support import build_firmware, need, need_kvm, need_qemu
 from tools.debian_kernel import ToolError, ensure_debian_kernel
 from tools.guest import tcg_kernel_args
 from tools.initramfs import DEFAULT_MARKER, QEMU_EXIT_STATUS, ensure_initramfs
+from tools.qemu import KVM_CPU, TCG_CPU, qemu_command
 
 pytestmark = [pytest.mark.debian, pytest.mark.qemu, pytest.mark.slow]
 
 MEMORY = "512"
-TCG_CPU = "max"
-# No CX16 (SLUB's cmpxchg16b) and no XSAVE: both are fatal in this KVM's emulator.
-KVM_CPU = "qemu64,-cx16,-xsave"
 PVHCHECK_LOAD_ADDR = 0x1000000
 PVHCHECK_EXIT_CODES = (33, 35)  # all checks ok / some failed: both mean it ran to the end
 BOOT_TIMEOUT = 60.0
@@ -92,14 +90,23 @@ def run_until(
 
 
 def qemu_cmd(
-    *, machine: str, accel: str, cpu: str, firmware: Path, kernel: Path, initrd: Path, append: str
+    *,
+    machine: str,
+    accel: str,
+    cpu: str,
+    firmware: Path,
+    kernel: Path,
+    initrd: Path,
+    append: str,
+    memory: str = MEMORY,
+    smp: int | None = None,
 ) -> list[str]:
-    return [
-        QEMU, "-M", machine, "-accel", accel, "-cpu", cpu, "-m", MEMORY,
-        "-nographic", "-no-reboot", "-bios", str(firmware),
-        "-kernel", str(kernel), "-initrd", str(initrd), "-append", append,
-        "-device", DEBUG_EXIT,
-    ]  # fmt: skip
+    """A Debian boot's command line (tools.qemu's builder), the CPU model given: the same one
+    the pvhcheck run of fwcfg_view gets for that configuration."""
+    return qemu_command(
+        machine=machine, accel=accel, cpu=cpu, memory=memory, smp=smp, bios=firmware,
+        kernel=kernel, initrd=initrd, append=append, linux=True,
+    )  # fmt: skip
 
 
 # ---- what Linux printed --------------------------------------------------------------------
@@ -215,7 +222,7 @@ def fwcfg_view(kernels_dir: Path, debian: Debian) -> PvhcheckFactory:
         firmware, _ = build_firmware(elf, kernels_dir / f"fw-{elf.stem}")
         run = run_kernel(
             elf, initrd=debian.initramfs, append="pvhcheck", machine=machine, accel=accel,
-            memory=MEMORY, extra=["-bios", str(firmware), "-cpu", cpu], timeout=BOOT_TIMEOUT,
+            memory=MEMORY, bios=firmware, cpu=cpu, timeout=BOOT_TIMEOUT,
         )  # fmt: skip
         report = parse_report(run.stdout)
         assert run.returncode in PVHCHECK_EXIT_CODES and report.complete, (
@@ -375,10 +382,8 @@ def test_debian_smp_acpi_high_memory_tcg(debian: Debian, machine: str) -> None:
     cmdline = " ".join(["console=ttyS0", *tcg_kernel_args(machine, "tcg")])
     cmd = qemu_cmd(
         machine=machine, accel="tcg", cpu=TCG_CPU, firmware=debian.firmware,
-        kernel=debian.vmlinux, initrd=debian.initramfs, append=cmdline,
+        kernel=debian.vmlinux, initrd=debian.initramfs, append=cmdline, memory="5G", smp=4,
     )  # fmt: skip
-    cmd[cmd.index("-m") + 1] = "5G"
-    cmd += ["-smp", "4"]
     boot = run_until(cmd, until=None, timeout=BOOT_TIMEOUT * 2)
     serial = boot.run.stdout
     assert not boot.run.timed_out, boot.describe()

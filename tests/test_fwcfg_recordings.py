@@ -30,8 +30,8 @@ from tests.acpi_loader import (
 from tests.kernels.build import KernelToolchainMissing
 from tests.support import need, need_qemu
 from tools import record_fwcfg
+from tools.qemu import MACHINES, qemu_version
 
-MACHINES = ("pc", "q35", "microvm")
 WANTED = ("etc/table-loader", "etc/acpi/rsdp", "etc/acpi/tables", "etc/e820")
 E820_ENTRY = 20
 E820_RAM = 1
@@ -245,8 +245,8 @@ def test_recordings_are_current(tmp_path: Path) -> None:
     need_qemu()
     need(shutil.which("gcc") is not None, "gcc not installed")
     recorded = json.loads(recording_path("pc").read_text())["qemu"]
-    if record_fwcfg.qemu_version() != recorded:
-        pytest.skip(f"recordings come from {recorded!r}, not {record_fwcfg.qemu_version()!r}")
+    if qemu_version() != recorded:
+        pytest.skip(f"recordings come from {recorded!r}, not {qemu_version()!r}")
     try:
         status = record_fwcfg.main(["--out-dir", str(tmp_path)])
     except KernelToolchainMissing as exc:

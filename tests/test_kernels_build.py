@@ -34,6 +34,7 @@ from tests.kernels.build import (
     parse_report,
 )
 from tests.kernels.qemu import qemu_available, run_kernel
+from tools.qemu import qemu_binary
 
 IN_CI = os.environ.get("CI") == "true"
 LOAD_ADDRS = (0x200000, 0x1000000)
@@ -74,7 +75,7 @@ def kernel(kernel_dir: Path) -> KernelFactory:
 
 def need_qemu() -> None:
     if not qemu_available():
-        skip_or_fail("qemu-system-x86_64 not found (apt-get install qemu-system-x86)")
+        skip_or_fail(f"{qemu_binary()} not found (apt-get install qemu-system-x86)")
 
 
 def readelf(*args: str) -> str:
@@ -430,8 +431,8 @@ def kvm_usable() -> bool:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", build.KERNELS)
 def test_kernels_under_kvm(kernel: KernelFactory, tmp_path: Path, name: str) -> None:
-    """Under KVM (`-cpu qemu64,-cx16`).  pvhcheck is built with lar=False: this
-    machine's PVM-backed KVM emulates firmware/kernel code and stops with
+    """Under KVM (tools.qemu's KVM_CPU, `-cpu qemu64,-cx16,-xsave`).  pvhcheck is built with
+    lar=False: this machine's PVM-backed KVM emulates firmware/kernel code and stops with
     "KVM internal error" on lar/lsl."""
     need_qemu()
     if not kvm_usable():

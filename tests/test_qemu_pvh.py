@@ -7,8 +7,8 @@ Notes on the runs:
 
 * ACPI: most boots run with `-M <machine>,acpi=off` so that the memory map is exactly the
   model's; test_acpi_tables_from_the_table_loader boots with QEMU's ACPI on each machine.
-* KVM here is PVM-backed (see /work/shared/reference/machines.md): `-cpu qemu64,-cx16`
-  (added by run_kernel) and pvhcheck built with lar=False. Its times are emulator times.
+* KVM here is PVM-backed (see machines.md in the shared reference): tools.qemu's KVM CPU
+  model (added by run_kernel) and pvhcheck built with lar=False. Its times are emulator times.
 * microvm under TCG boots pvhcheck without `pit=on`: pvhcheck needs no timer.
 """
 
@@ -36,10 +36,10 @@ from tests.kernels.build import (
 from tests.kernels.qemu import QemuRun, run_kernel, run_until_output
 from tests.model import expected_memmap
 from tests.support import KernelGetter, need_kvm
+from tools.qemu import MACHINES
 
 pytestmark = pytest.mark.qemu
 
-MACHINES = ("pc", "q35", "microvm")
 LINUX_LOAD = 0x1000000  # where Linux's vmlinux loads (CONFIG_PHYSICAL_START)
 LOW_LOAD = 0x200000
 # Spaces, quotes, commas (QEMU does not split -append), shell and kernel punctuation.
@@ -285,7 +285,7 @@ def test_acpi_tables_from_the_table_loader(
         append=APPEND,
         machine=machine,
         memory="256",
-        extra=("-smp", "2"),
+        smp=2,
         timeout=TCG_TIMEOUT,
     )
     report = parse_report(run.stdout)

@@ -9,7 +9,8 @@ through the Linux boot protocol), then boots QEMU with that firmware, streams th
 serial console, and reports whether the initramfs's marker arrived: under TCG the kernel
 reaches userspace and the init ends QEMU (exit status 15); under this machine's KVM (PVM, see
 machines.md) only early boot is possible, so with --accel kvm it stops at the kernel's
-"Command line:" echo.
+"Command line:" echo. The QEMU is tools.qemu's: $PVHFW_QEMU, else qemu-system-x86_64; the job
+prints which binary and version it ran.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from pvhfw.builder.cli import main as build_fw
 from tools.debian_kernel import ToolError, ensure_debian_kernel
 from tools.guest import tcg_kernel_args
 from tools.initramfs import DEFAULT_MARKER, ensure_initramfs
+from tools.qemu import ACCELS, MACHINES, describe_qemu, qemu_path
+from tools.qemu import qemu_command as build_command
 
 REPO = Path(__file__).resolve().parent.parent
 DEBUG_EXIT_STATUS = 15  # the init writes 7 to isa-debug-exit: (7 << 1) | 1
@@ -33,32 +36,18 @@ DEBUG_EXIT_STATUS = 15  # the init writes 7 to isa-debug-exit: (7 << 1) | 1
 def qemu_command(
     bios: Path, kernel: Path, initrd: Path, machine: str, accel: str, append: str, memory: str
 ) -> list[str]:
-    if machine == "microvm" and accel == "tcg":
-        machine = "microvm,pit=on"  # TCG has no kvm-clock: the kernel needs a PIT to calibrate
-    cpu = "max" if accel == "tcg" else "qemu64,-cx16,-xsave"
-    return [
-        "qemu-system-x86_64",
-        "-M",
-        machine,
-        "-accel",
-        accel,
-        "-cpu",
-        cpu,
-        "-m",
-        memory,
-        "-nographic",
-        "-no-reboot",
-        "-bios",
-        str(bios),
-        "-kernel",
-        str(kernel),
-        "-initrd",
-        str(initrd),
-        "-append",
-        append,
-        "-device",
-        "isa-debug-exit,iobase=0xf4,iosize=0x01",
-    ]
+    """The boot's command line: tools.qemu's, for a Linux guest (its CPU model; microvm's PIT
+    under TCG)."""
+    return build_command(
+        machine=machine,
+        accel=accel,
+        linux=True,
+        memory=memory,
+        bios=bios,
+        kernel=kernel,
+        initrd=initrd,
+        append=append,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -67,8 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--machine", choices=["pc", "q35", "microvm"], default="pc")
-    p.add_argument("--accel", choices=["tcg", "kvm"], default="tcg")
+    p.add_argument("--machine", choices=MACHINES, default="pc")
+    p.add_argument("--accel", choices=ACCELS, default="tcg")
     p.add_argument("--memory", default="512")
     p.add_argument(
         "--append",
@@ -89,6 +78,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.accel == "tcg"
         else ["console=ttyS0", "earlyprintk=ttyS0", "noxsave"]
     )
+    which = describe_qemu()
+    if qemu_path() is None:
+        print(f"boot_debian: {which}", file=sys.stderr)
+        return 1
+    print(f"boot_debian: qemu: {which}", flush=True)
     try:
         kernel = ensure_debian_kernel()
         initrd = ensure_initramfs()
@@ -130,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         what = "early boot reached (KVM here cannot run Linux further)" if ok else "no early boot"
     print(
         f"boot_debian: {args.machine}/{args.accel}: {what} in {elapsed:.1f} s "
-        f"(QEMU exit status {status})"
+        f"(QEMU exit status {status}; {which})"
     )
     return 0 if ok else 1
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from tools.qemu import tcg_microvm
+
 FALLBACK_TSC_KHZ = 2_000_000  # only the guest's sense of time depends on it, not the boot
 _CPU_MHZ = re.compile(r"^cpu MHz\s*:\s*([0-9.]+)", re.MULTILINE)
 
@@ -32,7 +34,8 @@ def host_tsc_khz(cpuinfo: str | None = None) -> int:
 
 
 def tcg_kernel_args(machine: str, accel: str) -> list[str]:
-    """Kernel command-line words this machine type needs under this accelerator."""
-    if accel == "tcg" and machine.split(",")[0] == "microvm":
+    """Kernel command-line words this machine type needs under this accelerator (the machine
+    option a Linux guest needs there is tools.qemu's linux_machine)."""
+    if tcg_microvm(machine, accel):
         return [f"tsc_early_khz={host_tsc_khz()}"]
     return []

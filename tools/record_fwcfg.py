@@ -10,7 +10,9 @@ size plus the hex of its bytes up to the last nonzero one; the rest is zeros) an
 file directory (name, size, selector).  tests/acpi_loader.py reads them back.
 
 The tables are the ones QEMU builds for a guest whose firmware programmed no PCI device (ours
-programs none), with ``-smp 2`` (two CPUs in the MADT) and ``-m 512``.
+programs none), with ``-smp 2`` (two CPUs in the MADT) and ``-m 512``.  The QEMU is tools.qemu's
+(``$PVHFW_QEMU``, else ``qemu-system-x86_64``); each recording names its version, and its
+command the binary's file name only.
 """
 
 from __future__ import annotations
@@ -27,12 +29,11 @@ from pathlib import Path
 
 from pvhfw.builder.build import build
 from tests.kernels.build import EXIT_SUCCESS, build_kernel
-from tests.kernels.qemu import QEMU
 from tests.kernels.qemu import qemu_command as kernels_qemu_command
+from tools.qemu import MACHINES, describe_qemu, qemu_path, qemu_version
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT_DIR = REPO / "tests" / "data"
-MACHINES = ("pc", "q35", "microvm")
 FORMAT = 1
 MEMORY_MIB = 512
 SMP = 2
@@ -157,11 +158,6 @@ def _check(dump: Dump) -> None:
 # ---- recording --------------------------------------------------------------------------------
 
 
-def qemu_version() -> str:
-    out = subprocess.run([QEMU, "--version"], capture_output=True, text=True, check=True)
-    return out.stdout.splitlines()[0].strip()
-
-
 def record_machine(
     machine: str, bios: Path, kernel: Path, version: str, timeout: float
 ) -> dict[str, object]:
@@ -180,11 +176,13 @@ def record_machine(
             f"stderr:\n{proc.stderr.decode('utf-8', 'replace')[-2000:]}"
         )
     dump = parse_dump(stdout)
+    shown = qemu_command(machine, BIOS_PLACEHOLDER, KERNEL_PLACEHOLDER)
+    shown[0] = Path(shown[0]).name  # the binary's name: a recording holds no path of this machine
     return {
         "format": FORMAT,
         "machine": machine,
         "qemu": version,
-        "command": qemu_command(machine, BIOS_PLACEHOLDER, KERNEL_PLACEHOLDER),
+        "command": shown,
         "smp": SMP,
         "memory_mib": MEMORY_MIB,
         "files": {name: {"size": f.size, "hex": f.data.hex()} for name, f in dump.files.items()},
@@ -211,7 +209,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = sorted(set(machines) - set(MACHINES))
     if unknown:
         p.error(f"unknown machine(s): {', '.join(unknown)}")
+    if qemu_path() is None:
+        print(f"record_fwcfg: {describe_qemu()}", file=sys.stderr)
+        return 1
     version = qemu_version()
+    print(f"record_fwcfg: qemu: {describe_qemu()}")
     args.out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="record_fwcfg-") as tmp:
         work = Path(tmp)

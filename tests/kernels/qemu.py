@@ -6,16 +6,14 @@ import contextlib
 import os
 import re
 import selectors
-import shutil
 import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-QEMU = "qemu-system-x86_64"
-DEBUG_EXIT = "isa-debug-exit,iobase=0xf4,iosize=0x01"
-KVM_CPU = "qemu64,-cx16"  # see /work/shared/reference/machines.md
+from tools.qemu import qemu_command as build_command
+from tools.qemu import qemu_path
 
 
 @dataclass
@@ -47,7 +45,8 @@ class QemuRun:
 
 
 def qemu_available() -> bool:
-    return shutil.which(QEMU) is not None
+    """The QEMU binary (tools.qemu: $PVHFW_QEMU or qemu-system-x86_64) is there."""
+    return qemu_path() is not None
 
 
 def qemu_command(
@@ -59,23 +58,25 @@ def qemu_command(
     machine: str = "pc",
     accel: str = "tcg",
     memory: str = "128",
+    cpu: str | None = None,
+    smp: int | None = None,
     extra: Sequence[str] = (),
 ) -> list[str]:
-    """The QEMU command line of :func:`run_kernel` (``kernel`` None: no ``-kernel``)."""
-    cmd = [QEMU, "-M", machine, "-accel", accel, "-m", memory, "-nographic", "-no-reboot"]
-    if bios is not None:
-        cmd += ["-bios", str(bios)]
-    if kernel is not None:
-        cmd += ["-kernel", str(kernel)]
-    if initrd is not None:
-        cmd += ["-initrd", str(initrd)]
-    if append is not None:
-        cmd += ["-append", append]
-    cmd += ["-device", DEBUG_EXIT]
-    if accel == "kvm" and "-cpu" not in extra:
-        cmd += ["-cpu", KVM_CPU]
-    cmd += list(extra)
-    return cmd
+    """The QEMU command line of :func:`run_kernel` (``kernel`` None: no ``-kernel``): the one
+    builder's (tools.qemu) for a test kernel, with isa-debug-exit, ``-nographic`` and
+    ``-no-reboot``; ``cpu`` None: tools.qemu's KVM model under KVM, QEMU's default under TCG."""
+    return build_command(
+        machine=machine,
+        accel=accel,
+        cpu=cpu,
+        memory=memory,
+        smp=smp,
+        bios=bios,
+        kernel=kernel,
+        initrd=initrd,
+        append=append,
+        extra=extra,
+    )
 
 
 def run_kernel(
@@ -86,6 +87,8 @@ def run_kernel(
     machine: str = "pc",
     accel: str = "tcg",
     memory: str = "128",
+    cpu: str | None = None,
+    smp: int | None = None,
     extra: Sequence[str] = (),
     timeout: float = 60.0,
     bios: Path | None = None,
@@ -93,8 +96,8 @@ def run_kernel(
     """Boot ``kernel`` with ``-kernel`` (QEMU's own PVH path: SeaBIOS + pvh.bin on ``pc``,
     or the firmware image ``bios`` when given).
 
-    Serial (COM1) goes to stdout through ``-nographic``.  ``accel="kvm"`` adds
-    ``-cpu qemu64,-cx16`` unless ``extra`` names a CPU.
+    Serial (COM1) goes to stdout through ``-nographic``.  ``accel="kvm"`` adds tools.qemu's
+    KVM CPU model unless ``cpu`` names another.
     """
     cmd = qemu_command(
         kernel,
@@ -104,6 +107,8 @@ def run_kernel(
         machine=machine,
         accel=accel,
         memory=memory,
+        cpu=cpu,
+        smp=smp,
         extra=extra,
     )
     start = time.monotonic()
@@ -128,6 +133,8 @@ def run_until_output(
     machine: str = "pc",
     accel: str = "tcg",
     memory: str = "128",
+    cpu: str | None = None,
+    smp: int | None = None,
     extra: Sequence[str] = (),
     timeout: float = 20.0,
     linger: float = 0.0,
@@ -143,6 +150,8 @@ def run_until_output(
         machine=machine,
         accel=accel,
         memory=memory,
+        cpu=cpu,
+        smp=smp,
         extra=extra,
     )
     pattern = re.compile(until) if isinstance(until, str) else until
