@@ -12,7 +12,7 @@ import pytest
 from bench import boot
 from bench.execlog import parse_trace
 from tests.support import need, need_kvm, need_qemu
-from tools.qemu import KVM_CPU, QBOOT_ROM, SEABIOS_128K, data_file, qemu_version
+from tools.qemu import KVM_CPU, MACHINES, QBOOT_ROM, SEABIOS_128K, data_file, qemu_version
 
 T0 = 1795599458.0
 
@@ -194,7 +194,7 @@ def test_arguments_are_checked(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         boot.parse_args(["--machines", "isapc"])
     a = boot.parse_args(["--no-userspace"])
-    assert a.userspace_runs == 0 and a.machines == list(boot.MACHINES)
+    assert a.userspace_runs == 0 and a.machines == list(MACHINES)
 
 
 # ---- short real runs ------------------------------------------------------------------------

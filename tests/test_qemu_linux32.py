@@ -31,7 +31,6 @@ from tests.test_qemu_pvh import (
     ACCELS,
     APPEND,
     KVM_TIMEOUT,
-    MACHINES,
     TCG_TIMEOUT,
     assert_error,
     booted,
@@ -39,6 +38,7 @@ from tests.test_qemu_pvh import (
     pvhcheck,
     run_error,
 )
+from tools.qemu import MACHINES
 
 pytestmark = pytest.mark.qemu
 
