@@ -1,8 +1,9 @@
 """pvhfw-bench: time to the kernel and to userspace, firmware by firmware, on one QEMU.
+A development tool, run from a checkout (it builds the test kernels):
 
-    pvhfw-bench [--runs N] [--userspace-runs M] [--seabios-kvm-runs K]
-                [--machines pc,q35,microvm] [--accels kvm,tcg] [--no-userspace] [--no-counts]
-                [--json OUT] [--markdown OUT] [--work-dir DIR]
+    python3 -m bench.boot [--runs N] [--userspace-runs M] [--seabios-kvm-runs K]
+                          [--machines pc,q35,microvm] [--accels kvm,tcg] [--no-userspace]
+                          [--no-counts] [--json OUT] [--markdown OUT] [--work-dir DIR]
 
 The founding document's table (time to fw_start, fw_do_boot, the kernel, userspace; for
 qboot + vmlinux, qboot + bzImage, SeaBIOS + bzImage), reproduced for our firmware and for the
@@ -736,7 +737,7 @@ def _csv(text: str, known: Sequence[str], what: str, p: argparse.ArgumentParser)
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="pvhfw-bench",
+        prog="python3 -m bench.boot",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
