@@ -35,13 +35,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.spec import BOOT_EVENT_FW_DO_BOOT, BOOT_EVENT_FW_START, PORT_BOOT_EVENT
+from tools.qemu import DEBUG_EXIT_PORT
 
 TRACE = b"Trace "
 OPS = b"memory_region_ops_"
 ADD_FILE = b"fw_cfg_add_file "
 PORT_LIMIT = 0x10000
 FWCFG_REGIONS = frozenset(("fwcfg", "fwcfg.dma"))
-PORT_DEBUG_EXIT = 0xF4  # isa-debug-exit: the test kernels' first instruction writes it
+PORT_DEBUG_EXIT = DEBUG_EXIT_PORT  # the test kernels' first instruction writes it
 
 # memory_region_ops_write cpu 0 mr 0x5635 addr 0x510 value 0x0 size 2 name 'fwcfg'
 _OPS_RE = re.compile(

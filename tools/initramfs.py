@@ -35,10 +35,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
 from tools.debian_kernel import ToolError, cache_dir, write_atomic
+from tools.qemu import DEBUG_EXIT_PORT
 
 DEFAULT_MARKER = "PVHFW-USERSPACE-OK"
 BUSYBOX = Path("/bin/busybox")
-DEBUG_EXIT_PORT = 0xF4
 DEBUG_EXIT_CODE = 0x07  # QEMU exits with (0x07 << 1) | 1 = 15
 QEMU_EXIT_STATUS = (DEBUG_EXIT_CODE << 1) | 1
 
