@@ -78,6 +78,35 @@ def with_acpi(memmap: Sequence[Range], acpi_size: int, ebda: bool = True) -> lis
     return out
 
 
+def carve(memmap: Sequence[Range], start: int, size: int, typ: int) -> list[Range] | None:
+    """The map after [start, start + size) is taken out of the RAM entry that holds it and
+    appended as `typ` (memmap_carve's rule); None when no RAM entry lying wholly below 4 GiB
+    holds it. The entry keeps what lies before the range, else what lies after it; with
+    something on both sides, what lies after becomes a RAM entry, appended before the range."""
+    end = start + size
+    out = list(memmap)
+    for i, (a, s, t) in enumerate(out):
+        if t != E820_RAM or a + s >= 1 << 32 or not a <= start or end > a + s:
+            continue
+        head, tail = start - a, a + s - end
+        out[i] = (end, tail, t) if head == 0 and tail else (a, head, t)
+        if head and tail:
+            out.append((end, tail, E820_RAM))
+        out.append((start, size, typ))
+        return out
+    return None
+
+
+def top_ram(memmap: Sequence[Range]) -> tuple[int, int]:
+    """(start, end) of the RAM entry lying below 4 GiB, starting at or above 1 MiB, that ends
+    highest (the first of equals); (0, 0) without one."""
+    best = (0, 0)
+    for a, s, t in memmap:
+        if t == E820_RAM and a >= layout.HIGHMEM_START and a + s < 1 << 32 and a + s > best[1]:
+            best = (a, a + s)
+    return best
+
+
 def acpi_size(memmap: Sequence[Range]) -> int:
     """The size of the (single) ACPI entry of a map; 0 without one."""
     sizes = [s for _, s, t in memmap if t == E820_ACPI]

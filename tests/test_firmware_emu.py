@@ -432,6 +432,24 @@ def test_acpi_loader_errors(pvh_firmware: Firmware, loader: bytes, message: str)
     assert fatal_line(r) == f"pvhfw: fw_cfg etc/table-loader: {message}"
 
 
+def test_tables_with_no_ram_to_take_them_from(pvh_firmware: Firmware) -> None:
+    """fw_cfg's map without RAM below 640 KiB: the RSDP's zone (the EBDA) is in no RAM entry,
+    and the memory map says so, naming the range. Without RAM between 1 MiB and 4 GiB the
+    high zone is empty: its allocation does not fit."""
+    files = {"etc/table-loader": _loader(_allocate("etc/blob", 16, 2)), "etc/blob": bytes(64)}
+    r, _ = boot(pvh_firmware, e820=[(0x100000, 255 * MiB, 1)], extra_files=files)
+    assert fatal_line(r) == (
+        "pvhfw: memory map: no RAM entry below 4 GiB holds 0x0009fc00+0x00000400, which the "
+        "firmware's tables need"
+    )
+    files = {"etc/table-loader": _loader(_allocate("etc/blob", 16, 1)), "etc/blob": bytes(64)}
+    r, _ = boot(pvh_firmware, e820=[(0, 0xA0000, 1), (1 << 32, 1 << 30, 1)], extra_files=files)
+    assert fatal_line(r) == (
+        "pvhfw: fw_cfg etc/table-loader: command at offset 0x00000000 allocates 0x00000040 "
+        "bytes, with no room left"
+    )
+
+
 def test_acpi_loader_pointer_sizes_and_checksum(pvh_firmware: Firmware) -> None:
     """1-, 2-, 4- and 8-byte pointers get the source's address added (with carry for 8), and
     the checksum byte makes its range sum to 0."""
