@@ -35,12 +35,20 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from bench.execlog import ExecCount, ExecLogCounter, parse_trace
-from bench.host import host_facts, kvm_backend, kvm_label, qemu_facts, qemu_line
+from bench.firmware_report import (
+    MAX_INSTRUCTIONS,
+    MAX_KVM_RATIO,
+    MAX_PORT_ACCESSES,
+    render,
+    report_json,
+    verdicts,
+)
+from bench.host import host_facts, kvm_backend, qemu_facts, qemu_line
 from bench.procs import (
     EXEC_LOG_ITEMS,
     TCG_TRACE_EVENTS,
@@ -50,21 +58,17 @@ from bench.procs import (
 )
 from bench.profiles import PROFILES, MachineProfile, load_segments, sim_fwcfg
 from bench.profiles import RAM_SIZE as PROFILE_RAM_SIZE
-from bench.report import markdown_table, progress, ratio_cell, utc_date, write_json
+from bench.report import progress, utc_date, write_json
 from bench.stats import Stats, delta_of_medians, firmware_ratio, ratio_of_medians
 from pvhfw.builder.build import BuildResult, build
 from pvhfw.builder.kernel import Kernel
-from tools.qemu import DEBUG_EXIT, KVM_CPU, MACHINES, QBOOT_ROM, data_file, qemu_binary, qemu_path
+from tools.qemu import MACHINES, QBOOT_ROM, data_file, qemu_binary, qemu_path
 from tools.qemu import qemu_command as build_command
 
 MEMORY = "512"  # and -smp 2: the configuration the ACPI files in bench/profiles.py are from
 SMP = "2"
 EXIT_STATUS = 33  # exitfirst writes 0x10 to 0xf4: (0x10 << 1) | 1
 NO_DMA = ("-global", "fw_cfg_io.dma_enabled=off")  # FW_CFG_ID without DMA: I/O ports only
-
-MAX_INSTRUCTIONS = 2000
-MAX_PORT_ACCESSES = 40
-MAX_KVM_RATIO = 1.05
 
 INITRD_SIZE = 4096
 CMDLINE = b"console=ttyS0 earlyprintk=serial"
@@ -666,338 +670,6 @@ def summarize_kvm(runs: Sequence[KvmRun], exits: Sequence[KvmExits] = ()) -> lis
     return out
 
 
-# ---- the report -------------------------------------------------------------------------
-
-
-def _fw_label(key: str) -> str:
-    return next(fw.label for fw in firmwares({"pvh": Path(), "floor": Path()}) if fw.key == key)
-
-
-@dataclass(kw_only=True)
-class Verdict:
-    name: str
-    limit: str
-    measured: str
-    met: bool | None  # None: not measured
-
-
-def verdicts(
-    emu: Sequence[EmuResult], tcg: Sequence[TcgResult], kvm: Sequence[KvmSummary]
-) -> list[Verdict]:
-    """The issue's limits hold for the firmware without ACPI (as it was set: fw_cfg,
-    memory map, start_info); with QEMU's ACPI tables (the table-loader: copying, linking and
-    checksumming them) the counts are reported without a limit."""
-    out = []
-    for acpi in (False, True):
-        ours_emu = [
-            r for r in emu if r.image == "pvh" and r.dma and r.config.endswith("-noacpi") != acpi
-        ]
-        ours_tcg = [r for r in tcg if r.firmware == ("pvh" if acpi else "pvh-noacpi")]
-        what = "with ACPI" if acpi else "ACPI off"
-        counted: list[tuple[str, list[tuple[int, int, str, bool]]]] = [
-            (
-                "emulator, DMA configs",
-                [
-                    (r.instructions, r.port_accesses, r.config, r.reached_entry and not r.error)
-                    for r in ours_emu
-                ],
-            ),
-            (
-                "QEMU TCG exec log",
-                [(r.count.instructions, r.count.port_accesses, r.machine, r.ok) for r in ours_tcg],
-            ),
-        ]
-        for source, rows in counted:
-            if not rows:
-                continue
-            ok = all(r[3] for r in rows)
-            wi, wp = max(rows, key=lambda r: r[0]), max(rows, key=lambda r: r[1])
-            for name, limit, value, where in (
-                ("instructions", MAX_INSTRUCTIONS, wi[0], wi[2]),
-                ("port accesses", MAX_PORT_ACCESSES, wp[1], wp[2]),
-            ):
-                out.append(
-                    Verdict(
-                        name=f"{name}, reset -> entry, {what} ({source}, max)",
-                        limit=f"<= {limit:,}" if not acpi else "reported",
-                        measured=f"{value:,} ({where})",
-                        met=(ok and value <= limit) if not acpi else (None if ok else False),
-                    )
-                )
-    for s in kvm:
-        if s.firmware in ("pvh", "pvh-noacpi"):
-            limited = s.firmware == "pvh-noacpi"
-            met: bool | None = None
-            if s.firmware_ratio is not None and limited:
-                met = s.firmware_ratio <= MAX_KVM_RATIO and s.failed == 0
-            elif s.failed:
-                met = False
-            out.append(
-                Verdict(
-                    name=f"KVM, QEMU fork -> kernel entry, pvhfw / floor, {s.machine}, "
-                    f"{'ACPI off' if limited else 'with ACPI'} "
-                    "(common start-up; direct ratio of medians in brackets)",
-                    limit=f"<= {MAX_KVM_RATIO:.2f}x" if limited else "reported",
-                    measured="-"
-                    if s.firmware_ratio is None
-                    else f"{s.firmware_ratio:.3f}x"
-                    + ("" if s.to_entry_ratio is None else f" ({s.to_entry_ratio:.3f}x)"),
-                    met=met,
-                )
-            )
-    return out
-
-
-def render(
-    meta: dict[str, Any],
-    emu: Sequence[EmuResult],
-    tcg: Sequence[TcgResult],
-    kvm: Sequence[KvmSummary],
-    verdict: Sequence[Verdict],
-) -> str:
-    rows: list[list[object]]
-    lines = [
-        "# Firmware benchmark: reset -> kernel entry",
-        "",
-        f"{meta['qemu_version']}; kernel `exitfirst` (PVH entry {meta['entry']}, ends QEMU "
-        f"with status 33 at its first instruction); `-m {MEMORY}`; {meta['date']}.",
-        "",
-    ]
-    if emu:
-        lines += ["## Emulator counts (unicorn bench, tests/emu), reset -> kernel entry", ""]
-        lines += [
-            "fw_cfg as QEMU 7.2 sets it for `-kernel exitfirst` on that machine "
-            f"(`-append` = `{CMDLINE.decode()}`); a rep iteration counts once.",
-            "",
-        ]
-        rows = [
-            [
-                r.label,
-                r.image,
-                f"{r.instructions:,}",
-                r.port_accesses,
-                r.fwcfg_accesses,
-                r.dma_transfers,
-                "yes" if r.reached_entry and r.error is None else f"NO: {r.error}",
-            ]
-            for r in emu
-        ]
-        lines += markdown_table(
-            [
-                "fw_cfg",
-                "image",
-                "instructions",
-                "port accesses",
-                "of them fw_cfg",
-                "DMA transfers",
-                "reached entry",
-            ],
-            rows,
-        )
-        lines.append("")
-    if tcg:
-        lines += ["## TCG instruction counts, reset -> kernel entry", ""]
-        lines += [
-            "`qemu-system-x86_64 -accel tcg -singlestep -d exec,nochain -M <machine> -m 512 -smp 2 "
-            "[-bios <fw>] -kernel exitfirst -nographic -no-reboot -device "
-            f"{DEBUG_EXIT}`: exec-log `Trace` lines before the first at the entry "
-            "(a rep iteration counts once); port accesses: `-trace "
-            "memory_region_ops_read/write` events from the vCPU below 0x10000.",
-            "",
-        ]
-        rows = []
-        for r in tcg:
-            c = r.count
-            emu_cell = "-"
-            if r.emulator_instructions is not None:
-                emu_cell = (
-                    f"{r.emulator_instructions:,} / {r.emulator_port_accesses} / "
-                    f"{r.emulator_fwcfg_accesses}: " + ("agrees" if r.agrees else "DIFFERS")
-                )
-            status = "ok" if r.ok else f"status {r.returncode}, entry {c.reached_entry}"
-            rows.append(
-                [
-                    _fw_label(r.firmware),
-                    r.machine,
-                    f"{c.instructions:,}",
-                    c.port_accesses,
-                    c.fwcfg_accesses,
-                    emu_cell,
-                    status,
-                ]
-            )
-        lines += markdown_table(
-            [
-                "firmware",
-                "machine",
-                "instructions",
-                "port accesses",
-                "of them fw_cfg",
-                "emulator (instr / ports / fw_cfg)",
-                "run",
-            ],
-            rows,
-        )
-        lines.append("")
-        mism = [r for r in tcg if r.fwcfg_dir_matches_profile is False]
-        if mism:
-            lines += [
-                f"Warning: QEMU's fw_cfg directory differs from bench/profiles.py on "
-                f"{', '.join(r.machine for r in mism)}: the emulator rows above are not "
-                "the same configuration.",
-                "",
-            ]
-    if kvm:
-        label = kvm_label(meta["kvm_backend"])
-        lines += [
-            f"## {label} wall times: whole QEMU process to the kernel's first instruction",
-            "",
-        ]
-        lines += [
-            f"`-accel kvm -cpu {KVM_CPU} -M <machine> -m 512 -smp 2 [-bios <fw>] -kernel exitfirst "
-            f"-nographic -no-reboot -device {DEBUG_EXIT} -msg timestamp=on -trace "
-            "memory_region_ops_write -D <log>`; runs alternate between the firmwares, "
-            f"{meta['warmup']} warm-up round(s) not counted. Fork -> entry: from just before "
-            "the fork to the time stamp QEMU logs for the kernel's first instruction (its "
-            "isa-debug-exit write): QEMU start-up plus firmware. fw_start -> entry: from the "
-            "firmware's first instruction (its port 0xf5 write) to the same stamp; only "
-            "pvhfw and the floor write 0xf5. Nothing before fw_start depends on the firmware, "
-            "yet QEMU's start-up here is bimodal (clusters a host tick, 4 ms, apart), so the "
-            "direct ratio of medians swings by several percent from one run of this benchmark "
-            "to the next; the last column takes the start-up (fork -> fw_start, median of the "
-            "runs of both) as common: (start-up + fw_start -> entry) over the floor's.",
-            "",
-        ]
-        rows = []
-        for s in kvm:
-            e, f = s.to_entry, s.fw_to_entry
-            if e is None:
-                continue
-            rows.append(
-                [
-                    s.machine,
-                    _fw_label(s.firmware),
-                    e.n,
-                    f"{e.min * 1e3:.2f}",
-                    f"{e.median * 1e3:.2f}",
-                    f"{e.max * 1e3:.2f}",
-                    ratio_cell(s.to_entry_ratio),
-                    "-" if s.to_entry_delta_ms is None else f"{s.to_entry_delta_ms:+.2f}",
-                    "-" if s.startup is None else f"{s.startup.median * 1e3:.2f}",
-                    "-" if f is None else f"{f.median * 1e6:,.0f}",
-                    ratio_cell(s.firmware_ratio),
-                ]
-            )
-        lines += markdown_table(
-            [
-                "machine",
-                "firmware",
-                "runs",
-                "fork -> entry, min ms",
-                "median ms",
-                "max ms",
-                "median / floor",
-                "median - floor, ms",
-                "fork -> fw_start, median ms",
-                "fw_start -> entry, median us",
-                "/ floor, common start-up",
-            ],
-            rows,
-        )
-        lines += [
-            "",
-            "The same runs, fork to reap (start-up, firmware, kernel's first instruction, "
-            "QEMU's exit and teardown):",
-            "",
-        ]
-        rows = []
-        for s in kvm:
-            t, rss = s.seconds, s.maxrss_kib
-            traced = "-" if s.exits is None else f"{s.exits} / {s.port_accesses}"
-            if t is None:
-                failed: list[object] = [s.machine, _fw_label(s.firmware), f"0 ({s.failed} failed)"]
-                rows.append([*failed, *["-"] * 6, traced])
-                continue
-            rows.append(
-                [
-                    s.machine,
-                    _fw_label(s.firmware),
-                    f"{t.n}" + (f" ({s.failed} failed)" if s.failed else ""),
-                    f"{t.min * 1e3:.1f}",
-                    f"{t.median * 1e3:.1f}",
-                    f"{t.max * 1e3:.1f}",
-                    "-" if rss is None else f"{rss.median / 1024:.1f}",
-                    ratio_cell(s.ratio_to_floor),
-                    "-" if s.delta_to_floor_ms is None else f"{s.delta_to_floor_ms:+.1f}",
-                    traced,
-                ]
-            )
-        lines += markdown_table(
-            [
-                "machine",
-                "firmware",
-                "runs",
-                "min ms",
-                "median ms",
-                "max ms",
-                "peak RSS MiB (median)",
-                "median / floor",
-                "median - floor, ms",
-                "exits to QEMU / port accesses (1 traced run)",
-            ],
-            rows,
-        )
-        lines += [
-            "",
-            "Exits and port accesses come from one extra, untimed run with `-trace kvm_run_exit "
-            "-trace memory_region_ops_*` and cover the whole run (the kernel's exit write is one "
-            "of each); a `rep ins`/`outs` is one exit for all its iterations.",
-        ]
-        lines.append("")
-    if verdict:
-        lines += ["## Targets", ""]
-        rows = [
-            [
-                v.name,
-                v.limit,
-                v.measured,
-                (
-                    ("reported" if v.limit == "reported" else "not measured")
-                    if v.met is None
-                    else ("met" if v.met else "MISSED")
-                ),
-            ]
-            for v in verdict
-        ]
-        lines += markdown_table(["target", "limit", "measured", ""], rows)
-        lines.append("")
-    return "\n".join(lines)
-
-
-def report_json(
-    meta: dict[str, Any],
-    emu: Sequence[EmuResult],
-    tcg: Sequence[TcgResult],
-    kvm_runs: Sequence[KvmRun],
-    kvm_exits: Sequence[KvmExits],
-    kvm: Sequence[KvmSummary],
-    verdict: Sequence[Verdict],
-) -> dict[str, Any]:
-    return {
-        "format": 1,
-        "meta": meta,
-        "emulator": [asdict(r) for r in emu],
-        "tcg": [r.to_json() for r in tcg],
-        "kvm": {
-            "label": kvm_label(meta["kvm_backend"]) if kvm_runs else None,
-            "runs": [{**asdict(r), "seconds": round(r.seconds, 6), "ok": r.ok} for r in kvm_runs],
-            "traced_runs": [{**asdict(e), "total_exits": e.total_exits} for e in kvm_exits],
-            "summary": [asdict(s) for s in kvm],
-        },
-        "targets": [asdict(v) for v in verdict],
-    }
-
-
 # ---- main -------------------------------------------------------------------------------
 
 
@@ -1125,6 +797,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 v: {"size": p.stat().st_size, "sha256": _sha256(p)} for v, p in setup.images.items()
             },
             "machines": opts.machines,
+            "memory": MEMORY,
+            "append": CMDLINE.decode(),
+            "labels": {fw.key: fw.label for fw in firmwares(setup.images, qemu)},
             "runs": opts.runs,
             "seabios_runs": opts.seabios_runs,
             "warmup": opts.warmup,

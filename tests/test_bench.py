@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench import firmware as bench
+from bench import firmware_report
 from bench.execlog import count_exec_log, parse_trace
 from bench.procs import alternating_schedule
 from tests.support import need_kvm, need_qemu
@@ -173,10 +174,10 @@ def test_summary_ratios_of_medians() -> None:
     assert pvh.firmware_ratio == pytest.approx((20.95 + 1.0) / (20.95 + 0.1))
     assert floor.firmware_ratio == 1.0
     # with ACPI the ratio is reported; the 1.05x limit is for the firmware with ACPI off
-    (reported,) = bench.verdicts([], [], list(summary.values()))
+    (reported,) = firmware_report.verdicts([], [], list(summary.values()))
     assert reported.met is None and reported.limit == "reported"
     noacpi = [replace(r, firmware="pvh-noacpi") if r.firmware == "pvh" else r for r in runs]
-    (verdict,) = bench.verdicts([], [], bench.summarize_kvm(noacpi))
+    (verdict,) = firmware_report.verdicts([], [], bench.summarize_kvm(noacpi))
     # the verdict takes the common start-up (1.043x), not the direct ratio (1.15x)
     assert verdict.met is True
     assert "1.043x (1.150x)" in verdict.measured
