@@ -47,14 +47,17 @@ from unicorn import (  # type: ignore[attr-defined]
 )
 from unicorn import x86_const as x86
 
+from tests import spec
+from tools.qemu import DEBUG_EXIT_PORT
+
 from .fwcfg import PortAccess, SimFwCfg
 
 MiB = 1 << 20
 RESET_CS, RESET_IP = 0xF000, 0xFFF0
 LOW_RAM_END = 0xA0000
 SHADOW_MAX = 128 * 1024
-EVENT_PORTS = (0xF4, 0xF5)
-UART_BASE = 0x3F8
+EVENT_PORTS = (DEBUG_EXIT_PORT, spec.PORT_BOOT_EVENT)
+UART_BASE = spec.COM1
 
 _REG_NAMES = "eax ebx ecx edx esi edi esp ebp eip eflags cr0 cr2 cr3 cr4 cs ds es ss fs gs"
 _REGS = {name: getattr(x86, f"UC_X86_REG_{name.upper()}") for name in _REG_NAMES.split()}
@@ -167,7 +170,7 @@ class _GuestMemory:
         return True
 
 
-PCI_CONFIG_ADDR, PCI_CONFIG_DATA = 0xCF8, 0xCFC
+PCI_CONFIG_ADDR, PCI_CONFIG_DATA = spec.PCI_CONFIG_ADDRESS, spec.PCI_CONFIG_DATA
 
 
 class _PciConfig:
