@@ -33,6 +33,7 @@ from tools import record_fwcfg
 from tools.qemu import MACHINES, qemu_version
 
 WANTED = ("etc/table-loader", "etc/acpi/rsdp", "etc/acpi/tables", "etc/e820")
+SMBIOS = ("etc/smbios/smbios-anchor", "etc/smbios/smbios-tables")  # not on microvm
 E820_ENTRY = 20
 E820_RAM = 1
 
@@ -55,12 +56,12 @@ def test_recording_metadata(rec: Recording) -> None:
 
 
 def test_files_match_directory(rec: Recording) -> None:
-    assert rec.missing == ()
+    assert rec.missing == (SMBIOS if rec.machine == "microvm" else ())
     names = [e.name for e in rec.directory]
     assert len(set(names)) == len(names)
     assert len({e.select for e in rec.directory}) == len(names)
     assert all(e.select >= 0x20 for e in rec.directory)  # FW_CFG_FILE_FIRST
-    for name in WANTED:
+    for name in (*WANTED, *(SMBIOS if rec.machine != "microvm" else ())):
         assert len(rec.files[name]) == rec.entry(name).size > 0, name
 
 
@@ -205,6 +206,8 @@ PVHCHECK fwdump-data file=etc/table-loader offset=0x40 hex=07\r
 PVHCHECK fwdump file=etc/acpi/rsdp missing\r
 PVHCHECK fwdump file=etc/acpi/tables missing\r
 PVHCHECK fwdump file=etc/e820 size=20 used=0\r
+PVHCHECK fwdump file=etc/smbios/smbios-anchor missing\r
+PVHCHECK fwdump file=etc/smbios/smbios-tables missing\r
 PVHCHECK fwdump-dir name=etc/e820 size=20 select=0x20\r
 PVHCHECK fwdump-dir name=etc/table-loader size=256 select=0x21\r
 PVHCHECK fwdump done files=2\r
@@ -215,7 +218,7 @@ def test_parse_dump() -> None:
     dump = record_fwcfg.parse_dump("firmware noise\n" + DUMP)
     assert dump.files["etc/table-loader"].data == b"\x01" * 64 + b"\x07"
     assert dump.files["etc/e820"].size == 20 and dump.files["etc/e820"].data == b""
-    assert dump.missing == ["etc/acpi/rsdp", "etc/acpi/tables"]
+    assert dump.missing == ["etc/acpi/rsdp", "etc/acpi/tables", *SMBIOS]
     assert dump.directory == [
         {"name": "etc/e820", "size": 20, "select": 0x20},
         {"name": "etc/table-loader", "size": 256, "select": 0x21},

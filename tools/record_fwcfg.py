@@ -1,11 +1,12 @@
-"""Record, from stock QEMU, the raw fw_cfg files that drive ACPI table loading.
+"""Record, from stock QEMU, the raw fw_cfg files that drive ACPI and SMBIOS table loading.
 
     python3 -m tools.record_fwcfg [--out-dir tests/data] [--machines pc,q35,microvm]
 
 Builds the pvhcheck test kernel (tests/kernels) and our firmware image for it, boots both
 under TCG with ``-append pvhcheck.fwdump`` on each machine type, and writes what the kernel
 read through fw_cfg's I/O ports to ``<out-dir>/fwcfg-acpi-<machine>.json``:
-``etc/table-loader``, ``etc/acpi/rsdp``, ``etc/acpi/tables`` and ``etc/e820`` (each as its
+``etc/table-loader``, ``etc/acpi/rsdp``, ``etc/acpi/tables``, ``etc/e820`` and, where QEMU has
+them (pc, q35), ``etc/smbios/smbios-anchor`` and ``etc/smbios/smbios-tables`` (each as its
 size plus the hex of its bytes up to the last nonzero one; the rest is zeros) and the whole
 file directory (name, size, selector).  tests/acpi_loader.py reads them back.
 
@@ -39,7 +40,14 @@ MEMORY_MIB = 512
 SMP = 2
 LOAD_ADDR = 0x1000000
 DUMP_WORD = "pvhcheck.fwdump"
-WANTED = ("etc/table-loader", "etc/acpi/rsdp", "etc/acpi/tables", "etc/e820")
+WANTED = (
+    "etc/table-loader",
+    "etc/acpi/rsdp",
+    "etc/acpi/tables",
+    "etc/e820",
+    "etc/smbios/smbios-anchor",  # pc and q35; microvm has none (recorded as missing)
+    "etc/smbios/smbios-tables",
+)
 KERNEL_PLACEHOLDER = "<pvhcheck>"
 BIOS_PLACEHOLDER = "<bios>"
 MARKER = "PVHCHECK "

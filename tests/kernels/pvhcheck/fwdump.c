@@ -1,6 +1,6 @@
 /*
- * Dump mode: the fw_cfg files that drive ACPI table loading (and the e820
- * map), byte for byte, plus the whole file directory, over COM1:
+ * Dump mode: the fw_cfg files that drive ACPI table loading, the SMBIOS
+ * entry point and tables, and the e820 map, byte for byte, plus the whole file directory, over COM1:
  *
  *   PVHCHECK fwdump begin
  *   PVHCHECK fwdump file=<name> size=<n> used=<m>     (m: last nonzero byte + 1)
@@ -26,6 +26,8 @@ static const char *const fwdump_files[] = {
     "etc/acpi/rsdp",
     "etc/acpi/tables",
     "etc/e820",
+    "etc/smbios/smbios-anchor",
+    "etc/smbios/smbios-tables",
 };
 
 /* One file at a time; .bss, so it costs the ELF nothing. */
