@@ -12,6 +12,7 @@
 
 acpi_load:
     mov dword ptr [VAR_RSDP], 0         ; hvm_start_info.rsdp_paddr stays 0 without ACPI
+    mov dword ptr [VAR_ACPI], 0
     mov esi, name_table_loader
     mov ecx, name_table_loader_end - name_table_loader
     call fwcfg_find
@@ -25,6 +26,7 @@ acpi_load:
     mov dword ptr [VAR_LOADER_LEFT], edx
     mov edi, LOADER_BUF
     call fwcfg_read                     ; AX = etc/table-loader's key
+    mov dword ptr [VAR_ACPI], 1         ; QEMU has ACPI tables: no MP table (mptable.s)
     mov dword ptr [VAR_ALLOC_N], 0
     mov esi, LOADER_BUF
 acpi_next:
@@ -73,7 +75,7 @@ acpi_allocate_align:
     je acpi_allocate_high
     cmp ebx, LOADER_ZONE_FSEG
     jne fatal_loader_bad
-    call alloc_fseg                     ; EAX = the file's place
+    call alloc_ebda                     ; EAX = the file's place
     jmp acpi_allocate_placed
 acpi_allocate_high:
     call alloc_high
@@ -149,55 +151,7 @@ acpi_add_checksum:
     call acpi_in_file
     lea esi, [eax + ecx]
     mov edx, ebx
-    xor ebx, ebx                        ; BL = the sum, mod 256
-    mov ecx, edx
-    shr ecx, 5
-    jz acpi_add_checksum_tail
-acpi_add_checksum_32:                   ; 32 bytes an iteration: most of the firmware's work
-    add bl, byte ptr [esi]
-    add bl, byte ptr [esi + 1]
-    add bl, byte ptr [esi + 2]
-    add bl, byte ptr [esi + 3]
-    add bl, byte ptr [esi + 4]
-    add bl, byte ptr [esi + 5]
-    add bl, byte ptr [esi + 6]
-    add bl, byte ptr [esi + 7]
-    add bl, byte ptr [esi + 8]
-    add bl, byte ptr [esi + 9]
-    add bl, byte ptr [esi + 10]
-    add bl, byte ptr [esi + 11]
-    add bl, byte ptr [esi + 12]
-    add bl, byte ptr [esi + 13]
-    add bl, byte ptr [esi + 14]
-    add bl, byte ptr [esi + 15]
-    add bl, byte ptr [esi + 16]
-    add bl, byte ptr [esi + 17]
-    add bl, byte ptr [esi + 18]
-    add bl, byte ptr [esi + 19]
-    add bl, byte ptr [esi + 20]
-    add bl, byte ptr [esi + 21]
-    add bl, byte ptr [esi + 22]
-    add bl, byte ptr [esi + 23]
-    add bl, byte ptr [esi + 24]
-    add bl, byte ptr [esi + 25]
-    add bl, byte ptr [esi + 26]
-    add bl, byte ptr [esi + 27]
-    add bl, byte ptr [esi + 28]
-    add bl, byte ptr [esi + 29]
-    add bl, byte ptr [esi + 30]
-    add bl, byte ptr [esi + 31]
-    add esi, 32
-    loop acpi_add_checksum_32
-acpi_add_checksum_tail:
-    mov ecx, edx
-    and ecx, 31
-    jz acpi_add_checksum_store
-acpi_add_checksum_1:
-    lodsb
-    add bl, al
-    loop acpi_add_checksum_1
-acpi_add_checksum_store:
-    sub byte ptr [ebp], bl              ; the range now sums to 0 (mod 256)
+    call checksum8                      ; sum.s: [EBP] -= the range's sum
     pop esi
     jmp acpi_step
 

@@ -66,6 +66,24 @@ fatal_acpi_space:
 fatal_memmap_carve:
     mov esi, msg_memmap_carve
     jmp fatal
+fatal_smbios_anchor:
+    mov esi, msg_smbios_anchor
+    jmp fatal
+fatal_smbios_no_tables:
+    mov esi, msg_smbios_no_tables
+    jmp fatal
+fatal_smbios_length:
+    mov esi, msg_smbios_length
+    jmp fatal
+fatal_smbios_space:
+    mov esi, msg_smbios_space
+    jmp fatal
+fatal_mptable_cpus:
+    mov esi, msg_mptable_cpus
+    jmp fatal
+fatal_mptable_space:
+    mov esi, msg_mptable_space
+    jmp fatal
 fatal_write_pointer:
     mov esi, msg_write_pointer
     jmp fatal
@@ -114,5 +132,17 @@ msg_acpi_space:
     .asciz "fw_cfg etc/table-loader: command at offset % allocates % bytes, with no room left"
 msg_memmap_carve:
     .asciz "memory map: no RAM entry below 4 GiB holds %+%, which the firmware's tables need"
+msg_smbios_anchor:
+    .asciz "fw_cfg etc/smbios/smbios-anchor (% bytes) is not an SMBIOS 2.1 or 3.0 entry point"
+msg_smbios_no_tables:
+    .asciz "fw_cfg has etc/smbios/smbios-anchor but no etc/smbios/smbios-tables"
+msg_smbios_length:
+    .asciz "fw_cfg etc/smbios/smbios-tables is % bytes, its entry point says %"
+msg_smbios_space:
+    .asciz "no room for the SMBIOS tables in the F segment (not RAM on this machine, or full)"
+msg_mptable_cpus:
+    .asciz "fw_cfg counts % CPUs: an MP table (no ACPI) describes 255 at most"
+msg_mptable_space:
+    .asciz "no room for an MP table of % CPUs (the F segment is not RAM here, the EBDA holds 40)"
 msg_write_pointer:
     .asciz "fw_cfg etc/table-loader: command at offset % writes to fw_cfg, which needs DMA"

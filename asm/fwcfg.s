@@ -25,6 +25,7 @@ fwcfg_init:
     xor eax, eax                        ; DMA address high half = 0 once; QEMU resets the
     mov dx, PORT_FW_CFG_DMA_HI          ;   register after every transfer, so each transfer
     out dx, eax                         ;   needs only the low half (all our buffers < 4 GiB)
+    mov dword ptr [DMA_CTL + FW_CFG_DMA_ADDRESS], eax   ; .address, high half: always 0
 
 ; fwcfg_dir_load: the file directory (FW_CFG_FILE_DIR) into FILE_DIR; its count is
 ; big-endian in fw_cfg and stored in host order here.
@@ -44,15 +45,20 @@ fwcfg_dir_load:
     jmp fwcfg_read_next                 ; FWCfgFiles.f[count], from the current offset
 
 ; fwcfg_find: look a file up by name in FILE_DIR.
-;   in:  ESI = name, NUL-terminated; ECX = its length with the NUL
+;   in:  ESI = name, NUL-terminated, 8 bytes or more with the NUL; ECX = its length with the NUL
 ;   out: EAX = select key (0: not found), EDX = size in bytes. Clobbers EBX, EDI.
+; An entry whose name bytes 4-7 differ from the name's is passed over at once: the names all
+; start "etc/" or so, and a file missing from the directory costs five instructions an entry.
 fwcfg_find:
-    mov ebx, dword ptr [FILE_DIR + FW_CFG_FILES_COUNT]  ; entries left
-    mov edi, FILE_DIR + SIZEOF_FW_CFG_FILES + FW_CFG_FILE_NAME  ; f[0].name
+    mov ebx, dword ptr [FILE_DIR + FW_CFG_FILES_COUNT]  ; entries
+    mov edi, FILE_DIR + SIZEOF_FW_CFG_FILES + FW_CFG_FILE_NAME - SIZEOF_FW_CFG_FILE
+    mov edx, dword ptr [esi + 4]
 fwcfg_find_next:
-    xor eax, eax
-    test ebx, ebx
-    jz fwcfg_find_done                  ; not found: EAX = 0
+    add edi, SIZEOF_FW_CFG_FILE         ; the next FWCfgFile.name
+    dec ebx
+    js fwcfg_find_none
+    cmp dword ptr [edi + 4], edx
+    jne fwcfg_find_next
     push esi
     push edi
     push ecx
@@ -60,16 +66,15 @@ fwcfg_find_next:
     pop ecx
     pop edi
     pop esi
-    je fwcfg_find_hit
-    add edi, SIZEOF_FW_CFG_FILE
-    dec ebx
-    jmp fwcfg_find_next
+    jne fwcfg_find_next
 fwcfg_find_hit:
     movzx eax, word ptr [edi + FW_CFG_FILE_SELECT - FW_CFG_FILE_NAME]  ; FWCfgFile.select (BE)
     xchg al, ah
     mov edx, dword ptr [edi + FW_CFG_FILE_SIZE - FW_CFG_FILE_NAME]  ; FWCfgFile.size (BE)
     bswap edx
-fwcfg_find_done:
+    ret
+fwcfg_find_none:
+    xor eax, eax                        ; not found
     ret
 
 ; fwcfg_read_u32: EAX = the first 4 bytes of item AX, little-endian. Clobbers ECX, EDX, EDI.
@@ -102,11 +107,9 @@ fwcfg_dma:
     mov dword ptr [DMA_CTL + FW_CFG_DMA_CONTROL], eax   ; big-endian, as every field
     bswap ecx
     mov dword ptr [DMA_CTL + FW_CFG_DMA_LENGTH], ecx
-    mov dword ptr [DMA_CTL + FW_CFG_DMA_ADDRESS], 0     ; .address, high half
     bswap edi
     mov dword ptr [DMA_CTL + FW_CFG_DMA_ADDRESS + 4], edi   ; .address, low half
-    mov eax, DMA_CTL
-    bswap eax
+    mov eax, DMA_CTL_BE                 ; the structure's address, big-endian
     mov dx, PORT_FW_CFG_DMA_LO
     out dx, eax                         ; start the transfer
 fwcfg_dma_wait:

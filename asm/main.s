@@ -18,8 +18,11 @@ start32:
     call initrd_load                    ; kernel.s: FW_CFG_INITRD_* -> where QEMU placed it
     call memmap_build                   ; memmap.s: etc/e820 -> hvm_memmap_table_entry[]
     call alloc_init                     ; alloc.s: the zones the tables are placed in
-    call pm_init                        ; chipset.s: the ACPI PM block, before QEMU builds ACPI
+    call chipset_init                   ; chipset.s: F segment RAM, q35 MMCONFIG, the ACPI PM block
+    call mtrr_init                      ; mtrr.s: the boot CPU's MTRRs, as SeaBIOS sets them
     call acpi_load                      ; acpi.s: etc/table-loader -> ACPI tables, the RSDP
+    call smbios_load                    ; smbios.s: etc/smbios/* -> the F segment
+    call mptable_build                  ; mptable.s: without ACPI, the CPUs for the kernel
     call alloc_finish                   ; alloc.s: what the zones hold, out of the memory map
     cmp dword ptr [VAR_LINUX32], 0
     jne zero_page_build                 ; linux32.s: boot_params, the 32-bit entry; no return

@@ -5,6 +5,8 @@
 ;   memmap_carve      take a range out of the RAM entry that holds it, as another type
 ;   memmap_append     add an entry
 ;   memmap_copy_e820  the table as struct boot_e820_entry[] (a bzImage's zero page)
+; memmap_build also notes where the RAM that starts below 1 MiB ends, VAR_LOWMEM_TOP: QEMU's
+; RAM below 4 GiB, one entry from 0 on every x86 machine type.
 ; The rule memmap_build applies: RAM that starts below 1 MiB is split around the legacy hole:
 ; [addr, 640 KiB) stays RAM, [640 KiB, 1 MiB) is left out (Linux reserves the ISA range
 ; itself), the firmware's ROM shadow [ROM_SHADOW_BASE, 1 MiB) is marked reserved, and
@@ -52,6 +54,7 @@ memmap_fallback_entry:
 memmap_convert:                         ; EAX = number of e820 entries at E820_BUF
     mov dword ptr [VAR_LEFT], eax
     mov dword ptr [VAR_ROM_DONE], 0
+    mov dword ptr [VAR_LOWMEM_TOP], 0
     mov dword ptr [VAR_MEMMAP_N], 0
     mov esi, E820_BUF
     mov edi, MEMMAP
@@ -71,6 +74,7 @@ memmap_next:
     jae memmap_copy
     add ebp, eax                        ; RAM from below 1 MiB: EBX:EBP = end
     adc ebx, 0
+    mov dword ptr [VAR_LOWMEM_TOP], ebp ; (QEMU's RAM below 4 GiB: its end, for mtrr.s)
     push ebx
     push ebp
     cmp eax, LOWMEM_END

@@ -25,6 +25,7 @@ MiB = 1 << 20
 RAM_SIZE = 512 * MiB  # as the recordings of the ACPI files: -m 512 -smp 2
 SMP = 2
 ACPI_FILES = ("etc/table-loader", "etc/acpi/rsdp", "etc/acpi/tables")
+SMBIOS_FILES = ("etc/smbios/smbios-anchor", "etc/smbios/smbios-tables")  # pc and q35
 E820_RAM, E820_RESERVED = spec.E820_RAM, spec.E820_RESERVED
 # QEMU 7.2 pc/q35: the AMD HyperTransport hole [1012 GiB, 1024 GiB), always reserved.
 HT_HOLE = (0xFD_0000_0000, 0x3_0000_0000, E820_RESERVED)
@@ -147,9 +148,10 @@ def sim_fwcfg(
     from tests.acpi_loader import load_recording
 
     extra = {name: bytes(size) for name, size in profile.files if name != "etc/boot-fail-wait"}
-    if "etc/table-loader" in extra:
+    recorded = [n for n in (*ACPI_FILES, *SMBIOS_FILES) if n in extra]
+    if recorded:
         recording = load_recording(profile.machine)
-        for name in ACPI_FILES:
+        for name in recorded:
             if len(recording.files[name]) != len(extra[name]):
                 raise ValueError(f"{profile.machine}: {name} recorded with another size")
             extra[name] = recording.files[name]
@@ -165,4 +167,5 @@ def sim_fwcfg(
         acpi_data_size=profile.acpi_data_size,
         extra_files=extra,
         dma=dma,
+        cpus=SMP,
     )

@@ -326,6 +326,222 @@ ICH9_PMBASE: Final = 0x40
 ICH9_ACPI_CNTL: Final = 0x44
 ICH9_ACPI_EN: Final = 0x80
 PCI_IO_SPACE: Final = 0x01  # bit 0 of an I/O base register (hardwired to 1)
+PCI_HOST_BRIDGE: Final = 0x8000_0000  # enable | bus 0, device 0, function 0
+I440FX_ID: Final = 0x1237_8086  # -M pc: the i440FX PMC
+Q35_MCH_ID: Final = 0x29C0_8086  # -M q35: the Q35 MCH
+# PAM: each nibble maps a BIOS area to ROM/PCI (0) or RAM, readable (RE), writable (WE).
+# PAM0's high nibble is the F segment, 0xF0000-0xFFFFF (the low nibble is reserved).
+I440FX_PAM0: Final = 0x59
+Q35_PAM0: Final = 0x90
+PAM_RE: Final = 0x1
+PAM_WE: Final = 0x2
+# Q35 PCIEXBAR (u64 at 0x60): base in bits 35:28, length in bits 2:1 (0: 256 MiB), enable bit 0.
+Q35_PCIEXBAR: Final = 0x60
+PCIEXBAR_EN: Final = 0x1
+
+# --- SMBIOS (DMTF DSP0134; QEMU hw/smbios/smbios.c, include/hw/firmware/smbios.h) ------------
+SMBIOS21_ANCHOR: Final = 0x5F4D_535F  # "_SM_", little-endian
+SMBIOS21_INTERMEDIATE: Final = 0x494D_445F  # "_DMI", then SMBIOS_ANCHOR_END ("_")
+SMBIOS30_ANCHOR: Final = 0x334D_535F  # "_SM3", then SMBIOS_ANCHOR_END ("_")
+SMBIOS_ANCHOR_END: Final = 0x5F
+SMBIOS_TYPE_BIOS: Final = 0  # BIOS information
+SMBIOS_TYPE_END: Final = 127  # end of table
+
+SMBIOS21_EP: Final = Struct(
+    "struct smbios_21_entry_point",
+    "SMBIOS21",
+    31,
+    _fields(
+        ("anchor_string", 0, 4),
+        ("checksum", 4, 1),
+        ("length", 5, 1),
+        ("smbios_major_version", 6, 1),
+        ("smbios_minor_version", 7, 1),
+        ("max_structure_size", 8, 2),
+        ("entry_point_revision", 10, 1),
+        ("formatted_area", 11, 5),
+        ("intermediate_anchor_string", 16, 5),
+        ("intermediate_checksum", 21, 1),
+        ("structure_table_length", 22, 2),
+        ("structure_table_address", 24, 4),
+        ("number_of_structures", 28, 2),
+        ("smbios_bcd_revision", 30, 1),
+    ),
+    "smbios.h: struct smbios_21_entry_point (packed); QEMU leaves the checksums and the address 0",
+)
+SMBIOS30_EP: Final = Struct(
+    "struct smbios_30_entry_point",
+    "SMBIOS30",
+    24,
+    _fields(
+        ("anchor_string", 0, 5),
+        ("checksum", 5, 1),
+        ("length", 6, 1),
+        ("smbios_major_version", 7, 1),
+        ("smbios_minor_version", 8, 1),
+        ("smbios_doc_rev", 9, 1),
+        ("entry_point_revision", 10, 1),
+        ("reserved", 11, 1),
+        ("structure_table_max_size", 12, 4),
+        ("structure_table_address", 16, 8),
+    ),
+    "smbios.h: struct smbios_30_entry_point (packed)",
+)
+SMBIOS_HEADER: Final = Struct(
+    "struct smbios_structure_header",
+    "SMBIOS_HDR",
+    4,
+    _fields(("type", 0, 1), ("length", 1, 1), ("handle", 2, 2)),
+    "smbios.h: every structure's header: its formatted length, then strings to a double NUL",
+)
+SMBIOS_TYPE_0: Final = Struct(
+    "struct smbios_type_0",
+    "SMBIOS0",
+    24,
+    _fields(
+        ("header", 0, 4),
+        ("vendor_str", 4, 1),
+        ("bios_version_str", 5, 1),
+        ("bios_starting_address_segment", 6, 2),
+        ("bios_release_date_str", 8, 1),
+        ("bios_rom_size", 9, 1),
+        ("bios_characteristics", 10, 8),
+        ("bios_characteristics_extension_bytes", 18, 2),
+        ("system_bios_major_release", 20, 1),
+        ("system_bios_minor_release", 21, 1),
+        ("embedded_controller_major_release", 22, 1),
+        ("embedded_controller_minor_release", 23, 1),
+    ),
+    "smbios.h: struct smbios_type_0 (SMBIOS 2.4+ layout)",
+)
+
+# --- The MP table: Intel MultiProcessor Specification 1.4, chapter 4 (Linux
+# arch/x86/include/asm/mpspec_def.h) ---------------------------------------------------------
+MP_FLOATING_SIGNATURE: Final = 0x5F50_4D5F  # "_MP_"
+MP_CONFIG_SIGNATURE: Final = 0x504D_4350  # "PCMP"
+MP_SPEC_1_4: Final = 4
+MP_PROCESSOR: Final = 0  # entry types
+MP_BUS: Final = 1
+MP_IOAPIC: Final = 2
+MP_INTSRC: Final = 3
+MP_LINTSRC: Final = 4
+MP_CPU_ENABLED: Final = 0x01  # processor flags
+MP_CPU_BSP: Final = 0x02
+MP_IOAPIC_USABLE: Final = 0x01
+MP_INT: Final = 0  # interrupt types
+MP_NMI: Final = 1
+MP_EXTINT: Final = 3
+LAPIC_DEFAULT_BASE: Final = 0xFEE0_0000
+IOAPIC_DEFAULT_BASE: Final = 0xFEC0_0000
+LAPIC_VERSION: Final = 0x14  # an integrated APIC, as QEMU's (and qboot's table)
+IOAPIC_VERSION: Final = 0x11  # as SeaBIOS's table (QEMU's userspace IOAPIC reads 0x20)
+ISA_IRQS: Final = 16
+CPUID_1: Final = 1  # EAX: the signature, EDX: the feature flags
+
+MP_FLOATING: Final = Struct(
+    "struct mpf_intel",
+    "MPF",
+    16,
+    _fields(
+        ("signature", 0, 4),
+        ("physptr", 4, 4),
+        ("length", 8, 1),  # in 16-byte units: 1
+        ("specification", 9, 1),
+        ("checksum", 10, 1),
+        ("feature1", 11, 1),  # 0: a configuration table follows
+        ("feature2", 12, 1),
+        ("feature3", 13, 3),
+    ),
+    "MPS 1.4 4.1: the floating pointer, 16-byte aligned where Linux scans",
+)
+MP_CONFIG: Final = Struct(
+    "struct mpc_table",
+    "MPC",
+    44,
+    _fields(
+        ("signature", 0, 4),
+        ("length", 4, 2),  # the base table: this header and every entry
+        ("spec", 6, 1),
+        ("checksum", 7, 1),
+        ("oem", 8, 8),
+        ("productid", 16, 12),
+        ("oemptr", 28, 4),
+        ("oemsize", 32, 2),
+        ("oemcount", 34, 2),  # the entries
+        ("lapic", 36, 4),
+        ("ext_length", 40, 2),
+        ("ext_checksum", 42, 1),
+        ("reserved", 43, 1),
+    ),
+    "MPS 1.4 4.2: the configuration table's header",
+)
+MP_CPU: Final = Struct(
+    "struct mpc_cpu",
+    "MPC_CPU",
+    20,
+    _fields(
+        ("type", 0, 1),
+        ("apicid", 1, 1),
+        ("apicver", 2, 1),
+        ("cpuflag", 3, 1),
+        ("cpufeature", 4, 4),  # CPUID.1:EAX, the signature
+        ("featureflag", 8, 4),  # CPUID.1:EDX
+        ("reserved", 12, 8),
+    ),
+    "MPS 1.4 4.3.1: a processor entry",
+)
+MP_BUS_ENTRY: Final = Struct(
+    "struct mpc_bus",
+    "MPC_BUS",
+    8,
+    _fields(("type", 0, 1), ("busid", 1, 1), ("bustype", 2, 6)),
+    "MPS 1.4 4.3.2: a bus entry (bus type: 6 characters, space-padded)",
+)
+MP_IOAPIC_ENTRY: Final = Struct(
+    "struct mpc_ioapic",
+    "MPC_IOAPIC",
+    8,
+    _fields(
+        ("type", 0, 1), ("apicid", 1, 1), ("apicver", 2, 1), ("flags", 3, 1), ("apicaddr", 4, 4)
+    ),
+    "MPS 1.4 4.3.3: an I/O APIC entry",
+)
+MP_INTSRC_ENTRY: Final = Struct(
+    "struct mpc_intsrc",
+    "MPC_INT",
+    8,
+    _fields(
+        ("type", 0, 1),
+        ("irqtype", 1, 1),
+        ("irqflag", 2, 2),  # polarity and trigger: 0, as the bus defines them
+        ("srcbus", 4, 1),
+        ("srcbusirq", 5, 1),
+        ("dstapic", 6, 1),  # an I/O APIC's id (type 3) or a local APIC's (type 4; 0xff: all)
+        ("dstirq", 7, 1),  # its pin, or LINTIN#
+    ),
+    "MPS 1.4 4.3.4/4.3.5: an I/O or a local interrupt assignment entry (struct mpc_lintsrc alike)",
+)
+
+# --- MTRRs (Intel SDM vol. 3, 12.11): CPUID and the MSRs -------------------------------------
+CPUID_1_EDX_MSR: Final = 1 << 5  # CPUID.1:EDX: rdmsr/wrmsr
+CPUID_1_EDX_MTRR: Final = 1 << 12  # CPUID.1:EDX: MTRRs
+CPUID_EXT_MAX: Final = 0x8000_0000  # EAX: the highest extended leaf
+CPUID_ADDRESS_SIZES: Final = 0x8000_0008  # EAX[7:0]: the physical address width
+MSR_MTRRCAP: Final = 0xFE  # [7:0] VCNT: variable ranges; bit 8: fixed ranges
+MTRRCAP_FIX: Final = 0x100
+MSR_MTRR_DEF_TYPE: Final = 0x2FF  # [7:0] default type, bit 10 FE (fixed ranges), bit 11 E
+MTRR_DEF_TYPE_FE: Final = 0x400
+MTRR_DEF_TYPE_E: Final = 0x800
+MSR_MTRR_PHYSBASE0: Final = 0x200  # pair n: PhysBase 0x200 + 2n (base | type), PhysMask + 1
+MTRR_PHYSMASK_VALID: Final = 0x800
+MSR_MTRR_FIX_64K_00000: Final = 0x250  # one type byte for each 64 KiB of 0-0x7FFFF
+MSR_MTRR_FIX_16K_80000: Final = 0x258  # ... each 16 KiB of 0x80000-0x9FFFF
+MSR_MTRR_FIX_16K_A0000: Final = 0x259  # ... 0xA0000-0xBFFFF
+MSR_MTRR_FIX_4K_C0000: Final = 0x268  # ... each 4 KiB, 0x268-0x26F for 0xC0000-0xFFFFF
+MTRR_FIX_4K_MSRS: Final = 8
+MTRR_TYPE_UC: Final = 0
+MTRR_TYPE_WP: Final = 5
+MTRR_TYPE_WB: Final = 6
 
 STRUCTS: Final = (
     FW_CFG_DMA,
@@ -337,6 +553,16 @@ STRUCTS: Final = (
     HVM_MEMMAP_TABLE_ENTRY,
     BOOT_PARAMS,
     LOADER_ENTRY,
+    SMBIOS21_EP,
+    SMBIOS30_EP,
+    SMBIOS_HEADER,
+    SMBIOS_TYPE_0,
+    MP_FLOATING,
+    MP_CONFIG,
+    MP_CPU,
+    MP_BUS_ENTRY,
+    MP_IOAPIC_ENTRY,
+    MP_INTSRC_ENTRY,
 )
 
 

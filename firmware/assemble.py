@@ -31,7 +31,16 @@ VARIANTS = ("pvh", "floor")
 RESET16_SOURCE = "reset16.s"
 FLOOR_SOURCE = "floor.s"
 MAIN_SOURCE = "main.s"
-PATCH_TABLE_SOURCE = "<patch table>"  # the listing's name for the generated statements
+PATCH_TABLE_SOURCE = "<patch table>"  # the listing's names for the generated statements
+DATA_SOURCE = "<layout data>"
+# Data the pvh variant's sources use, built in firmware/layout.py: label -> bytes.
+LAYOUT_DATA = {
+    "smbios_type0": layout.SMBIOS_TYPE0,
+    # contiguous: the MP table's templates, copied in one pass but the tail
+    "mp_floating": layout.MP_FLOATING_TEMPLATE,
+    "mp_header": layout.MP_HEADER_TEMPLATE,
+    "mp_tail": layout.MP_TAIL_TEMPLATE,
+}
 
 _LABEL = re.compile(r"^([A-Za-z_.][\w.]*):$")
 _SILENT = (".equ", ".set", ".org", ".align", ".p2align")  # may emit no bytes
@@ -335,6 +344,17 @@ def patch_table_source() -> list[Statement]:
     return out
 
 
+def data_source(label: str, data: bytes) -> list[Statement]:
+    """``label:``, the bytes (16 a statement), ``label_end:``; each statement's line is the
+    offset of its first byte."""
+    out = [Statement(DATA_SOURCE, 0, f"{label}:")]
+    for at in range(0, len(data), 16):
+        chunk = ", ".join(f"{b:#04x}" for b in data[at : at + 16])
+        out.append(Statement(DATA_SOURCE, at, f".byte {chunk}"))
+    out.append(Statement(DATA_SOURCE, len(data), f"{label}_end:"))
+    return out
+
+
 def assemble_firmware(variant: str = "pvh", asm_dir: Traversable | None = None) -> Firmware:
     """The unpatched image of a variant: 32-bit code at CODE32_OFFSET, 16-bit reset code at
     RESET16_OFFSET, the reset vector in the last 16 bytes."""
@@ -345,7 +365,16 @@ def assemble_firmware(variant: str = "pvh", asm_dir: Traversable | None = None) 
 
     code32 = assemble_block(
         f"{variant}32",
-        _read_sources(asm_dir, variant_sources(variant, asm_dir)) + patch_table_source(),
+        [
+            *_read_sources(asm_dir, variant_sources(variant, asm_dir)),
+            *(
+                s
+                for label, data in LAYOUT_DATA.items()
+                if variant == "pvh"
+                for s in data_source(label, data)
+            ),
+            *patch_table_source(),
+        ],
         mode=32,
         base=layout.ROM_BASE + layout.CODE32_OFFSET,
         constants=constants,

@@ -11,6 +11,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Final
 
+from pvhfw import __version__
 from pvhfw.firmware import abi
 
 KiB: Final = 1024
@@ -53,6 +54,7 @@ VARIABLES: Final = (
     ("VAR_LEFT", 4, "e820 entries still to convert"),
     ("VAR_ROM_DONE", 4, "the ROM shadow entry is in the memory map"),
     ("VAR_MEMMAP_N", 4, "entries in the memory map"),
+    ("VAR_LOWMEM_TOP", 4, "the end of the RAM that starts below 1 MiB (below 4 GiB)"),
     ("VAR_CMDLINE_SIZE", 4, "FW_CFG_CMDLINE_SIZE"),
     ("VAR_INITRD_ADDR", 4, "FW_CFG_INITRD_ADDR"),
     ("VAR_INITRD_SIZE", 4, "FW_CFG_INITRD_SIZE"),
@@ -63,7 +65,14 @@ VARIABLES: Final = (
     ("VAR_HIGH_TOP", 4, "allocator, high zone: the next allocation ends here (grows down)"),
     ("VAR_HIGH_END", 4, "... where it started: the end of the highest RAM below 4 GiB"),
     ("VAR_HIGH_FLOOR", 4, "... no allocation below this (kernel, initrd, RAM start)"),
-    ("VAR_FSEG_NEXT", 4, "allocator, fseg zone (the EBDA): the next free byte"),
+    ("VAR_EBDA_NEXT", 4, "allocator, ebda zone: the next free byte"),
+    ("VAR_FSEG_NEXT", 4, "allocator, fseg zone (the F segment): the next free byte, 0: closed"),
+    ("VAR_HOST_BRIDGE", 4, "PCI 00:00.0's vendor and device ID (all ones: no PCI, microvm)"),
+    ("VAR_SMBIOS_EP", 4, "the SMBIOS entry point, in the F segment"),
+    ("VAR_SMBIOS_TABLES", 4, "the SMBIOS structures, in the F segment"),
+    ("VAR_SMBIOS_LEN", 4, "... their length"),
+    ("VAR_ACPI", 4, "nonzero: QEMU has a table-loader (ACPI tables)"),
+    ("VAR_MP_FLOATING", 4, "the MP table's floating pointer (the table follows it)"),
     ("VAR_ALLOC_N", 4, "files allocated by the table-loader"),
     ("VAR_RSDP", 4, "the RSDP's address (0: no ACPI)"),
     ("VAR_LOADER_LEFT", 4, "table-loader commands still to run"),
@@ -80,6 +89,8 @@ def _variables() -> dict[str, int]:
 
 
 VARIABLE_ADDRESSES: Final = _variables()
+# fw_cfg's DMA register takes the control structure's address big-endian.
+DMA_CTL_BE: Final = int.from_bytes(VARIABLE_ADDRESSES["DMA_CTL"].to_bytes(4, "little"), "big")
 START_INFO: Final = 0x1100  # struct hvm_start_info
 MODLIST: Final = 0x1140  # struct hvm_modlist_entry[1]
 MEMMAP: Final = 0x1200  # struct hvm_memmap_table_entry[MEMMAP_MAX]
@@ -108,9 +119,10 @@ FW_RAM_END: Final = 0xA000
 EBDA_BASE: Final = 0x9FC00  # the EBDA's 1 KiB: the allocator's "fseg" zone (the RSDP)
 BDA_EBDA_SEGMENT: Final = 0x40E  # BIOS data area: u16 segment of the EBDA (legacy RSDP scan)
 
-# The memory map types of the allocator's zones (asm/alloc.s), once they are used.
+# The memory map types of the allocator's zones (asm/alloc.s), once they are used (the fseg
+# zone, the F segment, is the ROM shadow's reserved entry).
 HIGH_ZONE_TYPE: Final = abi.E820_ACPI
-FSEG_ZONE_TYPE: Final = abi.E820_RESERVED
+EBDA_ZONE_TYPE: Final = abi.E820_RESERVED
 
 # When fw_cfg has no "etc/e820" (QEMU before 1.7), RAM below 4 GiB is taken from
 # FW_CFG_RAM_SIZE, capped at the lowest start of the PCI hole of any x86 machine type.
@@ -123,10 +135,149 @@ HIGHMEM_START: Final = 0x10_0000  # extended memory starts at 1 MiB
 # The chipset's ACPI PM I/O block (asm/chipset.s): where SeaBIOS puts it too, so QEMU's
 # tables look the same.
 PM_IO_BASE: Final = 0xB000
+# PAM0's value that maps the F segment to read/write RAM (its high nibble; the low one is
+# reserved). SeaBIOS write-protects it again before booting; qboot and pvhfw leave it so.
+PAM0_FSEG_RAM: Final = (abi.PAM_RE | abi.PAM_WE) << 4
+# The MTRRs as SeaBIOS sets them (asm/mtrr.s): the first MiB's fixed ranges (a type byte for
+# each piece: RAM write-back, the VGA window uncached, the BIOS areas write-protected: the
+# RAM below them is above 1 MiB on any machine a kernel boots on), the PCI hole below 4 GiB
+# uncached from PCI_HOLE_* (q35: from 0xC0000000 always; elsewhere from the first of these
+# that holds the RAM below 4 GiB, or from its end), write-back by default. A CPU whose CPUID
+# gives no address width has 36 bits.
+MTRR_CPUID_NEEDS: Final = abi.CPUID_1_EDX_MTRR | abi.CPUID_1_EDX_MSR
+MTRR_FIX_WB: Final = abi.MTRR_TYPE_WB * 0x0101_0101
+MTRR_FIX_WP: Final = abi.MTRR_TYPE_WP * 0x0101_0101
+MTRR_DEFAULT: Final = abi.MTRR_DEF_TYPE_E | abi.MTRR_DEF_TYPE_FE | abi.MTRR_TYPE_WB
+PCI_HOLE_LOW: Final = 0x8000_0000
+PCI_HOLE_HIGH: Final = 0xC000_0000
+PCI_HOLE_Q35: Final = 0xC000_0000
+PHYS_BITS_DEFAULT: Final = 36
+# q35's PCIe MMCONFIG (ECAM) window, as SeaBIOS and qboot place it: 256 buses of 1 MiB.
+PCIE_MMCONFIG_BASE: Final = 0xB000_0000
+PCIE_MMCONFIG_SIZE: Final = 0x1000_0000
 
 # --- Kernels ----------------------------------------------------------------------------------
 LINUX32_MIN_VERSION: Final = 0x020A  # 2.10: init_size and pref_address (Linux 2.6.31)
 BZIMAGE_LOAD_ADDR: Final = 0x10_0000  # where QEMU (and every loader) puts a bzImage's code
+
+# --- SMBIOS ---------------------------------------------------------------------------------
+# The BIOS information structure (type 0) the firmware adds when QEMU's tables have none (QEMU
+# builds one only for -smbios type=0,...), as SeaBIOS's smbios_new_type_0 and qboot's do, with
+# this firmware's name, version and release date.
+SMBIOS_BIOS_VENDOR: Final = "pvhfw"
+SMBIOS_BIOS_DATE: Final = "12/01/2026"  # MM/DD/YYYY
+SMBIOS_BIOS_SEGMENT: Final = 0xE800  # as SeaBIOS and qboot say
+SMBIOS_CHARACTERISTICS_NOT_SUPPORTED: Final = 0x08  # bit 3: BIOS characteristics not supported
+SMBIOS_EXTENSION_2_TARGETED: Final = 0x04  # extension byte 2, bit 2: targeted content distribution
+
+
+def _smbios_type0() -> bytes:
+    t0 = bytearray(abi.SMBIOS_TYPE_0.size)
+
+    def put(name: str, value: int) -> None:
+        f = abi.SMBIOS_TYPE_0.field(name)
+        t0[f.offset : f.offset + f.size] = value.to_bytes(f.size, "little")
+
+    header = abi.SMBIOS_TYPE_BIOS | abi.SMBIOS_TYPE_0.size << 8  # handle 0
+    put("header", header)
+    put("vendor_str", 1)
+    put("bios_version_str", 2)
+    put("bios_starting_address_segment", SMBIOS_BIOS_SEGMENT)
+    put("bios_release_date_str", 3)
+    put("bios_characteristics", SMBIOS_CHARACTERISTICS_NOT_SUPPORTED)
+    put("bios_characteristics_extension_bytes", SMBIOS_EXTENSION_2_TARGETED << 8)
+    put("embedded_controller_major_release", 0xFF)  # no embedded controller
+    put("embedded_controller_minor_release", 0xFF)
+    strings = (SMBIOS_BIOS_VENDOR, __version__, SMBIOS_BIOS_DATE)
+    return bytes(t0) + b"".join(s.encode("ascii") + b"\0" for s in strings) + b"\0"
+
+
+SMBIOS_TYPE0: Final = _smbios_type0()
+SMBIOS_TYPE0_SIZE: Final = len(SMBIOS_TYPE0)
+
+# --- The MP table (asm/mptable.s), when QEMU offers no ACPI: like qboot's, with the IOAPIC id
+# and version of SeaBIOS's (the id QEMU's MADT gives it). The floating pointer, the table's
+# header and its entries but the processors' are built here; the firmware copies them, adds a
+# processor entry for each CPU fw_cfg counts (APIC IDs 0..N-1, as qboot), the lengths and the
+# checksums. ISA IRQs 0-15 go to the IOAPIC's pins of the same number, but IRQ 0 to pin 2 and
+# no IRQ 2: QEMU's fw_cfg says "irq0 override" on every x86 machine (7.2 and 10.0).
+MP_OEM: Final = b"PVHFW   "  # 8 bytes
+MP_PRODUCT: Final = __version__.encode("ascii").ljust(12)  # 12 bytes
+MP_IOAPIC_ID: Final = 0
+MP_ISA_BUS: Final = 0
+
+
+def _struct(s: abi.Struct, **values: int | bytes) -> bytes:
+    out = bytearray(s.size)
+    for name, value in values.items():
+        f = s.field(name)
+        raw = value if isinstance(value, bytes) else value.to_bytes(f.size, "little")
+        if len(raw) != f.size:
+            raise AssertionError(f"layout: {s.c_name}.{name} takes {f.size} bytes")
+        out[f.offset : f.offset + f.size] = raw
+    return bytes(out)
+
+
+def _mp_templates() -> tuple[bytes, bytes, bytes]:
+    """The floating pointer (no table address, no checksum), the table's header (no lengths,
+    no checksum) and the entries after the processors'."""
+    floating = _struct(
+        abi.MP_FLOATING,
+        signature=abi.MP_FLOATING_SIGNATURE,
+        length=abi.MP_FLOATING.size // 16,
+        specification=abi.MP_SPEC_1_4,
+    )
+    header = _struct(
+        abi.MP_CONFIG,
+        signature=abi.MP_CONFIG_SIGNATURE,
+        spec=abi.MP_SPEC_1_4,
+        oem=MP_OEM,
+        productid=MP_PRODUCT,
+        lapic=abi.LAPIC_DEFAULT_BASE,
+    )
+    tail = _struct(abi.MP_BUS_ENTRY, type=abi.MP_BUS, busid=MP_ISA_BUS, bustype=b"ISA   ")
+    tail += _struct(
+        abi.MP_IOAPIC_ENTRY,
+        type=abi.MP_IOAPIC,
+        apicid=MP_IOAPIC_ID,
+        apicver=abi.IOAPIC_VERSION,
+        flags=abi.MP_IOAPIC_USABLE,
+        apicaddr=abi.IOAPIC_DEFAULT_BASE,
+    )
+    for irq in range(abi.ISA_IRQS):
+        if irq == 2:
+            continue  # the cascade: IRQ 0 takes its pin
+        tail += _struct(
+            abi.MP_INTSRC_ENTRY,
+            type=abi.MP_INTSRC,
+            irqtype=abi.MP_INT,
+            srcbus=MP_ISA_BUS,
+            srcbusirq=irq,
+            dstapic=MP_IOAPIC_ID,
+            dstirq=2 if irq == 0 else irq,
+        )
+    for irqtype, lapic, lint in ((abi.MP_EXTINT, 0, 0), (abi.MP_NMI, 0xFF, 1)):
+        tail += _struct(
+            abi.MP_INTSRC_ENTRY,
+            type=abi.MP_LINTSRC,
+            irqtype=irqtype,
+            srcbus=MP_ISA_BUS,
+            dstapic=lapic,
+            dstirq=lint,
+        )
+    return floating, header, tail
+
+
+MP_FLOATING_TEMPLATE, MP_HEADER_TEMPLATE, MP_TAIL_TEMPLATE = _mp_templates()
+MP_TAIL_SIZE: Final = len(MP_TAIL_TEMPLATE)
+MP_TAIL_ENTRIES: Final = 1 + 1 + (abi.ISA_IRQS - 1) + 2  # bus, IOAPIC, ISA IRQs, LINT0/1
+MP_FLOATING_SUM: Final = sum(MP_FLOATING_TEMPLATE) & 0xFF
+MP_TABLE_SUM: Final = (sum(MP_HEADER_TEMPLATE) + sum(MP_TAIL_TEMPLATE)) & 0xFF
+MP_CPU_WORD0: Final = (  # a processor entry's first dword, but its APIC ID (byte 1)
+    abi.MP_PROCESSOR | abi.LAPIC_VERSION << 16 | abi.MP_CPU_ENABLED << 24
+)
+MP_CPU_BSP_WORD0: Final = abi.MP_CPU_BSP << 24
+MP_MAX_CPUS: Final = 255  # an APIC ID is one byte in the table
 
 # --- The patch table (build-fw writes it; the firmware checks it against fw_cfg) -------------
 PATCH_MAGIC: Final = b"PVHFWPT2"  # magic and version, then each field, little-endian

@@ -8,3 +8,5 @@ wheel import the same names:
 - ``pvhfw.builder``: reading kernels, validation, the image, map and manifest, ``build-fw``;
 - ``pvhfw/asm``: the firmware's assembly sources, package data (read with importlib.resources).
 """
+
+__version__ = "0.1.0"  # the distribution's version (pyproject reads it), and the firmware's

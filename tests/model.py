@@ -9,6 +9,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pvhfw import __version__
 from pvhfw.firmware import layout
 from tests import spec
 
@@ -107,6 +108,25 @@ def top_ram(memmap: Sequence[Range]) -> tuple[int, int]:
     return best
 
 
+MMCONFIG: Range = (layout.PCIE_MMCONFIG_BASE, layout.PCIE_MMCONFIG_SIZE, E820_RESERVED)
+
+
+def machine_memmap(
+    e820: Sequence[Range], machine: str, acpi_size: int | None = None
+) -> list[Range]:
+    """The map a boot on `machine` ("pc", "q35", "microvm") hands the kernel: the e820 rule
+    (expected_memmap); q35's MMCONFIG window, reserved; then what the tables take: with ACPI
+    (`acpi_size`: its zone's size) the ACPI entry and the EBDA (the RSDP); without (None) the
+    EBDA only where the MP table goes there, on a machine whose F segment is not RAM
+    (microvm; pc and q35 put it in the F segment, reserved already)."""
+    out = expected_memmap(e820)
+    if machine == "q35":
+        out.append(MMCONFIG)
+    if acpi_size is not None:
+        return with_acpi(out, acpi_size)
+    return with_acpi(out, 0) if machine == "microvm" else out
+
+
 def acpi_size(memmap: Sequence[Range]) -> int:
     """The size of the (single) ACPI entry of a map; 0 without one."""
     sizes = [s for _, s, t in memmap if t == E820_ACPI]
@@ -163,3 +183,120 @@ class StartInfo:
 def unpack_memmap(data: bytes, count: int) -> list[tuple[int, int, int, int]]:
     entry = spec.HVM_MEMMAP_TABLE_ENTRY
     return [struct.unpack_from(entry.format, data, entry.size * i) for i in range(count)]
+
+
+# ---- SMBIOS and the MP table, as the firmware must install them --------------------------------
+
+
+def _align16(addr: int) -> int:
+    return (addr + 15) & ~15
+
+
+def smbios_type0() -> bytes:
+    """The BIOS information structure the firmware adds (SeaBIOS's smbios_new_type_0, with
+    this firmware's vendor, version and date): written from DSP0134's layout (tests/spec.py)."""
+    fields = {
+        "header": 0 | spec.SMBIOS_TYPE_0.size << 8,  # type 0, length, handle 0
+        "vendor_str": 1,
+        "bios_version_str": 2,
+        "bios_starting_address_segment": 0xE800,
+        "bios_release_date_str": 3,
+        "bios_characteristics": 0x08,  # "BIOS characteristics not supported"
+        "bios_characteristics_extension_bytes": 0x0400,  # byte 2 bit 2: targeted content
+        "embedded_controller_major_release": 0xFF,
+        "embedded_controller_minor_release": 0xFF,
+    }
+    strings = (layout.SMBIOS_BIOS_VENDOR, __version__, layout.SMBIOS_BIOS_DATE)
+    return spec.SMBIOS_TYPE_0.pack(**fields) + b"".join(s.encode() + b"\0" for s in strings) + b"\0"
+
+
+@dataclass(frozen=True)
+class Smbios:
+    ep_addr: int
+    ep: bytes
+    table_addr: int
+    table: bytes
+    end: int  # the F segment's next free byte
+
+
+def smbios_installed(anchor: bytes, tables: bytes, fseg: int = layout.ROM_SHADOW_BASE) -> Smbios:
+    """Where and what QEMU's entry point and tables become in the F segment: the entry point
+    first (16-byte aligned), then room for a type 0 and QEMU's tables (16-byte aligned); our
+    type 0 goes in front when QEMU's first structure is not one. The entry point gets the
+    address, the length, (2.1) the count and the largest size, and its checksums."""
+    t0 = smbios_type0()
+    ep_addr = _align16(fseg)
+    room = _align16(ep_addr + len(anchor))
+    if tables[0] == 0:
+        table_addr, table = room + len(t0), tables
+    else:
+        table_addr, table = room, t0 + tables
+    if anchor.startswith(spec.SMBIOS30_ANCHOR):
+        f30 = spec.SMBIOS30_EP.unpack(anchor)
+        f30 |= {"checksum": 0, "structure_table_address": table_addr}
+        f30["structure_table_max_size"] = len(table)
+        ep = bytearray(spec.SMBIOS30_EP.pack(**f30))
+        ep[5] = -sum(ep) & 0xFF
+    else:
+        f21 = spec.SMBIOS21_EP.unpack(anchor)
+        added = table is not tables
+        f21 |= {
+            "checksum": 0,
+            "intermediate_checksum": 0,
+            "structure_table_address": table_addr,
+            "structure_table_length": len(table),
+        }
+        if added:
+            f21["number_of_structures"] = int(f21["number_of_structures"]) + 1
+            f21["max_structure_size"] = max(int(f21["max_structure_size"]), len(t0))
+        ep = bytearray(spec.SMBIOS21_EP.pack(**f21))
+        ep[4] = -sum(ep[:16]) & 0xFF  # the "_SM_" part ...
+        ep[21] = -sum(ep[16:]) & 0xFF  # ... and the "_DMI_" part each sum to 0
+    return Smbios(ep_addr, bytes(ep), table_addr, table, room + len(t0) + len(tables))
+
+
+def mptable(ncpus: int, signature: int, features: int, at: int) -> bytes:
+    """The MP floating pointer at `at` and its table after it (MPS 1.4), as the firmware must
+    write them: a processor entry per CPU (APIC IDs 0..N-1, version 0x14, the boot CPU first),
+    the ISA bus, the IOAPIC (id 0, version 0x11, as SeaBIOS gives them), ISA IRQs 0-15 on the
+    IOAPIC's pins of the same number but IRQ 0 on pin 2 and no IRQ 2, ExtINT on LINT0 and
+    NMI on LINT1 of every local APIC."""
+    entries = [
+        spec.MP_CPU.pack(
+            type=0,
+            apicid=i,
+            apicver=0x14,
+            cpuflag=spec.MP_CPU_ENABLED | (spec.MP_CPU_BSP if i == 0 else 0),
+            cpufeature=signature,
+            featureflag=features,
+        )
+        for i in range(ncpus)
+    ]
+    entries.append(spec.MP_BUS.pack(type=1, busid=0, bustype=b"ISA   "))
+    entries.append(
+        spec.MP_IOAPIC.pack(type=2, apicid=0, apicver=0x11, flags=1, apicaddr=0xFEC00000)
+    )
+    for irq in (i for i in range(16) if i != 2):
+        entries.append(
+            spec.MP_INTSRC.pack(type=3, srcbusirq=irq, dstapic=0, dstirq=2 if irq == 0 else irq)
+        )
+    entries.append(spec.MP_INTSRC.pack(type=4, irqtype=spec.MP_EXTINT, dstapic=0, dstirq=0))
+    entries.append(spec.MP_INTSRC.pack(type=4, irqtype=spec.MP_NMI, dstapic=0xFF, dstirq=1))
+    body = b"".join(entries)
+    header = bytearray(
+        spec.MP_CONFIG.pack(
+            signature=b"PCMP",
+            length=spec.MP_CONFIG.size + len(body),
+            spec=4,
+            oem=layout.MP_OEM,
+            productid=layout.MP_PRODUCT,
+            oemcount=len(entries),
+            lapic=0xFEE00000,
+        )
+    )
+    header[7] = -(sum(header) + sum(body)) & 0xFF
+    pointer = bytearray(
+        spec.MP_FLOATING.pack(signature=b"_MP_", physptr=at + 16, length=1, specification=4)
+    )
+    pointer[10] = -sum(pointer) & 0xFF
+    return bytes(pointer) + bytes(header) + body

@@ -53,7 +53,12 @@ class Layout:
         return dict(zip(self.names(), values, strict=True))
 
     def pack(self, **values: int | bytes) -> bytes:
-        return struct.pack(self.format, *(values.get(n, 0) for n in self.names()))
+        """The struct's bytes; absent fields are 0 (bytes fields: NUL-padded)."""
+        formats = dict(self.fields)
+        return struct.pack(
+            self.format,
+            *(values.get(n, b"" if formats[n].endswith("s") else 0) for n in self.names()),
+        )
 
 
 def _layout(c_name: str, order: str, *fields: tuple[str, str]) -> Layout:
@@ -347,6 +352,151 @@ def loader_command(command: int, **fields: int | str) -> bytes:
     return layout.pack(command=command, **values).ljust(LOADER_ENTRY_SIZE, b"\0")
 
 
+# ---- SMBIOS (DSP0134; QEMU include/hw/firmware/smbios.h) ----------------------------------------
+SMBIOS21_EP: Final = _layout(
+    "struct smbios_21_entry_point",
+    "<",
+    ("anchor_string", "4s"),
+    ("checksum", "B"),
+    ("length", "B"),
+    ("smbios_major_version", "B"),
+    ("smbios_minor_version", "B"),
+    ("max_structure_size", "H"),
+    ("entry_point_revision", "B"),
+    ("formatted_area", "5s"),
+    ("intermediate_anchor_string", "5s"),
+    ("intermediate_checksum", "B"),
+    ("structure_table_length", "H"),
+    ("structure_table_address", "I"),
+    ("number_of_structures", "H"),
+    ("smbios_bcd_revision", "B"),
+)
+SMBIOS30_EP: Final = _layout(
+    "struct smbios_30_entry_point",
+    "<",
+    ("anchor_string", "5s"),
+    ("checksum", "B"),
+    ("length", "B"),
+    ("smbios_major_version", "B"),
+    ("smbios_minor_version", "B"),
+    ("smbios_doc_rev", "B"),
+    ("entry_point_revision", "B"),
+    ("reserved", "B"),
+    ("structure_table_max_size", "I"),
+    ("structure_table_address", "Q"),
+)
+SMBIOS_HEADER: Final = _layout(
+    "struct smbios_structure_header", "<", ("type", "B"), ("length", "B"), ("handle", "H")
+)
+SMBIOS_TYPE_0: Final = _layout(
+    "struct smbios_type_0",
+    "<",
+    ("header", "I"),
+    ("vendor_str", "B"),
+    ("bios_version_str", "B"),
+    ("bios_starting_address_segment", "H"),
+    ("bios_release_date_str", "B"),
+    ("bios_rom_size", "B"),
+    ("bios_characteristics", "Q"),
+    ("bios_characteristics_extension_bytes", "H"),
+    ("system_bios_major_release", "B"),
+    ("system_bios_minor_release", "B"),
+    ("embedded_controller_major_release", "B"),
+    ("embedded_controller_minor_release", "B"),
+)
+SMBIOS21_ANCHOR: Final = b"_SM_"
+SMBIOS21_INTERMEDIATE: Final = b"_DMI_"
+SMBIOS30_ANCHOR: Final = b"_SM3_"
+
+
+def smbios_structures(tables: bytes) -> list[tuple[int, bytes]]:
+    """(type, the whole structure with its strings) of each structure, as Linux's dmi walk
+    reads them: the formatted length from the header, then up to a double NUL."""
+    out, at = [], 0
+    while at + SMBIOS_HEADER.size <= len(tables):
+        kind, length = tables[at], tables[at + 1]
+        end = tables.index(b"\0\0", at + length) + 2
+        out.append((kind, tables[at:end]))
+        at = end
+        if kind == 127:
+            break
+    return out
+
+
+# ---- The MP table (MPS 1.4, chapter 4; Linux asm/mpspec_def.h) ------------------------------
+MP_FLOATING: Final = _layout(
+    "struct mpf_intel",
+    "<",
+    ("signature", "4s"),
+    ("physptr", "I"),
+    ("length", "B"),
+    ("specification", "B"),
+    ("checksum", "B"),
+    ("feature1", "B"),
+    ("feature2", "B"),
+    ("feature3", "3s"),
+)
+MP_CONFIG: Final = _layout(
+    "struct mpc_table",
+    "<",
+    ("signature", "4s"),
+    ("length", "H"),
+    ("spec", "B"),
+    ("checksum", "B"),
+    ("oem", "8s"),
+    ("productid", "12s"),
+    ("oemptr", "I"),
+    ("oemsize", "H"),
+    ("oemcount", "H"),
+    ("lapic", "I"),
+    ("ext_length", "H"),
+    ("ext_checksum", "B"),
+    ("reserved", "B"),
+)
+MP_CPU: Final = _layout(
+    "struct mpc_cpu",
+    "<",
+    ("type", "B"),
+    ("apicid", "B"),
+    ("apicver", "B"),
+    ("cpuflag", "B"),
+    ("cpufeature", "I"),
+    ("featureflag", "I"),
+    ("reserved", "8s"),
+)
+MP_BUS: Final = _layout("struct mpc_bus", "<", ("type", "B"), ("busid", "B"), ("bustype", "6s"))
+MP_IOAPIC: Final = _layout(
+    "struct mpc_ioapic",
+    "<",
+    ("type", "B"),
+    ("apicid", "B"),
+    ("apicver", "B"),
+    ("flags", "B"),
+    ("apicaddr", "I"),
+)
+MP_INTSRC: Final = _layout(
+    "struct mpc_intsrc",
+    "<",
+    ("type", "B"),
+    ("irqtype", "B"),
+    ("irqflag", "H"),
+    ("srcbus", "B"),
+    ("srcbusirq", "B"),
+    ("dstapic", "B"),
+    ("dstirq", "B"),
+)
+MP_ENTRY_SIZES: Final = {0: MP_CPU.size, 1: MP_BUS.size, 2: MP_IOAPIC.size, 3: 8, 4: 8}
+MP_CPU_ENABLED: Final = 1
+MP_CPU_BSP: Final = 2
+MP_EXTINT: Final = 3
+MP_NMI: Final = 1
+
+# ---- MTRRs (Intel SDM vol. 3, 12.11) --------------------------------------------------------
+MSR_MTRRCAP: Final = 0xFE
+MSR_MTRR_DEF_TYPE: Final = 0x2FF
+MSR_MTRR_FIX: Final = (0x250, 0x258, 0x259, *range(0x268, 0x270))
+MSR_MTRR_PHYSBASE0: Final = 0x200
+
 # ---- qemu-boot-time events, the 16550, PCI ---------------------------------------------------
 PORT_BOOT_EVENT: Final = 0xF5
 BOOT_EVENT_FW_START: Final = 1
@@ -361,7 +511,13 @@ def pci_address(bus: int, device: int, function: int, register: int = 0) -> int:
     return 0x8000_0000 | bus << 16 | device << 11 | function << 8 | register
 
 
-PCI_I440FX_HOST: Final = pci_address(0, 0, 0)
+PCI_I440FX_HOST: Final = pci_address(0, 0, 0)  # the host bridge, i440FX's or Q35's
+I440FX_PAM0: Final = 0x59  # PAM0: its high nibble maps 0xF0000-0xFFFFF
+Q35_PAM0: Final = 0x90
+PAM_RE: Final = 1  # the BIOS area reads RAM ...
+PAM_WE: Final = 2  # ... writes go to RAM
+Q35_PCIEXBAR: Final = 0x60  # u64: base bits 35:28, length bits 2:1 (0: 256 MiB), enable bit 0
+PCIEXBAR_EN: Final = 1
 I440FX_ID: Final = 0x1237_8086  # device 0x1237, vendor Intel
 Q35_MCH_ID: Final = 0x29C0_8086
 PIIX4_PM: Final = pci_address(0, 1, 3)

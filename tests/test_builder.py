@@ -343,7 +343,7 @@ def test_every_instruction_round_trips_through_a_disassembler(variant: str) -> N
             where = f"{line.file}:{line.line}: {line.text} -> {line.data.hex()}"
             assert len(decoded) == 1 and decoded[0].size == len(line.data), where
             mnemonic = line.text.split()[0]
-            mnemonic = {"jz": "je", "jnz": "jne", "jc": "jb"}.get(mnemonic, mnemonic)
+            mnemonic = {"jz": "je", "jnz": "jne", "jc": "jb", "jnc": "jae"}.get(mnemonic, mnemonic)
             assert decoded[0].mnemonic.split()[0] == mnemonic, where
 
 

@@ -258,10 +258,10 @@ def check_early_boot(boot: Boot, cmdline: str, view: FwCfgView, pvh: bool = True
     # pvhcheck saw the map our firmware builds for this configuration: fw_cfg's e820 as the
     # model says, with the ACPI table-loader's zones carved out (the size of the ACPI zone is
     # the one thing the model cannot know: it is QEMU's tables, aligned)
-    handed = model.with_acpi(
-        model.expected_memmap(view.e820),
-        model.acpi_size(view.report.memmap),
-        ebda=view.report.start_info.get("rsdp") == layout.EBDA_BASE,
+    machine = view.run.cmd[view.run.cmd.index("-M") + 1].split(",")[0]
+    acpi = view.report.start_info.get("rsdp") == layout.EBDA_BASE
+    handed = model.machine_memmap(
+        view.e820, machine, model.acpi_size(view.report.memmap) if acpi else None
     )
     assert view.report.memmap == handed, (view.report.memmap, handed)
     want = model.linux_view(handed, pvh)

@@ -522,7 +522,7 @@ def test_acpi_loader_write_pointer(pvh_firmware: Firmware, dma: bool) -> None:
     assert written == bytes(8) + struct.pack("<Q", blob + 0x10) + bytes(8)
 
 
-# ---- the chipset's ACPI PM block ----------------------------------------------------------
+# ---- the chipset: the F segment, q35's MMCONFIG, the ACPI PM block ------------------------
 
 PIIX4_HOST = {spec.PCI_I440FX_HOST: spec.I440FX_ID, spec.PIIX4_PM: spec.PIIX4_PM_ID}
 Q35_HOST = {spec.PCI_I440FX_HOST: spec.Q35_MCH_ID, spec.ICH9_LPC: spec.ICH9_LPC_ID}
@@ -534,6 +534,7 @@ Q35_HOST = {spec.PCI_I440FX_HOST: spec.Q35_MCH_ID, spec.ICH9_LPC: spec.ICH9_LPC_
         (
             PIIX4_HOST,
             [
+                (spec.PCI_I440FX_HOST + spec.I440FX_PAM0, 0x30, 1),  # F segment: RAM, RE | WE
                 (spec.PIIX4_PM + spec.PIIX4_PMBA, layout.PM_IO_BASE | 1, 4),
                 (spec.PIIX4_PM + spec.PIIX4_PMREGMISC, 0x01, 4),  # PMIOSE
             ],
@@ -541,6 +542,8 @@ Q35_HOST = {spec.PCI_I440FX_HOST: spec.Q35_MCH_ID, spec.ICH9_LPC: spec.ICH9_LPC_
         (
             Q35_HOST,
             [
+                (spec.PCI_I440FX_HOST + spec.Q35_PAM0, 0x30, 1),
+                (spec.PCI_I440FX_HOST + spec.Q35_PCIEXBAR, 0xB000_0000 | spec.PCIEXBAR_EN, 4),
                 (spec.ICH9_LPC + spec.ICH9_PMBASE, layout.PM_IO_BASE | 1, 4),
                 (spec.ICH9_LPC + spec.ICH9_ACPI_CNTL, spec.ICH9_ACPI_EN, 4),
             ],
@@ -549,16 +552,21 @@ Q35_HOST = {spec.PCI_I440FX_HOST: spec.Q35_MCH_ID, spec.ICH9_LPC: spec.ICH9_LPC_
     ],
     ids=["pc-piix4", "q35-ich9", "microvm"],
 )
-def test_pm_block_enabled_before_acpi(
+def test_chipset_set_up_before_acpi(
     pvh_firmware: Firmware, pci: dict[int, int], writes: list[tuple[int, int, int]]
 ) -> None:
-    """The firmware places and enables the chipset's PM I/O block (where QEMU's FADT will point
-    the kernel), and does so before it first reads an ACPI file: QEMU builds its tables then."""
+    """The firmware maps the F segment to RAM (PAM0), enables q35's MMCONFIG at 0xB0000000
+    (256 MiB) and reserves it in the memory map, places and enables the chipset's PM I/O block
+    (where QEMU's FADT will point the kernel), all before it first reads an ACPI file: QEMU
+    builds its tables then (MCFG from PCIEXBAR, the FADT from the PM block)."""
     files = acpi_files("pc")
     sim = sim_with(files)
     r = run_firmware(image_for(pvh_firmware), sim, ram_size=256 * MiB, stop_at=ENTRY, pci=pci)
     assert r.stopped_at_entry, r.serial
     assert r.pci_writes == writes
+    mmconfig = (0xB000_0000, 0x1000_0000, spec.E820_RESERVED)
+    assert (mmconfig in memmap(r)) == (pci == Q35_HOST)
+    assert r.rom_writes == []
     pci_ports = [a.insn for a in r.port_accesses if a.port in (0xCF8, 0xCFC)]
     dma_starts = [a.insn for a in sim.accesses if a.direction == "out" and a.port == 0x518]
     loader_key = sim.file_keys["etc/table-loader"]

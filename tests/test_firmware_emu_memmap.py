@@ -200,11 +200,11 @@ def test_high_zone_allocations_follow_the_rule(
         ([(0x401, 1)], [None]),
     ],
 )
-def test_fseg_zone_allocations(sizes: list[tuple[int, int]], want: list[int | None]) -> None:
+def test_ebda_zone_allocations(sizes: list[tuple[int, int]], want: list[int | None]) -> None:
     """Upwards through the EBDA's KiB, each aligned up; CF once it would pass 640 KiB."""
     r = _zones(FIRMWARE, [(0, 0xA0000, 1)], 0, (0, 0))
     for (size, align), addr in zip(sizes, want, strict=True):
-        r = _continue(r, "alloc_fseg", edx=size, ecx=align)
+        r = _continue(r, "alloc_ebda", edx=size, ecx=align)
         assert r.returned and r.cf == (addr is None)
         if addr is not None:
             assert r.regs["eax"] == addr
@@ -216,12 +216,29 @@ def test_finish_carves_each_used_zone_once_and_points_the_bda_at_the_ebda() -> N
     r = _zones(FIRMWARE, [low, high], 0x2000000, (0, 0))
     r = _continue(r, "alloc_high", edx=0x1000, ecx=64)
     r = _continue(r, "alloc_high", edx=0x20, ecx=16)
-    r = _continue(r, "alloc_fseg", edx=20, ecx=16)
+    r = _continue(r, "alloc_ebda", edx=20, ecx=16)
+    r = _continue(r, "alloc_fseg_init")
+    r = _continue(r, "alloc_fseg", edx=0x40, ecx=16)  # the F segment: reserved already
     r = _continue(r, "alloc_finish")
     assert r.returned, r.error
     top = 0x10000000 - 0x1000 - 0x20
     assert table_of(r) == model.with_acpi([low, high], 0x10000000 - top)
     assert r.mem(layout.BDA_EBDA_SEGMENT, 2) == struct.pack("<H", layout.EBDA_BASE >> 4)
+
+
+def test_fseg_zone_is_closed_until_the_f_segment_is_ram() -> None:
+    """Without alloc_fseg_init (no PAM: microvm) every F-segment allocation fails; after it,
+    allocations go upwards from 0xF0000, aligned, up to 1 MiB."""
+    r = _zones(FIRMWARE, [(0, 0xA0000, 1)], 0, (0, 0))
+    r = _continue(r, "alloc_fseg", edx=16, ecx=16)
+    assert r.returned and r.cf
+    r = _continue(r, "alloc_fseg_init")
+    got = []
+    for size, align in [(31, 16), (0x147 + 0x40, 16), (1, 1), (0x10000, 16)]:
+        r = _continue(r, "alloc_fseg", edx=size, ecx=align)
+        assert r.returned
+        got.append(None if r.cf else r.regs["eax"])
+    assert got == [0xF0000, 0xF0020, 0xF01A7, None]
 
 
 def test_finish_without_allocations_changes_nothing() -> None:
@@ -230,3 +247,28 @@ def test_finish_without_allocations_changes_nothing() -> None:
     r = _continue(r, "alloc_finish")
     assert r.returned and table_of(r) == entries
     assert r.mem(layout.BDA_EBDA_SEGMENT, 2) == bytes(2)
+
+
+# ---- the byte sum every checksum uses (asm/sum.s) -------------------------------------------
+
+
+@pytest.mark.parametrize("length", [*range(0, 70), 95, 96, 97, 1000, 7013])
+def test_sum8_sums_every_length(length: int) -> None:
+    """Whole 32-byte passes, and a partial one entered in the middle of the unrolled loop: the
+    sum mod 256 of exactly the range, ESI past it, the bytes around it not read into it."""
+    data = bytes((7 * i + length) & 0xFF for i in range(length))
+    fence = b"\xff" * 64  # bytes before and after the range: read, they would change the sum
+    r = call(
+        FIRMWARE, "sum8", regs={"esi": 0x10040, "edx": length}, ram={0x10000: fence + data + fence}
+    )
+    assert r.returned, r.error
+    assert (r.regs["ebx"] & 0xFF, r.regs["esi"]) == (sum(data) & 0xFF, 0x10040 + length)
+
+
+def test_checksum8_makes_the_range_sum_to_zero() -> None:
+    data = bytes(range(40))
+    r = call(
+        FIRMWARE, "checksum8", regs={"esi": 0x10000, "edx": 40, "ebp": 0x10009}, ram={0x10000: data}
+    )
+    assert r.returned and sum(r.mem(0x10000, 40)) & 0xFF == 0
+    assert r.mem(0x10000, 40)[:9] == data[:9] and r.mem(0x1000A, 30) == data[10:]

@@ -25,7 +25,7 @@ from tests.kernels.build import (
     parse_report,
 )
 from tests.kernels.qemu import run_kernel
-from tests.model import acpi_size, expected_memmap, with_acpi
+from tests.model import acpi_size, machine_memmap
 from tests.support import KernelGetter, need, need_kvm
 from tests.test_qemu_pvh import (
     ACCELS,
@@ -35,6 +35,7 @@ from tests.test_qemu_pvh import (
     assert_error,
     booted,
     fwcfg_e820,
+    machine_of,
     pvhcheck,
     run_error,
 )
@@ -112,8 +113,8 @@ def test_bzimage_boot(
     assert (bp["ramdisk_image"], bp["ramdisk_size"]) == (module["paddr"], len(data))
     assert bp["acpi_rsdp_addr"] == layout.EBDA_BASE
     assert bp["e820_entries"] == len(report.memmap)
-    expected = expected_memmap(fwcfg_e820(report))
-    assert report.memmap == with_acpi(expected, acpi_size(report.memmap))
+    expected = machine_memmap(fwcfg_e820(report), machine_of(run), acpi_size(report.memmap))
+    assert report.memmap == expected
 
 
 @pytest.mark.parametrize("machine", MACHINES)
@@ -127,7 +128,7 @@ def test_bzimage_boot_without_acpi_has_the_exact_map(
         bz, bios=image(bz), machine=f"{machine},acpi=off", memory="256", timeout=TCG_TIMEOUT
     )
     report = booted(run)
-    assert report.memmap == expected_memmap(fwcfg_e820(report))
+    assert report.memmap == machine_memmap(fwcfg_e820(report), machine)
     bp = report.boot_params
     assert (bp["acpi_rsdp_addr"], bp["ramdisk_image"], bp["ramdisk_size"]) == (0, 0, 0)
     assert report.cmdline == b"" and report.modules == []

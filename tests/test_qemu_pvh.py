@@ -34,7 +34,7 @@ from tests.kernels.build import (
     parse_report,
 )
 from tests.kernels.qemu import QemuRun, run_kernel, run_until_output
-from tests.model import expected_memmap
+from tests.model import machine_memmap
 from tests.support import KernelGetter, need_kvm
 from tools.qemu import MACHINES
 
@@ -77,6 +77,11 @@ def booted(run: QemuRun) -> Report:
     return report
 
 
+def machine_of(run: QemuRun) -> str:
+    """The machine type of a run's -M argument (options after the comma dropped)."""
+    return run.cmd[run.cmd.index("-M") + 1].split(",")[0]
+
+
 def assert_handoff(report: Report, run: QemuRun) -> None:
     """CPU state, start_info placement and the memory map, for every successful boot."""
     info = report.start_info
@@ -96,7 +101,7 @@ def assert_handoff(report: Report, run: QemuRun) -> None:
 
     e820 = fwcfg_e820(report)
     assert len(e820) == report.fwcfg["e820_count"], run.describe()
-    assert report.memmap == expected_memmap(e820), (
+    assert report.memmap == machine_memmap(e820, machine_of(run)), (
         f"fw_cfg e820 {_hex(e820)}\nmemmap {_hex(report.memmap)}"
     )
     assert info["memmap_entries"] == len(report.memmap)

@@ -105,3 +105,17 @@ def call(
         error = f"more than {max_instructions} instructions"
     returned = out["eip"] == RETURN_ADDRESS and error is None and state["stopped"] is None
     return Call(returned, state["stopped"], error, out, uc)
+
+
+def cpuid(leaf: int) -> tuple[int, int, int, int]:
+    """EAX, EBX, ECX, EDX of `cpuid` with EAX = leaf, on the CPU unicorn emulates (the one the
+    firmware runs on in the emulator)."""
+    uc: Any = Uc(UC_ARCH_X86, UC_MODE_32)
+    uc.mem_map(0, 0x1000)
+    uc.mem_write(0, b"\x0f\xa2")  # cpuid
+    uc.reg_write(x86.UC_X86_REG_EAX, leaf)
+    uc.reg_write(x86.UC_X86_REG_ECX, 0)
+    uc.emu_start(0, 2)
+    regs = ("EAX", "EBX", "ECX", "EDX")
+    a, b, c, d = (uc.reg_read(getattr(x86, f"UC_X86_REG_{n}")) for n in regs)
+    return a, b, c, d

@@ -166,9 +166,11 @@ class SimFwCfg:
         acpi_data_size: int = 0x28000,
         extra_files: dict[str, bytes] | None = None,
         dma: bool = True,
+        cpus: int = 1,
     ) -> SimFwCfg:
         """The items QEMU 7.2's x86_load_linux sets for `-kernel <PVH ELF>` (its PVH branch),
-        plus FW_CFG_RAM_SIZE and the files "etc/e820" and "etc/boot-fail-wait" (always present).
+        plus FW_CFG_RAM_SIZE, FW_CFG_NB_CPUS (`cpus`) and the files "etc/e820" and
+        "etc/boot-fail-wait" (always present).
 
         `acpi_data_size` is the machine's: 0x28000 on pc and q35 in 7.2, 0 on microvm; the
         initrd goes at (below_4g - acpi_data_size - 1 - size) & ~4095 unless `initrd_addr`
@@ -195,7 +197,7 @@ class SimFwCfg:
             items[spec.FW_CFG_INITRD_ADDR] = _u32(initrd_addr)
             items[spec.FW_CFG_INITRD_SIZE] = _u32(len(initrd))
             items[spec.FW_CFG_INITRD_DATA] = initrd
-        return cls._machine(items, ram_below_4g, ram_above_4g, e820, extra_files, dma)
+        return cls._machine(items, ram_below_4g, ram_above_4g, e820, extra_files, dma, cpus)
 
     @classmethod
     def for_linux_boot(
@@ -210,6 +212,7 @@ class SimFwCfg:
         acpi_data_size: int = 0x28000,
         extra_files: dict[str, bytes] | None = None,
         dma: bool = True,
+        cpus: int = 1,
     ) -> SimFwCfg:
         """The items QEMU 7.2's x86_load_linux sets for `-kernel <bzImage>` (boot protocol
         >= 2.02, LOADED_HIGH: its "high and recent kernel" branch, no RNG seed as in Debian's
@@ -243,7 +246,7 @@ class SimFwCfg:
             items[spec.FW_CFG_INITRD_SIZE] = _u32(len(initrd))
             items[spec.FW_CFG_INITRD_DATA] = initrd
         items[spec.FW_CFG_SETUP_DATA] = bytes(setup)
-        return cls._machine(items, ram_below_4g, ram_above_4g, e820, extra_files, dma)
+        return cls._machine(items, ram_below_4g, ram_above_4g, e820, extra_files, dma, cpus)
 
     @classmethod
     def _machine(
@@ -254,10 +257,13 @@ class SimFwCfg:
         e820: list[tuple[int, int, int]] | None,
         extra_files: dict[str, bytes] | None,
         dma: bool,
+        cpus: int,
     ) -> SimFwCfg:
-        """What every x86 machine adds to the kernel's items: FW_CFG_RAM_SIZE, etc/e820 (from the
-        RAM sizes unless given) and etc/boot-fail-wait."""
+        """What every x86 machine adds to the kernel's items: FW_CFG_RAM_SIZE, FW_CFG_NB_CPUS
+        (a u16: the CPUs QEMU starts), etc/e820 (from the RAM sizes unless given) and
+        etc/boot-fail-wait."""
         items[spec.FW_CFG_RAM_SIZE] = struct.pack("<Q", ram_below_4g + ram_above_4g)
+        items[spec.FW_CFG_NB_CPUS] = struct.pack("<H", cpus)
         if e820 is None:
             e820 = [(0, ram_below_4g, 1)]
             if ram_above_4g:

@@ -3,7 +3,9 @@
 Memory, as QEMU maps a `-bios` image:
 - the whole image ends at 4 GiB, and its last min(size, 128 KiB) also ends at 1 MiB; both are
   ROM: a CPU write to them is dropped (as in QEMU) and listed in `RunResult.rom_writes`, a DMA
-  write to them fails (error bit);
+  write to them fails (error bit). The host bridge's PAM0 (i440FX 0x59, Q35 0x90; when `pci`
+  lists the bridge) maps the F segment 0xF0000-0xFFFFF to RAM instead, read-only or
+  read/write, as QEMU does; that RAM starts as zeros;
 - RAM at 0-0xA0000 and 0x100000-ram_size. The rest (VGA window, option-ROM area, anything
   above RAM but the high ROM) is unmapped: touching it ends the run with an error, where QEMU
   would read 0xff or a device.
@@ -42,6 +44,7 @@ from unicorn import (  # type: ignore[attr-defined]
     UC_MODE_16,
     UC_PROT_EXEC,
     UC_PROT_READ,
+    UC_PROT_WRITE,
     Uc,
     UcError,
 )
@@ -171,6 +174,11 @@ class _GuestMemory:
 
 
 PCI_CONFIG_ADDR, PCI_CONFIG_DATA = spec.PCI_CONFIG_ADDRESS, spec.PCI_CONFIG_DATA
+PCI_HOST_BRIDGE = spec.PCI_I440FX_HOST
+PAM0_REGISTER = {spec.I440FX_ID: spec.I440FX_PAM0, spec.Q35_MCH_ID: spec.Q35_PAM0}
+PAM_RE, PAM_WE = spec.PAM_RE, spec.PAM_WE
+PC_HOST_BRIDGE = {PCI_HOST_BRIDGE: spec.I440FX_ID}  # run_firmware's default: -M pc's
+FSEG_SIZE = 0x10000  # 0xF0000-0xFFFFF
 
 
 class _PciConfig:
@@ -237,8 +245,12 @@ class _Machine:
             uc.mem_map(base, len(data))
             uc.mem_write(base, data)
             uc.mem_protect(base, len(data), UC_PROT_READ | UC_PROT_EXEC)
+        self.fseg_rom = image[-FSEG_SIZE:]  # what the F segment shows while PAM maps the ROM
+        self.fseg_ram = bytearray(FSEG_SIZE)  # the RAM beneath it (QEMU's: zeros at first)
+        self.pam = 0  # PAM0's F-segment nibble: 0 ROM, RE read-only RAM, RE | WE RAM
+        self.model_error: str | None = None
 
-        self.memory = _GuestMemory(uc, self.ram)
+        self.memory = _GuestMemory(uc, list(self.ram))
         self.fwcfg = fwcfg
         fwcfg.memory = self.memory
         self.uart = _Uart()
@@ -338,10 +350,41 @@ class _Machine:
             self.fwcfg.port_out(port, size, value, insn)
         elif port == PCI_CONFIG_ADDR or PCI_CONFIG_DATA <= port < PCI_CONFIG_DATA + 4:
             self.pci.write(port, size, value)
+            self._update_pam()
         elif UART_BASE <= port < UART_BASE + 8:
             for i in range(size):
                 if port + i < UART_BASE + 8:
                     self.uart.write(port + i - UART_BASE, (value >> (8 * i)) & 0xFF)
+
+    def _update_pam(self) -> None:
+        """Map the F segment as the host bridge's PAM0 says (i440FX at 0x59, Q35 at 0x90; its
+        high nibble), as QEMU's pam_update does: ROM (the image's shadow), read-only RAM or
+        read/write RAM, the RAM keeping its contents while the ROM shows. Write-only RAM (WE
+        without RE) is not modelled: it ends the run."""
+        register = PAM0_REGISTER.get(self.pci.devices.get(PCI_HOST_BRIDGE, 0))
+        if register is None:
+            return
+        dword = self.pci.regs.get(PCI_HOST_BRIDGE | (register & ~3), 0)
+        pam = (dword >> (8 * (register & 3) + 4)) & 3
+        if pam == self.pam:
+            return
+        if pam == PAM_WE:
+            self.model_error = "PAM0 maps the F segment write-only: not modelled"
+            self.uc.emu_stop()
+            return
+        base = MiB - FSEG_SIZE
+        if self.pam & PAM_RE:  # RAM was showing: keep what it holds
+            self.fseg_ram[:] = self.uc.mem_read(base, FSEG_SIZE)
+        self.uc.mem_write(base, bytes(self.fseg_ram) if pam & PAM_RE else self.fseg_rom)
+        writable = pam == PAM_RE | PAM_WE
+        prot = UC_PROT_READ | UC_PROT_EXEC | (UC_PROT_WRITE if writable else 0)
+        self.uc.mem_protect(base, FSEG_SIZE, prot)
+        fseg = (base, MiB)
+        if writable and fseg not in self.memory.ram:
+            self.memory.ram.append(fseg)
+        elif not writable and fseg in self.memory.ram:
+            self.memory.ram.remove(fseg)
+        self.pam = pam
 
     def _byte_in(self, port: int) -> int:
         if UART_BASE <= port < UART_BASE + 8:
@@ -361,6 +404,8 @@ class _Machine:
         regs = {name: self.uc.reg_read(reg) for name, reg in _REGS.items()}
         _, regs["gdtr_base"], regs["gdtr_limit"], _ = self.uc.reg_read(x86.UC_X86_REG_GDTR)
         _, regs["idtr_base"], regs["idtr_limit"], _ = self.uc.reg_read(x86.UC_X86_REG_IDTR)
+        if self.model_error is not None and error is None:
+            error = self.model_error
         if self.exception is not None and error is None:
             error = f"CPU exception or interrupt {self.exception} at eip {regs['eip']:#x}"
         return RunResult(
@@ -394,8 +439,9 @@ def run_firmware(
     a flat CS; that instruction is not executed or counted), a hlt, an error, or
     `max_instructions` executed instructions. `ram_init` preloads RAM (e.g. the kernel's
     segments, which QEMU loads itself for a PVH boot); `pci` lists the PCI functions present
-    ({ID register address: vendor/device}: see _PciConfig)."""
-    machine = _Machine(image, fwcfg, ram_size, pci)
+    ({ID register address: vendor/device}: see _PciConfig); by default (None) pc's host
+    bridge, the i440FX, alone (its PAM maps the F segment); {}: none, as on microvm."""
+    machine = _Machine(image, fwcfg, ram_size, PC_HOST_BRIDGE if pci is None else pci)
     for addr, data in (ram_init or {}).items():
         if not machine.memory.write(addr, data):
             raise ValueError(f"ram_init at {addr:#x}: not RAM")
