@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepare a Debian 12 machine (as root) for pvhfw: apt packages, the Python
-# package in editable mode with its dev extras, the Debian kernel and the
-# boot-test initramfs (both cached in $PVHFW_CACHE, default ~/.cache/pvhfw).
+# package in editable mode with its dev extras, Debian's kernels (the cloud
+# flavour; the generic one, which parses MP tables) and the boot-test
+# initramfs (all cached in $PVHFW_CACHE, default ~/.cache/pvhfw).
 # Idempotent: a second run installs nothing and rebuilds nothing.
 set -euo pipefail
 
@@ -48,6 +49,9 @@ PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1 python3 -m pip insta
 
 say "Debian kernel"
 python3 -m tools.debian_kernel
+
+say "Debian kernel, generic flavour"
+python3 -m tools.debian_kernel --generic
 
 say "initramfs"
 python3 -m tools.initramfs
