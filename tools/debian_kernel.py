@@ -67,6 +67,11 @@ class DebianKernel:
     vmlinux: Path
     config: Path
 
+    @property
+    def modules_dir(self) -> Path:
+        """The package's ``lib/modules/<version>`` (beside the ``boot/`` of the bzImage)."""
+        return self.bzimage.parent.parent / "lib" / "modules" / self.version
+
 
 def cache_dir(cache: Path | None = None) -> Path:
     """The cache root: *cache*, else $PVHFW_CACHE, else ~/.cache/pvhfw (created)."""

@@ -2,7 +2,8 @@
 # Prepare a Debian 12 machine (as root) for pvhfw: apt packages, the Python
 # package in editable mode with its dev extras, Debian's kernels (the cloud
 # flavour; the generic one, which parses MP tables) and the boot-test
-# initramfs (all cached in $PVHFW_CACHE, default ~/.cache/pvhfw).
+# initramfs, plain and with the guest view's modules (all cached in
+# $PVHFW_CACHE, default ~/.cache/pvhfw).
 # Idempotent: a second run installs nothing and rebuilds nothing.
 set -euo pipefail
 
@@ -55,5 +56,8 @@ python3 -m tools.debian_kernel --generic
 
 say "initramfs"
 python3 -m tools.initramfs
+
+say "initramfs with the guest view's modules"
+python3 -m tools.initramfs --view-modules
 
 say "done"
