@@ -454,6 +454,26 @@ def test_debian_kernel_cli_error(
     assert captured.out == ""
 
 
+def test_debian_kernel_cli_flavours(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    asked: list[str | None] = []
+
+    def fake(cache: Path | None = None, *, package: str | None = None) -> dk.DebianKernel:
+        asked.append(package)
+        f = tmp_path / "f"
+        return dk.DebianKernel(package or dk.DEFAULT_PACKAGE, "6.1.0-50-amd64", f, f, f, f)
+
+    monkeypatch.setattr(dk, "ensure_debian_kernel", fake)
+    assert dk.main([]) == 0
+    assert dk.main(["--generic"]) == 0
+    assert dk.main(["--package", "linux-image-x"]) == 0
+    assert asked == [None, dk.GENERIC_PACKAGE, "linux-image-x"]
+    assert "version=6.1.0-50-amd64" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        dk.main(["--generic", "--package", "linux-image-x"])
+
+
 def test_cache_dir_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PVHFW_CACHE", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))

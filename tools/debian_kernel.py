@@ -10,8 +10,10 @@ Everything is cached outside the source tree, in ``$PVHFW_CACHE`` (default
 
 A second call finds the stamp and the files and returns at once.
 
-CLI: ``python -m tools.debian_kernel [--cache DIR]`` prints ``bzimage=``,
-``vmlinux=``, ``config=`` and ``version=`` lines; on failure it prints one
+Another flavour: ``package=`` (or ``$PVHFW_DEBIAN_KERNEL_PKG``), e.g. :data:`GENERIC_PACKAGE`.
+
+CLI: ``python -m tools.debian_kernel [--cache DIR] [--package PKG | --generic]`` prints
+``bzimage=``, ``vmlinux=``, ``config=`` and ``version=`` lines; on failure it prints one
 ``debian_kernel: <message>`` line to stderr and exits 1.
 """
 
@@ -38,6 +40,9 @@ from pvhfw.builder.bzimage import payload_format
 from pvhfw.firmware import abi
 
 DEFAULT_PACKAGE = "linux-image-6.1.0-50-cloud-amd64-unsigned"
+# The generic flavour (XZ payload): unlike the cloud kernel it parses MP tables
+# (CONFIG_X86_MPPARSE=y), so it finds a second CPU without ACPI. tools/setup.sh caches it too.
+GENERIC_PACKAGE = "linux-image-6.1.0-50-amd64-unsigned"
 ENV_PACKAGE = "PVHFW_DEBIAN_KERNEL_PKG"
 ENV_CACHE = "PVHFW_CACHE"
 STAMP_NAME = "stamp.json"
@@ -61,6 +66,11 @@ class DebianKernel:
     bzimage: Path
     vmlinux: Path
     config: Path
+
+    @property
+    def modules_dir(self) -> Path:
+        """The package's ``lib/modules/<version>`` (beside the ``boot/`` of the bzImage)."""
+        return self.bzimage.parent.parent / "lib" / "modules" / self.version
 
 
 def cache_dir(cache: Path | None = None) -> Path:
@@ -462,10 +472,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Fetch the Debian kernel package and extract its ELF vmlinux (cached).",
     )
     parser.add_argument("--cache", type=Path, help=f"cache directory (default ${ENV_CACHE})")
-    parser.add_argument("--package", help=f"package (default ${ENV_PACKAGE} or {DEFAULT_PACKAGE})")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--package", help=f"package (default ${ENV_PACKAGE} or {DEFAULT_PACKAGE})")
+    which.add_argument(
+        "--generic", action="store_true", help=f"the generic flavour, {GENERIC_PACKAGE}"
+    )
     args = parser.parse_args(argv)
     try:
-        kernel = ensure_debian_kernel(args.cache, package=args.package)
+        package = GENERIC_PACKAGE if args.generic else args.package
+        kernel = ensure_debian_kernel(args.cache, package=package)
     except ToolError as e:
         print(f"debian_kernel: {e}", file=sys.stderr)
         return 1

@@ -10,16 +10,25 @@ inode numbers, gzip mtime 0): the same inputs give byte-identical output.
     PVHFW-CMDLINE: <contents of /proc/cmdline>
     PVHFW-CPUS: <number of "processor" lines in /proc/cpuinfo>
 
-and then ends QEMU: byte 0x07 to I/O port 0xf4 (with
+then, with ``pvhfw.view`` on the kernel command line, the guest view (tools/guest_view.py:
+``PVHFW-VIEW key=value`` lines, after loading the kernel modules the archive holds), and then
+ends QEMU: byte 0x07 to I/O port 0xf4 (with
 ``-device isa-debug-exit,iobase=0xf4,iosize=0x01`` QEMU exits with status
 (7 << 1) | 1 = 15), through /dev/port if the kernel has it, else through
 /bin/pvhfw-exit, a 47-byte static program that calls ioperm() and does the
 ``out`` itself (Debian's kernels are built without CONFIG_DEVPORT); if QEMU is
 still there, ``reboot -f`` (QEMU exits under ``-no-reboot``), then ``poweroff -f``.
 
-CLI: ``python -m tools.initramfs [-o OUT] [--marker TEXT]``. Without ``-o`` the
-archive is built once into the cache, ``$PVHFW_CACHE/initramfs-<hash>.cpio.gz``,
-where <hash> covers the /init script (and so the marker).
+Kernel modules (for the view: the virtio drivers of Debian's cloud kernel, which builds them
+as modules) go to /lib/modules/<name>.ko, with /lib/modules/pvhfw.order listing them in load
+order: :func:`kernel_modules` finds them and their dependencies in an unpacked kernel package.
+Without modules the archive is the one every boot test uses.
+
+CLI: ``python -m tools.initramfs [-o OUT] [--marker TEXT] [--view-modules [--package PKG]]``.
+Without ``-o`` the archive is built once into the cache, ``$PVHFW_CACHE/initramfs-<hash>.cpio.gz``,
+where <hash> covers the /init script (and so the marker) and the modules' names and contents.
+``--view-modules`` adds the guest view's modules from the Debian kernel package
+(tools/debian_kernel.py, fetched if need be).
 """
 
 from __future__ import annotations
@@ -34,7 +43,17 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
-from tools.debian_kernel import ToolError, cache_dir, write_atomic
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+
+from tools.debian_kernel import (
+    DebianKernel,
+    ToolError,
+    cache_dir,
+    ensure_debian_kernel,
+    write_atomic,
+)
+from tools.guest_view import MODULES_DIR, MODULES_ORDER, VIEW_MODULES, view_call, view_script
 from tools.qemu import DEBUG_EXIT_PORT
 
 DEFAULT_MARKER = "PVHFW-USERSPACE-OK"
@@ -44,13 +63,16 @@ QEMU_EXIT_STATUS = (DEBUG_EXIT_CODE << 1) | 1
 
 # Applets /init uses, plus a few handy ones for poking around by hand.
 APPLETS = (
-    "cat", "dd", "dmesg", "echo", "grep", "ls", "mkdir", "mknod", "mount", "poweroff",
-    "printf", "reboot", "sh", "sleep", "stty", "timeout", "umount", "uname",
+    "cat", "dd", "dmesg", "echo", "grep", "insmod", "ls", "mkdir", "mknod", "mount", "od",
+    "poweroff", "printf", "reboot", "sed", "sh", "sleep", "stat", "stty", "timeout", "tr",
+    "umount", "uname",
 )  # fmt: skip
 
 # An entry: (path, mode incl. file type bits, data) with data the file contents
 # or, for a symlink, its target; device nodes add (major, minor).
 Entry = tuple[str, int, bytes | str] | tuple[str, int, bytes | str, tuple[int, int]]
+# A kernel module for the archive: (name with '_' for '-', the .ko file).
+Module = tuple[str, Path]
 
 _NEWC_MAGIC = b"070701"
 _TRAILER = "TRAILER!!!"
@@ -157,6 +179,7 @@ if (: >/dev/console) 2>/dev/null; then exec </dev/console >/dev/console 2>&1; fi
 printf '\\n%s\\n' {_sh_quote(marker)}
 printf 'PVHFW-CMDLINE: %s\\n' "$(cat /proc/cmdline 2>/dev/null)"
 printf 'PVHFW-CPUS: %s\\n' "$(grep -c '^processor' /proc/cpuinfo 2>/dev/null)"
+{view_script()}{view_call()}\
 # Let the UART drain (stty sets the same modes with TCSADRAIN) before QEMU goes.
 timeout 2 stty -F /dev/console "$(stty -F /dev/console -g 2>/dev/null)" 2>/dev/null
 [ -e /dev/port ] || mknod /dev/port c 1 4 2>/dev/null
@@ -209,8 +232,14 @@ def debug_exit_elf(port: int = DEBUG_EXIT_PORT, value: int = DEBUG_EXIT_CODE) ->
     return ehdr + phdr + code
 
 
-def initramfs_entries(marker: str = DEFAULT_MARKER, busybox: Path = BUSYBOX) -> list[Entry]:
-    """The archive's entries: busybox, its applet links, pvhfw-exit, /dev/console, dirs, /init."""
+def initramfs_entries(
+    marker: str = DEFAULT_MARKER,
+    busybox: Path = BUSYBOX,
+    modules: Sequence[tuple[str, bytes]] = (),
+) -> list[Entry]:
+    """The archive's entries: busybox, its applet links, pvhfw-exit, /dev/console, dirs, /init;
+    with *modules* ((name, contents), in load order) also /lib/modules/<name>.ko and the
+    order file the view reads."""
     try:
         bb = busybox.read_bytes()
     except FileNotFoundError as e:
@@ -234,7 +263,96 @@ def initramfs_entries(marker: str = DEFAULT_MARKER, busybox: Path = BUSYBOX) -> 
     entries.append(("bin/pvhfw-exit", stat.S_IFREG | 0o755, debug_exit_elf()))
     entries.append(("dev/console", stat.S_IFCHR | 0o600, b"", (5, 1)))
     entries.append(("init", stat.S_IFREG | 0o755, init_script(marker).encode()))
+    if modules:
+        names = [name for name, _ in modules]
+        if len(set(names)) != len(names):
+            raise ToolError(f"initramfs modules: a name is given twice in {names}")
+        parts = PurePosixPath(MODULES_DIR).parts
+        entries += [
+            ("/".join(parts[: i + 1]), stat.S_IFDIR | 0o755, b"") for i in range(len(parts))
+        ]
+        entries += [
+            (f"{MODULES_DIR}/{name}.ko", stat.S_IFREG | 0o644, data) for name, data in modules
+        ]
+        order = "".join(f"{name}\n" for name in names).encode()
+        entries.append((MODULES_ORDER, stat.S_IFREG | 0o644, order))
     return entries
+
+
+# ---- kernel modules ------------------------------------------------------------------------
+
+
+def module_name(path: str | PurePosixPath | Path) -> str:
+    """A module's name from its file name: no directory, no .ko, '_' for '-' (as Linux)."""
+    name = PurePosixPath(path).name
+    return name.removesuffix(".ko").replace("-", "_")
+
+
+def module_depends(ko: Path) -> list[str]:
+    """The modules *ko* needs: the ``depends=`` entry of its .modinfo section."""
+    try:
+        with ko.open("rb") as f:
+            section = ELFFile(f).get_section_by_name(".modinfo")
+            data = b"" if section is None else section.data()
+    except (OSError, ELFError) as e:
+        raise ToolError(f"{ko}: cannot read its .modinfo: {e}") from e
+    for item in data.split(b"\0"):
+        if item.startswith(b"depends="):
+            return [module_name(d) for d in item[len(b"depends=") :].decode().split(",") if d]
+    return []
+
+
+def kernel_modules(moddir: Path, names: Iterable[str]) -> list[Module]:
+    """The modules of *names* and everything they depend on, dependencies first, from an
+    unpacked kernel's module tree *moddir* (``lib/modules/<version>``; Debian's packages
+    ship no modules.dep: the dependencies come from each module's .modinfo). A name that is
+    built into the kernel (modules.builtin) is left out; one that is neither is an error."""
+    files: dict[str, Path] = {}
+    for ko in sorted((moddir / "kernel").rglob("*.ko")):
+        files.setdefault(module_name(ko), ko)
+    builtin_list = moddir / "modules.builtin"
+    try:
+        builtin = {module_name(line) for line in builtin_list.read_text().split()}
+    except OSError:
+        builtin = set()
+    if not files:
+        raise ToolError(f"{moddir}: no kernel modules (*.ko) there")
+    order: list[Module] = []
+    done: set[str] = set()
+
+    def visit(name: str, chain: tuple[str, ...]) -> None:
+        if name in done:
+            return
+        if name in chain:
+            raise ToolError(f"{moddir}: modules depend on each other: {' -> '.join(chain)}")
+        if name not in files:
+            if name in builtin:
+                done.add(name)
+                return
+            raise ToolError(f"{moddir}: no module {name} (no {name}.ko, not built in)")
+        for dep in module_depends(files[name]):
+            visit(dep, (*chain, name))
+        done.add(name)
+        order.append((name, files[name]))
+
+    for name in names:
+        visit(module_name(name), ())
+    return order
+
+
+def view_modules(kernel: DebianKernel) -> list[Module]:
+    """The guest view's modules (tools.guest_view.VIEW_MODULES) from *kernel*'s package."""
+    return kernel_modules(kernel.modules_dir, VIEW_MODULES)
+
+
+def _read_modules(modules: Sequence[Module]) -> list[tuple[str, bytes]]:
+    out = []
+    for name, path in modules:
+        try:
+            out.append((name, path.read_bytes()))
+        except OSError as e:
+            raise ToolError(f"{path}: {e.strerror or e}") from e
+    return out
 
 
 def _has_interp(elf: bytes) -> bool:
@@ -250,9 +368,17 @@ def _has_interp(elf: bytes) -> bool:
     return False
 
 
-def build_initramfs(out: Path, marker: str = DEFAULT_MARKER, *, busybox: Path = BUSYBOX) -> Path:
-    """Write the gzipped newc initramfs for *marker* to *out* (atomically); return *out*."""
-    data = gzip_deterministic(newc_archive(initramfs_entries(marker, busybox)))
+def build_initramfs(
+    out: Path,
+    marker: str = DEFAULT_MARKER,
+    *,
+    busybox: Path = BUSYBOX,
+    modules: Sequence[Module] = (),
+) -> Path:
+    """Write the gzipped newc initramfs for *marker* (and *modules*, in load order) to *out*
+    (atomically); return *out*."""
+    entries = initramfs_entries(marker, busybox, _read_modules(modules))
+    data = gzip_deterministic(newc_archive(entries))
     out = out.expanduser()
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -262,20 +388,35 @@ def build_initramfs(out: Path, marker: str = DEFAULT_MARKER, *, busybox: Path = 
     return out
 
 
-def default_path(marker: str = DEFAULT_MARKER, cache: Path | None = None) -> Path:
-    """``<cache>/initramfs-<hash>.cpio.gz``; <hash> is over the /init script."""
-    digest = hashlib.sha256(init_script(marker).encode()).hexdigest()[:16]
-    return cache_dir(cache) / f"initramfs-{digest}.cpio.gz"
+def default_path(
+    marker: str = DEFAULT_MARKER, cache: Path | None = None, modules: Sequence[Module] = ()
+) -> Path:
+    """``<cache>/initramfs-<hash>.cpio.gz``; <hash> is over the /init script and, when there
+    are modules, their names and contents."""
+    digest = hashlib.sha256(init_script(marker).encode())
+    for name, data in _read_modules(modules):
+        digest.update(b"\0module\0" + name.encode() + b"\0" + hashlib.sha256(data).digest())
+    return cache_dir(cache) / f"initramfs-{digest.hexdigest()[:16]}.cpio.gz"
 
 
 def ensure_initramfs(
-    marker: str = DEFAULT_MARKER, cache: Path | None = None, *, busybox: Path = BUSYBOX
+    marker: str = DEFAULT_MARKER,
+    cache: Path | None = None,
+    *,
+    busybox: Path = BUSYBOX,
+    modules: Sequence[Module] = (),
 ) -> Path:
-    """Build the initramfs for *marker* into the cache unless it is there; return its path."""
-    path = default_path(marker, cache)
+    """Build the initramfs for *marker* (and *modules*) into the cache unless it is there;
+    return its path."""
+    path = default_path(marker, cache, modules)
     if not path.is_file():
-        build_initramfs(path, marker, busybox=busybox)
+        build_initramfs(path, marker, busybox=busybox, modules=modules)
     return path
+
+
+def ensure_view_initramfs(kernel: DebianKernel, cache: Path | None = None) -> Path:
+    """The initramfs for guest views of *kernel*: the default one plus the view's modules."""
+    return ensure_initramfs(cache=cache, modules=view_modules(kernel))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -288,12 +429,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="write here (always rebuilt); default: build once into the cache",
     )  # fmt: skip
     parser.add_argument("--marker", default=DEFAULT_MARKER, help="line /init prints first")
+    parser.add_argument(
+        "--view-modules", action="store_true",
+        help="add the guest view's kernel modules (virtio) from the Debian kernel package",
+    )  # fmt: skip
+    parser.add_argument("--package", help="with --view-modules: the kernel package")
     args = parser.parse_args(argv)
     try:
+        modules: list[Module] = []
+        if args.view_modules:
+            modules = view_modules(ensure_debian_kernel(package=args.package))
+        elif args.package:
+            raise ToolError("--package goes with --view-modules")
         if args.output is not None:
-            path = build_initramfs(args.output, args.marker)
+            path = build_initramfs(args.output, args.marker, modules=modules)
         else:
-            path = ensure_initramfs(args.marker)
+            path = ensure_initramfs(args.marker, modules=modules)
     except ToolError as e:
         print(f"initramfs: {e}", file=sys.stderr)
         return 1

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Prepare a Debian 12 machine (as root) for pvhfw: apt packages, the Python
-# package in editable mode with its dev extras, the Debian kernel and the
-# boot-test initramfs (both cached in $PVHFW_CACHE, default ~/.cache/pvhfw).
+# package in editable mode with its dev extras, Debian's kernels (the cloud
+# flavour; the generic one, which parses MP tables) and the boot-test
+# initramfs, plain and with the guest view's modules (all cached in
+# $PVHFW_CACHE, default ~/.cache/pvhfw).
 # Idempotent: a second run installs nothing and rebuilds nothing.
 set -euo pipefail
 
@@ -49,7 +51,13 @@ PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1 python3 -m pip insta
 say "Debian kernel"
 python3 -m tools.debian_kernel
 
+say "Debian kernel, generic flavour"
+python3 -m tools.debian_kernel --generic
+
 say "initramfs"
 python3 -m tools.initramfs
+
+say "initramfs with the guest view's modules"
+python3 -m tools.initramfs --view-modules
 
 say "done"
