@@ -212,7 +212,9 @@ acpi_in_file:
     ret
 
 ; acpi_name_len: ECX = length of the name at ESI, NUL included; fatal without a NUL in
-; LOADER_FILESZ bytes. Clobbers EAX, EDI.
+; LOADER_FILESZ bytes. Clobbers EAX, EDI. QEMU zeroes a command before it writes a name in
+; (bios_linker_loader), so the field is NUL-padded as fwcfg_find needs: a name with junk
+; after its NUL is not found, and the boot stops on msg_loader_no_file.
 acpi_name_len:
     mov edi, esi
     mov ecx, LOADER_FILESZ
@@ -254,10 +256,11 @@ acpi_find_hit:
 acpi_find_done:
     ret
 
+    .balign 4, 0                        ; fwcfg_find compares names a dword at a time
 name_table_loader:
     .asciz "etc/table-loader"
 name_table_loader_end:
-    .align 4
+    .balign 4, 0                        ; NUL-padded to a dword (fwcfg_find)
 name_rsdp:                              ; a whole name field: acpi_find compares 56 bytes
     .asciz "etc/acpi/rsdp"
     .byte 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0

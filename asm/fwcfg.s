@@ -33,36 +33,59 @@ fwcfg_dir_load:
     mov ax, FW_CFG_FILE_DIR
     mov edi, FILE_DIR
     mov ecx, SIZEOF_FW_CFG_FILES
+    cmp dword ptr [VAR_DMA], 0
+    je fwcfg_dir_count
+    mov ecx, SIZEOF_FW_CFG_FILES + FILE_DIR_MAX * SIZEOF_FW_CFG_FILE    ; DMA: the whole buffer
+fwcfg_dir_count:                        ;   in one transfer (fw_cfg gives zeros past the end)
     call fwcfg_read                     ; FWCfgFiles.count
     mov eax, dword ptr [FILE_DIR + FW_CFG_FILES_COUNT]
     bswap eax
-    mov dword ptr [ERR_ARGS], eax
     cmp eax, FILE_DIR_MAX
-    ja fatal_dir_too_big
+    ja fwcfg_dir_too_big
     mov dword ptr [FILE_DIR + FW_CFG_FILES_COUNT], eax
-    imul ecx, eax, SIZEOF_FW_CFG_FILE
+    shl eax, FW_CFG_FILE_SHIFT           ; entries -> bytes
+    lea edi, [eax + FILE_DIR + SIZEOF_FW_CFG_FILES]     ; the slot after the last entry
+    lea eax, [edi + FW_CFG_FILE_NAME]
+    mov dword ptr [VAR_DIR_END], eax    ; ... and its name: fwcfg_find's sentinel
+    cmp dword ptr [VAR_DMA], 0
+    jne fwcfg_done
+    lea ecx, [edi - FILE_DIR - SIZEOF_FW_CFG_FILES]
     mov edi, FILE_DIR + SIZEOF_FW_CFG_FILES
     jmp fwcfg_read_next                 ; FWCfgFiles.f[count], from the current offset
+fwcfg_dir_too_big:
+    mov dword ptr [ERR_ARGS], eax       ; FWCfgFiles.count
+    jmp fatal_dir_too_big
 
 ; fwcfg_find: look a file up by name in FILE_DIR.
-;   in:  ESI = name, NUL-terminated, 8 bytes or more with the NUL; ECX = its length with the NUL
-;   out: EAX = select key (0: not found), EDX = size in bytes. Clobbers EBX, EDI.
-; An entry whose name bytes 4-7 differ from the name's is passed over at once: the names all
-; start "etc/" or so, and a file missing from the directory costs five instructions an entry.
+;   in:  ESI = name, NUL-terminated, 8 bytes or more with the NUL, then NUL-padded to a whole
+;        number of dwords (as fw_cfg's names are, to 56 bytes); ECX = its length with the NUL
+;   out: EAX = select key (0: not found), EDX = size in bytes; EDI: the entry found, for
+;        fwcfg_find_on. Clobbers ECX.
+; The scan looks at bytes 4-7 of each name only (the names all start "etc/" or so), three
+; instructions an entry, and the name's own bytes 4-7 in the sentinel slot after the last
+; entry stop it; an entry that shows them is compared whole, a dword at a time.
 fwcfg_find:
-    mov ebx, dword ptr [FILE_DIR + FW_CFG_FILES_COUNT]  ; entries
     mov edi, FILE_DIR + SIZEOF_FW_CFG_FILES + FW_CFG_FILE_NAME - SIZEOF_FW_CFG_FILE
+
+; fwcfg_find_on: the same, from the entry after the one fwcfg_find last found (EDI as it left
+; it after a hit): QEMU sorts its directory by name, so the next file by name is found at
+; once. Only what lies after is searched: EAX = 0 when the file is not there.
+fwcfg_find_on:
+    add ecx, 3
+    shr ecx, 2                          ; the name's dwords
     mov edx, dword ptr [esi + 4]
+    mov eax, dword ptr [VAR_DIR_END]
+    mov dword ptr [eax + 4], edx        ; the sentinel's bytes 4-7: the scan ends there
 fwcfg_find_next:
     add edi, SIZEOF_FW_CFG_FILE         ; the next FWCfgFile.name
-    dec ebx
-    js fwcfg_find_none
     cmp dword ptr [edi + 4], edx
     jne fwcfg_find_next
+    cmp edi, dword ptr [VAR_DIR_END]
+    je fwcfg_find_none                  ; the sentinel: not in the directory
     push esi
     push edi
     push ecx
-    repe cmpsb                          ; the name, NUL included
+    repe cmpsd dword ptr [esi], dword ptr es:[edi]  ; the name, NUL included
     pop ecx
     pop edi
     pop esi
@@ -87,18 +110,18 @@ fwcfg_read_u32:
 
 ; fwcfg_read: select item AX and read ECX bytes of it to EDI.
 ; fwcfg_read_next: read ECX more bytes of the selected item to EDI.
-; Both clobber EAX, ECX, EDX, EDI.
+; Both clobber EAX, ECX, EDX, EDI. EAX is a FWCfgDmaAccess.control either way (the key in the
+; upper half); the I/O-port path takes the key from it.
 fwcfg_read:
-    movzx eax, ax
-    shl eax, FW_CFG_DMA_CTL_SELECT_SHIFT ; FWCfgDmaAccess.control: the key in the upper bits
-    or eax, FW_CFG_DMA_CTL_SELECT
-    jmp fwcfg_transfer
-fwcfg_read_next:
-    xor eax, eax                        ; no select: continue at the current offset
-fwcfg_transfer:
+    shl eax, FW_CFG_DMA_CTL_SELECT_SHIFT ; the key (AX) in the upper half, the rest shifted out
+    or eax, FW_CFG_DMA_CTL_SELECT | FW_CFG_DMA_CTL_READ
     cmp dword ptr [VAR_DMA], 0
-    je fwcfg_pio
-    or eax, FW_CFG_DMA_CTL_READ
+    jne fwcfg_dma
+    jmp fwcfg_pio_select
+fwcfg_read_next:
+    mov eax, FW_CFG_DMA_CTL_READ        ; no select: continue at the current offset
+    cmp dword ptr [VAR_DMA], 0
+    je fwcfg_pio_data
 
 ; fwcfg_dma: one DMA transfer with control EAX (host order: key << 16 | flags), length ECX,
 ; guest address EDI. Clobbers EAX, ECX, EDX, EDI.
@@ -119,9 +142,7 @@ fwcfg_dma_wait:
     test eax, FW_CFG_DMA_CTL_ERROR << 24    ; the error bit, big-endian in memory
     jz fwcfg_dma_wait
     jmp fatal_dma
-fwcfg_pio:
-    test eax, eax
-    jz fwcfg_pio_data
+fwcfg_pio_select:
     shr eax, FW_CFG_DMA_CTL_SELECT_SHIFT
     mov dx, PORT_FW_CFG_SEL
     out dx, ax                          ; select the item

@@ -37,25 +37,19 @@ kernel_check_pvh:
     cmp dword ptr [patch_boot_path], BOOT_PATH_PVH
     jne fatal_built_for_bzimage
 kernel_check_entry:                     ; EAX = the entry of the kernel QEMU loaded
-    mov dword ptr [ERR_ARGS], eax
     mov ecx, dword ptr [patch_entry]
-    mov dword ptr [ERR_ARGS + 4], ecx
     cmp eax, ecx
-    jne fatal_wrong_entry
+    jne kernel_wrong_entry
     mov ax, FW_CFG_KERNEL_ADDR
     call fwcfg_read_u32
     mov dword ptr [VAR_KERNEL_ADDR], eax
-    mov dword ptr [ERR_ARGS], eax
     mov ecx, dword ptr [VAR_KERNEL_SIZE]
-    mov dword ptr [ERR_ARGS + 4], ecx
     mov edx, dword ptr [patch_kernel_addr]
-    mov dword ptr [ERR_ARGS + 8], edx
     mov edi, dword ptr [patch_kernel_size]
-    mov dword ptr [ERR_ARGS + 12], edi
     cmp eax, edx
-    jne fatal_wrong_range
+    jne kernel_wrong_range
     cmp ecx, edi
-    jne fatal_wrong_range
+    jne kernel_wrong_range
     add eax, ecx
     mov dword ptr [VAR_KERNEL_END], eax ; the kernel's bytes end here ...
     cmp dword ptr [VAR_LINUX32], 0
@@ -68,6 +62,17 @@ kernel_check_entry:                     ; EAX = the entry of the kernel QEMU loa
     mov dword ptr [VAR_KERNEL_END], eax
 kernel_check_done:
     ret
+; The failures' numbers go to ERR_ARGS here, off the boot's path (as in the other files).
+kernel_wrong_entry:
+    mov dword ptr [ERR_ARGS], eax       ; QEMU's entry
+    mov dword ptr [ERR_ARGS + 4], ecx   ; the patched one
+    jmp fatal_wrong_entry
+kernel_wrong_range:
+    mov dword ptr [ERR_ARGS], eax       ; QEMU's load address and size
+    mov dword ptr [ERR_ARGS + 4], ecx
+    mov dword ptr [ERR_ARGS + 8], edx   ; the patched ones
+    mov dword ptr [ERR_ARGS + 12], edi
+    jmp fatal_wrong_range
 
 ; kernel_load: a bzImage's protected-mode code, FW_CFG_KERNEL_DATA -> FW_CFG_KERNEL_ADDR in
 ; one transfer. (QEMU's PVH branch has already put the ELF's segments in RAM.)
@@ -90,9 +95,8 @@ cmdline_load:
     mov dword ptr [VAR_CMDLINE_SIZE], eax
     test eax, eax
     jz cmdline_done
-    mov dword ptr [ERR_ARGS], eax
     cmp eax, CMDLINE_MAX
-    ja fatal_cmdline_long
+    ja cmdline_long
     mov ecx, eax
     mov ax, FW_CFG_CMDLINE_DATA
     mov edi, CMDLINE
@@ -101,6 +105,9 @@ cmdline_load:
     mov byte ptr [eax + CMDLINE - 1], 0 ; NUL-terminated whatever QEMU sent
 cmdline_done:
     ret
+cmdline_long:
+    mov dword ptr [ERR_ARGS], eax
+    jmp fatal_cmdline_long
 
 ; initrd_load: QEMU tells where (FW_CFG_INITRD_ADDR) but puts the bytes only in
 ; FW_CFG_INITRD_DATA: copy them there, in one transfer.
@@ -114,20 +121,22 @@ initrd_load:
     call fwcfg_read_u32
     mov dword ptr [VAR_INITRD_ADDR], eax
     mov ecx, dword ptr [VAR_INITRD_SIZE]
-    mov dword ptr [ERR_ARGS], eax
-    mov dword ptr [ERR_ARGS + 4], ecx
     cmp eax, HIGHMEM_START              ; below 1 MiB: the firmware's own areas
-    jb fatal_initrd_place
+    jb initrd_bad_place
     mov edx, eax
     add edx, ecx                        ; EDX = end
-    jc fatal_initrd_place               ; past 4 GiB
+    jc initrd_bad_place                 ; past 4 GiB
     cmp edx, dword ptr [VAR_KERNEL_ADDR]
     jbe initrd_copy                     ; ends before the kernel
     cmp eax, dword ptr [VAR_KERNEL_END]
-    jb fatal_initrd_place               ; starts before the kernel's memory ends: overlap
+    jb initrd_bad_place                 ; starts before the kernel's memory ends: overlap
 initrd_copy:
     mov edi, eax
     mov ax, FW_CFG_INITRD_DATA
     call fwcfg_read
 initrd_done:
     ret
+initrd_bad_place:
+    mov dword ptr [ERR_ARGS], eax       ; FW_CFG_INITRD_ADDR
+    mov dword ptr [ERR_ARGS + 4], ecx   ; FW_CFG_INITRD_SIZE
+    jmp fatal_initrd_place

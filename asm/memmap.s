@@ -18,9 +18,8 @@ memmap_build:
     call fwcfg_find
     test eax, eax
     jz memmap_fallback
-    mov dword ptr [ERR_ARGS], edx
     cmp edx, E820_MAX * SIZEOF_E820
-    ja fatal_e820_too_big
+    ja memmap_e820_too_big
     push edx
     mov ecx, edx
     mov edi, E820_BUF
@@ -30,6 +29,9 @@ memmap_build:
     mov ecx, SIZEOF_E820
     div ecx                             ; EAX = number of entries
     jmp memmap_convert
+memmap_e820_too_big:
+    mov dword ptr [ERR_ARGS], edx       ; its size
+    jmp fatal_e820_too_big
 
 memmap_fallback:                        ; no etc/e820: one RAM entry from FW_CFG_RAM_SIZE
     mov ax, FW_CFG_RAM_SIZE
@@ -58,9 +60,9 @@ memmap_convert:                         ; EAX = number of e820 entries at E820_B
     mov dword ptr [VAR_MEMMAP_N], 0
     mov esi, E820_BUF
     mov edi, MEMMAP
+    test eax, eax
+    jz memmap_end
 memmap_next:
-    cmp dword ptr [VAR_LEFT], 0
-    je memmap_end
     mov eax, dword ptr [esi + E820_ADDR]        ; low half
     mov edx, dword ptr [esi + E820_ADDR + 4]    ; high half
     mov ebp, dword ptr [esi + E820_SIZE]
@@ -110,7 +112,7 @@ memmap_copy:
 memmap_skip:
     add esi, SIZEOF_E820
     dec dword ptr [VAR_LEFT]
-    jmp memmap_next
+    jnz memmap_next
 memmap_end:                             ; no RAM below 1 MiB seen: the ROM entry goes last
 
 ; memmap_emit_rom: the ROM shadow's reserved entry, once.
@@ -265,6 +267,8 @@ memmap_copy_e820_done:
     pop ecx
     ret
 
+    .balign 4, 0                        ; fwcfg_find compares names a dword at a time
 name_e820:
     .asciz "etc/e820"
 name_e820_end:
+    .balign 4, 0                        ; NUL-padded to a dword (fwcfg_find)

@@ -14,9 +14,8 @@ mptable_build:
     mov ax, FW_CFG_NB_CPUS
     call fwcfg_read_u32                 ; u16: the CPUs QEMU starts
     movzx ebp, ax                       ; EBP = N
-    mov dword ptr [ERR_ARGS], ebp
     cmp ebp, MP_MAX_CPUS
-    ja fatal_mptable_cpus
+    ja mptable_too_many
     test ebp, ebp
     jnz mptable_size
     inc ebp                             ; (QEMU always counts the boot CPU)
@@ -28,7 +27,7 @@ mptable_size:
     jnc mptable_place
     mov ecx, 16
     call alloc_ebda
-    jc fatal_mptable_space
+    jc mptable_no_room
 mptable_place:
     mov dword ptr [VAR_MP_FLOATING], eax
     mov edi, eax
@@ -89,6 +88,12 @@ mptable_cpu:
     mov byte ptr [edi + MPF_CHECKSUM], bl
 mptable_done:
     ret
+mptable_too_many:
+    mov dword ptr [ERR_ARGS], ebp       ; FW_CFG_NB_CPUS
+    jmp fatal_mptable_cpus
+mptable_no_room:
+    mov dword ptr [ERR_ARGS], ebp
+    jmp fatal_mptable_space
 
 ; mptable_sum_eax: BL += the four bytes of EAX. Clobbers EAX.
 mptable_sum_eax:

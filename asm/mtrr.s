@@ -1,9 +1,11 @@
 ; MTRRs on the boot CPU, as SeaBIOS sets them (src/fw/mtrr.c): without them Linux 6.1 runs
 ; without PAT ("x86/PAT: MTRRs disabled, skipping PAT initialization too", no write-combining).
 ; Linux copies the boot CPU's MTRRs to the others as it brings them up. A CPU without MTRRs,
-; or without fixed ranges or variable ones (MTRRcap), gets nothing. QEMU's reset clears every
-; variable range (SeaBIOS clears them again; this firmware does not). wrmsr: ECX = the MSR,
-; EDX:EAX = the value.
+; or without fixed ranges or variable ones (MTRRcap), gets nothing. QEMU's CPU reset zeroes
+; every MTRR (x86_cpu_reset: MTRRdefType, the fixed and the variable ranges; under KVM it puts
+; them back with the reset state), so the MTRRs are off while they are set, and what is to be
+; 0 (uncached) is not written: MTRRdefType first, MTRRfix16K_A0000, the variable pairs but
+; the first. SeaBIOS writes them all. wrmsr: ECX = the MSR, EDX:EAX = the value.
 
 mtrr_init:
     mov eax, 1
@@ -17,20 +19,13 @@ mtrr_init:
     jz mtrr_done
     test al, al                         ; MTRRcap.VCNT: variable ranges (their pairs are
     jz mtrr_done                        ;   0 after a reset: pair 0 is the only one set)
-    xor eax, eax
-    xor edx, edx
-    mov ecx, MSR_MTRR_DEF_TYPE
-    wrmsr                               ; MTRRs off while they change
     mov eax, MTRR_FIX_WB
     mov edx, eax
     mov ecx, MSR_MTRR_FIX_64K_00000
     wrmsr                               ; 0-0x7FFFF: write-back
     mov ecx, MSR_MTRR_FIX_16K_80000
     wrmsr                               ; 0x80000-0x9FFFF: write-back
-    xor eax, eax
-    xor edx, edx
-    mov ecx, MSR_MTRR_FIX_16K_A0000
-    wrmsr                               ; 0xA0000-0xBFFFF, the VGA window: uncached
+                                        ; (MSR_MTRR_FIX_16K_A0000, the VGA window: uncached, 0)
     mov eax, MTRR_FIX_WP
     mov edx, eax
     mov ecx, MSR_MTRR_FIX_4K_C0000      ; 0xC0000-0xFFFFF, the BIOS areas: write-protected

@@ -15,6 +15,20 @@ smbios_load:
     call fwcfg_find
     test eax, eax
     jz smbios_done
+    push eax                            ; the entry point's key
+    push edx                            ; ... and size
+    mov esi, name_smbios_tables
+    mov ecx, name_smbios_tables_end - name_smbios_tables
+    call fwcfg_find_on                  ; QEMU sorts its directory: "-tables" after "-anchor"
+    test eax, eax
+    jnz smbios_found
+    mov ecx, name_smbios_tables_end - name_smbios_tables
+    call fwcfg_find                     ; a directory in another order: all of it
+smbios_found:
+    mov dword ptr [VAR_SMBIOS_TABLES], eax  ; the tables' key (0: none) until they are read
+    mov dword ptr [VAR_SMBIOS_LEN], edx     ; ... and size
+    pop edx
+    pop eax
     mov dword ptr [ERR_ARGS], edx
     cmp edx, SIZEOF_SMBIOS21
     je smbios_anchor_size
@@ -48,19 +62,15 @@ smbios_30_anchor:
     jne fatal_smbios_anchor
     mov eax, dword ptr [esi + SMBIOS30_STRUCTURE_TABLE_MAX_SIZE]
 smbios_tables:                          ; EAX = the tables' length the entry point gives
+    mov edx, dword ptr [VAR_SMBIOS_LEN]     ; the tables file's size
     mov dword ptr [VAR_SMBIOS_LEN], eax
-    mov dword ptr [ERR_ARGS + 4], eax
-    mov esi, name_smbios_tables
-    mov ecx, name_smbios_tables_end - name_smbios_tables
-    call fwcfg_find
-    test eax, eax
-    jz fatal_smbios_no_tables
-    mov dword ptr [ERR_ARGS], edx
-    cmp edx, dword ptr [VAR_SMBIOS_LEN]
-    jne fatal_smbios_length
+    cmp dword ptr [VAR_SMBIOS_TABLES], 0
+    je fatal_smbios_no_tables
+    cmp edx, eax
+    jne smbios_bad_length
     cmp edx, SIZEOF_SMBIOS_HDR
-    jb fatal_smbios_length              ; not even one structure's header
-    push eax
+    jb smbios_bad_length                ; not even one structure's header
+    push dword ptr [VAR_SMBIOS_TABLES]  ; the key
     add edx, SMBIOS_TYPE0_SIZE          ; room for a type 0 in front
     mov ecx, 16
     call alloc_fseg
@@ -116,10 +126,17 @@ smbios_30_entry_point:
     jmp checksum8
 smbios_done:
     ret
+smbios_bad_length:
+    mov dword ptr [ERR_ARGS], edx       ; the file's size
+    mov dword ptr [ERR_ARGS + 4], eax   ; the entry point's
+    jmp fatal_smbios_length
 
+    .balign 4, 0                        ; fwcfg_find compares names a dword at a time
 name_smbios_anchor:
     .asciz "etc/smbios/smbios-anchor"
 name_smbios_anchor_end:
+    .balign 4, 0                        ; NUL-padded to a dword (fwcfg_find)
 name_smbios_tables:
     .asciz "etc/smbios/smbios-tables"
 name_smbios_tables_end:
+    .balign 4, 0                        ; NUL-padded to a dword (fwcfg_find)

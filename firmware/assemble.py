@@ -43,7 +43,7 @@ LAYOUT_DATA = {
 }
 
 _LABEL = re.compile(r"^([A-Za-z_.][\w.]*):$")
-_SILENT = (".equ", ".set", ".org", ".align", ".p2align")  # may emit no bytes
+_SILENT = (".equ", ".set", ".org", ".align", ".balign", ".p2align")  # may emit no bytes
 _CHECK = "__stmt_"
 
 
@@ -101,6 +101,18 @@ class Firmware:
             raise AssemblyError(
                 f"firmware: no symbol {name!r} in the {self.variant} image"
             ) from None
+
+    def source_at(self, offset: int) -> ListingLine | None:
+        """The listing line whose bytes hold image offset `offset` (None: no code there)."""
+        for block in self.blocks:
+            start = block.base - layout.ROM_BASE if block.mode == 32 else block.base
+            if not start <= offset < start + len(block.code):
+                continue
+            for line in block.listing:
+                at = line.address - layout.ROM_BASE if block.mode == 32 else line.address
+                if at <= offset < at + len(line.data):
+                    return line
+        return None
 
 
 def _strip_comment(text: str) -> str:

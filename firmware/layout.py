@@ -51,6 +51,7 @@ VARIABLES: Final = (
     ("SCRATCH", 16, "fw_cfg items read as numbers; a pointer value written back"),
     ("ERR_ARGS", 16, "u32[4]: the numbers an error message prints, in order"),
     ("VAR_DMA", 4, "nonzero when fw_cfg has the DMA interface"),
+    ("VAR_DIR_END", 4, "FILE_DIR: the name of the slot after the last entry (the sentinel)"),
     ("VAR_LEFT", 4, "e820 entries still to convert"),
     ("VAR_ROM_DONE", 4, "the ROM shadow entry is in the memory map"),
     ("VAR_MEMMAP_N", 4, "entries in the memory map"),
@@ -101,6 +102,8 @@ E820_BUF: Final = 0x1E00  # fw_cfg "etc/e820": struct e820_entry[E820_MAX]
 E820_MAX: Final = 128
 FILE_DIR: Final = 0x2800  # fw_cfg file directory: FWCfgFiles.count (host order) + entries
 FILE_DIR_MAX: Final = 128
+FILE_DIR_SLOTS: Final = FILE_DIR_MAX + 1  # one more: fwcfg_find's sentinel after the last
+FW_CFG_FILE_SHIFT: Final = 6  # log2(sizeof(FWCfgFile)): entries -> bytes
 ALLOC_TABLE: Final = 0x4900  # table-loader allocations: {u32 name ptr, u32 addr, u32 size}
 ALLOC_NAME: Final = 0  # ... offsets in one allocation
 ALLOC_ADDR: Final = 4
@@ -365,7 +368,7 @@ def _check_layout() -> None:
         ("MODLIST", MODLIST, abi.HVM_MODLIST_ENTRY.size),
         ("MEMMAP", MEMMAP, MEMMAP_MAX * abi.HVM_MEMMAP_TABLE_ENTRY.size),
         ("E820_BUF", E820_BUF, E820_MAX * abi.E820_ENTRY.size),
-        ("FILE_DIR", FILE_DIR, abi.FW_CFG_FILES.size + FILE_DIR_MAX * abi.FW_CFG_FILE.size),
+        ("FILE_DIR", FILE_DIR, abi.FW_CFG_FILES.size + FILE_DIR_SLOTS * abi.FW_CFG_FILE.size),
         ("ALLOC_TABLE", ALLOC_TABLE, ALLOC_MAX * SIZEOF_ALLOC),
         ("CMDLINE", CMDLINE, CMDLINE_MAX),
         ("LOADER_BUF", LOADER_BUF, LOADER_MAX),
@@ -388,6 +391,8 @@ def _check_layout() -> None:
         raise AssertionError("layout: linux32.s zeroes the zero page in dwords around the header")
     if MEMMAP_MAX > abi.E820_MAX_ENTRIES_ZEROPAGE:
         raise AssertionError("layout: the memory map has more entries than e820_table")
+    if abi.FW_CFG_FILE.size != 1 << FW_CFG_FILE_SHIFT:
+        raise AssertionError("layout: FW_CFG_FILE_SHIFT is not log2 of a FWCfgFile")
     if abi.LOADER_ENTRY.size != 1 << LOADER_SHIFT:
         raise AssertionError("layout: LOADER_SHIFT is not log2 of a table-loader command")
     if LOADER_MAX % abi.LOADER_ENTRY.size or abi.LOADER_FILESZ % 4:

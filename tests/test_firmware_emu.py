@@ -233,6 +233,25 @@ def test_e820_file_larger_than_the_buffer(pvh_firmware: Firmware) -> None:
     assert fatal_line(r) == f"pvhfw: fw_cfg etc/e820 is {n:#010x} bytes, more than 0x00000a00"
 
 
+@pytest.mark.parametrize("dma", [True, False])
+def test_file_directory_larger_than_the_buffer(pvh_firmware: Firmware, dma: bool) -> None:
+    """A count past FILE_DIR_MAX is refused before any entry is read or searched (QEMU's
+    x-file-slots can make the directory that large)."""
+    n = layout.FILE_DIR_MAX + 1
+    sim = SimFwCfg.for_pvh_boot(
+        ram_below_4g=128 * MiB, kernel_entry=ENTRY, kernel_addr=KADDR, kernel_size=KSIZE, dma=dma
+    )
+    entries = b"".join(
+        spec.FW_CFG_FILE.pack(size=4, select=spec.FW_CFG_FILE_FIRST + i, name=b"etc/x%03d" % i)
+        for i in range(n)
+    )
+    sim.items[spec.FW_CFG_FILE_DIR] = spec.FW_CFG_FILES_COUNT.pack(count=n) + entries
+    r = run_firmware(image_for(pvh_firmware), sim, ram_size=128 * MiB, stop_at=ENTRY)
+    assert (
+        fatal_line(r) == "pvhfw: fw_cfg file directory has 0x00000081 entries, more than 0x00000080"
+    )
+
+
 def test_no_fw_cfg(pvh_firmware: Firmware) -> None:
     r = run_firmware(image_for(pvh_firmware), SimFwCfg(present=False), stop_at=ENTRY)
     assert fatal_line(r) == "pvhfw: no fw_cfg device: its signature is not QEMU"

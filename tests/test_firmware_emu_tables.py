@@ -42,6 +42,7 @@ def boot(
     files: dict[str, bytes],
     pci: dict[int, int] = PC,
     cpus: int = 1,
+    reverse_dir: bool = False,
 ) -> RunResult:
     sim = SimFwCfg.for_pvh_boot(
         ram_below_4g=256 * MiB,
@@ -51,6 +52,8 @@ def boot(
         extra_files=files,
         cpus=cpus,
     )
+    if reverse_dir:  # not sorted by name: the order of a legacy_fw_cfg_order machine
+        sim.reorder_files(sorted(sim.file_keys, reverse=True))
     return run_firmware(image_for(fw), sim, ram_size=256 * MiB, stop_at=ENTRY, pci=pci)
 
 
@@ -74,10 +77,13 @@ def linux_finds_smbios(r: RunResult) -> tuple[int, bytes, int, int]:
     raise AssertionError("no SMBIOS entry point in the F segment")
 
 
-@pytest.mark.parametrize("machine", ["pc", "q35"])
+@pytest.mark.parametrize("machine", ["pc", "q35", "pc-legacy-order"])
 def test_qemus_smbios_tables_installed(pvh_firmware: Firmware, machine: str) -> None:
-    files = smbios_files(machine)
-    r = boot(pvh_firmware, files, PC if machine == "pc" else Q35)
+    """pc-legacy-order: the directory not sorted by name, the tables before the anchor (the
+    firmware looks right after the anchor first, then through the whole directory)."""
+    files = smbios_files(machine.removesuffix("-legacy-order"))
+    pci = Q35 if machine == "q35" else PC
+    r = boot(pvh_firmware, files, pci, reverse_dir=machine.endswith("-legacy-order"))
     assert r.stopped_at_entry, r.serial
     want = model.smbios_installed(files[SMBIOS_FILES[0]], files[SMBIOS_FILES[1]])
     ep_addr, ep, table_addr, length = linux_finds_smbios(r)

@@ -80,14 +80,18 @@ class FlatMemory:
         return True
 
 
-def file_dir(files: dict[str, bytes]) -> tuple[bytes, dict[str, int]]:
-    """FW_CFG_FILE_DIR's contents and the key of each file, as QEMU builds them (sorted by
-    name)."""
+def file_dir(
+    files: dict[str, bytes], order: list[str] | None = None
+) -> tuple[bytes, dict[str, int]]:
+    """FW_CFG_FILE_DIR's contents and the key of each file, as QEMU builds them: sorted by
+    name, or in `order` (every name once), as a machine with legacy_fw_cfg_order has them."""
     if len(files) > spec.FW_CFG_FILE_SLOTS_DFLT:
         raise ValueError(f"at most {spec.FW_CFG_FILE_SLOTS_DFLT} files")
+    if order is not None and sorted(order) != sorted(files):
+        raise ValueError("order must name every file once")
     keys: dict[str, int] = {}
     out = bytearray(spec.FW_CFG_FILES_COUNT.pack(count=len(files)))
-    for i, name in enumerate(sorted(files)):
+    for i, name in enumerate(sorted(files) if order is None else order):
         raw = name.encode()
         if len(raw) >= spec.FW_CFG_MAX_FILE_PATH:
             raise ValueError(f"file name too long for fw_cfg: {name!r}")
@@ -144,8 +148,16 @@ class SimFwCfg:
         remaining files keep their names but are renumbered in QEMU's sorted order."""
         files = {n: self.items.pop(k) for n, k in self.file_keys.items()}
         del files[name]
+        self._set_files(files)
+
+    def reorder_files(self, order: list[str]) -> None:
+        """List the files in `order`, renumbered, as a machine type with legacy_fw_cfg_order
+        (pc-*-2.4 and older) does instead of sorting them by name."""
+        self._set_files({n: self.items.pop(k) for n, k in self.file_keys.items()}, order)
+
+    def _set_files(self, files: dict[str, bytes], order: list[str] | None = None) -> None:
         self.items.pop(spec.FW_CFG_FILE_DIR, None)
-        self.items[spec.FW_CFG_FILE_DIR], self.file_keys = file_dir(files)
+        self.items[spec.FW_CFG_FILE_DIR], self.file_keys = file_dir(files, order)
         for n, key in self.file_keys.items():
             self.items[key] = files[n]
 
