@@ -15,7 +15,7 @@ and its `floor` variant (switch to 32-bit mode, jump: the baseline), both built 
 2. TCG instruction counts from outside: `-accel tcg -singlestep -d exec,nochain` with the
    `memory_region_ops_*` and `fw_cfg_add_file` trace events, streamed through a FIFO and counted
    up to the first instruction at the kernel entry (bench/execlog.py): our two images and QEMU's
-   own firmwares (SeaBIOS + pvh.bin on pc/q35, qboot.rom on pc, bios-microvm.bin on microvm).
+   own firmwares (SeaBIOS + pvh.bin and qboot.rom on pc/q35, bios-microvm.bin on microvm).
 3. KVM wall time of the whole QEMU process (fork to reap), runs alternating between the
    firmwares (A B A B ...), min/median/max, peak RSS, and the ratio of medians ours/floor.
    Under PVM (this machine's /dev/kvm) guest firmware runs in KVM's instruction emulator: the
@@ -42,8 +42,10 @@ from typing import Any, Literal
 from bench.execlog import ExecCount, ExecLogCounter, parse_trace
 from bench.firmware_report import (
     MAX_INSTRUCTIONS,
+    MAX_KVM_EXITS,
     MAX_KVM_RATIO,
     MAX_PORT_ACCESSES,
+    QBOOT_FRACTION,
     render,
     report_json,
     verdicts,
@@ -60,6 +62,7 @@ from bench.profiles import PROFILES, MachineProfile, load_segments, sim_fwcfg
 from bench.profiles import RAM_SIZE as PROFILE_RAM_SIZE
 from bench.report import progress, utc_date, write_json
 from bench.stats import Stats, delta_of_medians, firmware_ratio, ratio_of_medians
+from bench.steps import cost_by_step, main_steps
 from pvhfw.builder.build import BuildResult, build
 from pvhfw.builder.kernel import Kernel
 from tools.qemu import MACHINES, QBOOT_ROM, data_file, qemu_binary, qemu_path
@@ -117,7 +120,7 @@ def firmwares(images: dict[str, Path], qemu: str | None = None) -> list[Firmware
         Firmware(
             key="qboot",
             label="qboot.rom + pvh.bin",
-            machines=("pc",),
+            machines=("pc", "q35"),
             bios=data_file(QBOOT_ROM, qemu),
         ),
         Firmware(
@@ -292,6 +295,7 @@ class EmuResult:
     dma_transfers: int
     violations: list[str]
     ports: list[str]  # "out 0x510/2" in order
+    steps: dict[str, int] = field(default_factory=dict)  # instructions per step (bench.steps)
 
 
 def run_emulator(setup: Setup, configs: Sequence[EmuConfig]) -> list[EmuResult]:
@@ -323,6 +327,7 @@ def run_emulator(setup: Setup, configs: Sequence[EmuConfig]) -> list[EmuResult]:
                 ram_init=ram,
                 ram_size=PROFILE_RAM_SIZE,
                 pci=dict(config.profile().pci),
+                profile=variant == "pvh",
             )
             twin = None
             if config.as_tcg:
@@ -345,6 +350,7 @@ def run_emulator(setup: Setup, configs: Sequence[EmuConfig]) -> list[EmuResult]:
                     dma_transfers=len(sim.dma_log),
                     violations=list(sim.violations),
                     ports=[f"{a.direction} {a.port:#x}/{a.size}" for a in r.port_accesses],
+                    steps=cost_by_step(b.firmware, r.trace) if r.trace else {},
                 )
             )
     return results
@@ -800,6 +806,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "memory": MEMORY,
             "append": CMDLINE.decode(),
             "labels": {fw.key: fw.label for fw in firmwares(setup.images, qemu)},
+            "steps": main_steps(setup.builds["pvh"].firmware),
             "runs": opts.runs,
             "seabios_runs": opts.seabios_runs,
             "warmup": opts.warmup,
@@ -807,6 +814,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "instructions": MAX_INSTRUCTIONS,
                 "port_accesses": MAX_PORT_ACCESSES,
                 "kvm_ratio": MAX_KVM_RATIO,
+                "kvm_exits": MAX_KVM_EXITS,
+                "qboot_fraction": QBOOT_FRACTION,
             },
         }
 

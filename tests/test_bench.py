@@ -12,7 +12,7 @@ import pytest
 
 from bench import firmware as bench
 from bench import firmware_report
-from bench.execlog import count_exec_log, parse_trace
+from bench.execlog import ExecCount, count_exec_log, parse_trace
 from bench.procs import alternating_schedule
 from tests.support import need_kvm, need_qemu
 from tools.qemu import qemu_version
@@ -174,14 +174,69 @@ def test_summary_ratios_of_medians() -> None:
     assert pvh.firmware_ratio == pytest.approx((20.95 + 1.0) / (20.95 + 0.1))
     assert floor.firmware_ratio == 1.0
     # with ACPI the ratio is reported; the 1.05x limit is for the firmware with ACPI off
-    (reported,) = firmware_report.verdicts([], [], list(summary.values()))
+    (reported,) = _timing(firmware_report.verdicts([], [], list(summary.values())))
     assert reported.met is None and reported.limit == "reported"
     noacpi = [replace(r, firmware="pvh-noacpi") if r.firmware == "pvh" else r for r in runs]
-    (verdict,) = firmware_report.verdicts([], [], bench.summarize_kvm(noacpi))
+    (verdict,) = _timing(firmware_report.verdicts([], [], bench.summarize_kvm(noacpi)))
     # the verdict takes the common start-up (1.043x), not the direct ratio (1.15x)
     assert verdict.met is True
     assert "1.043x (1.150x)" in verdict.measured
     assert runs[1].to_fw_start == pytest.approx(0.021)
+
+
+def _timing(verdicts: list[firmware_report.Verdict]) -> list[firmware_report.Verdict]:
+    return [v for v in verdicts if "fork -> kernel entry" in v.name]
+
+
+def _tcg(machine: str, firmware: str, instructions: int) -> bench.TcgResult:
+    count = ExecCount(entry=0x200000, reached_entry=True, instructions=instructions)
+    return bench.TcgResult(
+        machine=machine,
+        firmware=firmware,
+        cmd=[],
+        returncode=bench.EXIT_STATUS,
+        seconds=0.1,
+        count=count,
+        stderr="",
+    )
+
+
+def test_budgets_against_qboot_and_kvm_exits() -> None:
+    """With ACPI: at most a fifth of qboot's instructions on pc and q35, a third of
+    bios-microvm.bin's on microvm; KVM exits at most 40 with or without ACPI."""
+    tcg = [
+        _tcg("pc", "pvh", 10_000),
+        _tcg("pc", "qboot", 50_000),  # exactly a fifth: met
+        _tcg("q35", "pvh", 10_001),
+        _tcg("q35", "qboot", 50_000),  # over a fifth: missed
+        _tcg("microvm", "pvh", 3_000),
+        _tcg("microvm", "microvm-default", 15_000),
+    ]
+    got = {
+        v.name.split(", ")[3].split(":")[0]: v
+        for v in firmware_report.verdicts([], tcg, [])
+        if "qboot" in v.name
+    }
+    assert {m: v.met for m, v in got.items()} == {"pc": True, "q35": False, "microvm": True}
+    assert got["pc"].measured == "1/5.0 (10,000 / 50,000)" and got["microvm"].limit == "<= 1/3"
+    no_qboot = firmware_report.verdicts([], [_tcg("pc", "pvh", 10_000)], [])
+    assert [v.met for v in no_qboot if "qboot" in v.name] == [None]  # not measured
+
+    def summary(firmware: str, exits: int | None) -> bench.KvmSummary:
+        return bench.KvmSummary(
+            machine="pc",
+            firmware=firmware,
+            failed=0,
+            seconds=None,
+            maxrss_kib=None,
+            ratio_to_floor=None,
+            delta_to_floor_ms=None,
+            exits=exits,
+        )
+
+    kvm = [summary("pvh", 40), summary("pvh-noacpi", 41), summary("floor", 2)]
+    exits = [v for v in firmware_report.verdicts([], [], kvm) if "exits" in v.name]
+    assert [(v.measured, v.met) for v in exits] == [("40", True), ("41", False)]
 
 
 # ---- short real runs ---------------------------------------------------------------------

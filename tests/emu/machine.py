@@ -106,6 +106,7 @@ class RunResult:
     fwcfg: SimFwCfg
     uc: Any = field(repr=False)  # the unicorn.Uc, kept for mem()
     pci_writes: list[tuple[int, int, int]] = field(default_factory=list)  # (address, value, size)
+    trace: list[int] = field(default_factory=list)  # addresses in execution order (profile=True)
 
     @property
     def serial(self) -> str:
@@ -259,6 +260,7 @@ class _Machine:
         self.events: list[BootEvent] = []
         self.rom_writes: list[RomWrite] = []
         self.count = 0
+        self.trace: list[int] | None = None  # every counted instruction's address, profiling
         self.last_address = -1
         self.stop_at: int | None = None
         self.max_instructions = 0
@@ -290,6 +292,8 @@ class _Machine:
             return
         self.last_address = address
         self.count += 1
+        if self.trace is not None:
+            self.trace.append(address)
         if size == 1 and uc.mem_read(address, 1) == b"\xf4":
             self.halted = True  # unicorn stops by itself after a hlt
 
@@ -423,6 +427,7 @@ class _Machine:
             fwcfg=self.fwcfg,
             uc=self.uc,
             pci_writes=self.pci.writes,
+            trace=self.trace or [],
         )
 
 
@@ -434,14 +439,19 @@ def run_firmware(
     max_instructions: int = 5_000_000,
     ram_init: dict[int, bytes] | None = None,
     pci: dict[int, int] | None = None,
+    profile: bool = False,
 ) -> RunResult:
     """Run `image` from the reset vector until `stop_at` (a linear address, which is EIP under
     a flat CS; that instruction is not executed or counted), a hlt, an error, or
     `max_instructions` executed instructions. `ram_init` preloads RAM (e.g. the kernel's
     segments, which QEMU loads itself for a PVH boot); `pci` lists the PCI functions present
     ({ID register address: vendor/device}: see _PciConfig); by default (None) pc's host
-    bridge, the i440FX, alone (its PAM maps the F segment); {}: none, as on microvm."""
+    bridge, the i440FX, alone (its PAM maps the F segment); {}: none, as on microvm.
+    `profile`: record the address of every instruction counted (RunResult.trace; the 16-bit
+    code runs in the F segment, at 0xF0000 + its offset in the top 64 KiB)."""
     machine = _Machine(image, fwcfg, ram_size, PC_HOST_BRIDGE if pci is None else pci)
+    if profile:
+        machine.trace = []
     for addr, data in (ram_init or {}).items():
         if not machine.memory.write(addr, data):
             raise ValueError(f"ram_init at {addr:#x}: not RAM")
