@@ -103,6 +103,8 @@ PVHCHECK_SOURCES = (
     "entry.S",
     "main.c",
     "checks.c",
+    "check.c",
+    "regions.c",
     "segments.c",
     "fwcfg.c",
     "fwdump.c",
