@@ -337,6 +337,51 @@ def test_parse_report_edge_cases() -> None:
     assert parse_report("no marker here\n") == build.Report()
 
 
+# What pvhcheck printed of SeaBIOS's tables (-M q35 -m 512 -smp 2,sockets=2), shortened.
+SAMPLE_TABLES = (
+    "PVHCHECK cpuid max_basic=0xd edx1=0x78bfbfd apic_id=0 max_ext=0x8000000a phys_bits=40 "
+    "mtrr=1 msr=1\r\n"
+    "PVHCHECK mtrr msr=0xfe value=0x508\r\n"
+    "PVHCHECK mtrr msr=0x2ff value=0xc06\r\n"
+    "PVHCHECK mtrr msr=0x201 value=0xffc0000800\r\n"
+    "PVHCHECK mtrr msr=0xc0011234 value=none\r\n"
+    "PVHCHECK pam host=0x29c08086 reg=0x90 pam0=0x10 pam1=0x11 pam2=0x11 pam3=0x11 pam4=0x11 "
+    "pam5=0x11 pam6=0x33\r\n"
+    "PVHCHECK pcie host=0x29c08086 pciexbar=0xb0000001 base=0xb0000000 size=0x10000000 "
+    "ecam=ok devices=4 ext=0xffffffff\r\n"
+)
+
+
+def test_parse_report_tables_sample() -> None:
+    r = parse_report(SAMPLE_TABLES)
+    assert r.cpuid["phys_bits"] == 40 and r.cpuid["mtrr"] == 1 and r.cpuid["edx1"] == 0x78BFBFD
+    assert r.mtrr == {0xFE: 0x508, 0x2FF: 0xC06, 0x201: 0xFFC0000800, 0xC0011234: None}
+    assert r.pam == {
+        "host": 0x29C08086,
+        "reg": 0x90,
+        "pam0": 0x10,
+        **{f"pam{i}": 0x11 for i in range(1, 6)},
+        "pam6": 0x33,
+    }
+    assert r.pcie["pciexbar"] == 0xB0000001 and r.pcie["ecam"] == "ok" and r.pcie["devices"] == 4
+    assert not r.extra  # every line went to its own field
+
+
+def test_parse_report_tables_absent() -> None:
+    """Firmware without the tables (and reports from before these lines) parse to empty
+    fields; single values are not mistaken for numbers."""
+    for r in (parse_report(SAMPLE), parse_report(SAMPLE_LINUX32)):
+        assert r.cpuid == {} and r.mtrr == {} and r.pam == {} and r.pcie == {}
+    pam = parse_report("PVHCHECK pam host=0xffffffff reg=none\n").pam
+    assert pam == {"host": 0xFFFFFFFF, "reg": "none"}
+    pcie = parse_report("PVHCHECK pcie host=0xffffffff pciexbar=none ecam=off\n").pcie
+    assert pcie == {"host": 0xFFFFFFFF, "pciexbar": "none", "ecam": "off"}
+    cpu = parse_report(
+        "PVHCHECK cpuid max_basic=0x1 edx1=0x0 apic_id=0 max_ext=0x0 phys_bits=none mtrr=0 msr=0\n"
+    )
+    assert cpu.cpuid["phys_bits"] == "none" and cpu.mtrr == {}
+
+
 # ---- under stock QEMU (SeaBIOS + pvh.bin) -------------------------------------------------
 
 # ABI checks every pvhcheck run must report (the kernel may print more).

@@ -35,7 +35,8 @@ vmlinux: 0xffffffff80000000); the note holds the physical entry.
 payload) whose real-mode setup entry and 32-bit entry both end QEMU with status 33 at their
 first instructions: the bzImage counterpart of ``exitfirst``, for benchmarks.
 
-``parse_report(serial_text)`` turns the serial output into a :class:`Report`.
+``parse_report(serial_text)`` turns the serial output into a :class:`Report`.  Reports
+from before the BIOS-table lines existed (or cut short) parse with those fields empty.
 """
 
 from __future__ import annotations
@@ -108,6 +109,12 @@ PVHCHECK_SOURCES = (
     "segments.c",
     "fwcfg.c",
     "fwdump.c",
+    "pci.c",
+    "pam.c",
+    "pcie.c",
+    "cpu.c",
+    "trap.S",
+    "mtrr.c",
     "serial.c",
     "crc32.c",
     "lib.c",
@@ -555,6 +562,10 @@ class Report:
     line was printed).  In linux32 mode ``boot_params`` holds the zero page's fields and
     ``memmap``/``cmdline``/``modules`` come from its e820_table, cmd_line_ptr and
     ramdisk_image/size (module 0); ``start_info`` stays empty.
+
+    The BIOS tables and CPU state (tests/kernels/README.md, "BIOS tables"): ``cpuid``;
+    ``mtrr`` (MSR index -> value, None when the rdmsr raised #GP); ``pam`` and ``pcie``
+    (the host bridge's registers).
     """
 
     protocol: str = ""
@@ -567,6 +578,10 @@ class Report:
     cmdline: bytes | None = None  # None: no cmdline line, or cmdline_paddr was 0 ("-")
     modules: list[dict[str, Value]] = field(default_factory=list)  # paddr size cmdline crc32
     fwcfg: dict[str, object] = field(default_factory=dict)  # items, plus "e820": [(a, s, t)]
+    cpuid: dict[str, Value] = field(default_factory=dict)  # max_basic edx1 ... phys_bits
+    mtrr: dict[int, int | None] = field(default_factory=dict)  # MSR index -> value
+    pam: dict[str, Value] = field(default_factory=dict)  # host reg pam0..pam6
+    pcie: dict[str, Value] = field(default_factory=dict)  # host pciexbar base size ecam ...
     checks: dict[str, tuple[bool, str]] = field(default_factory=dict)  # name -> (ok, detail)
     done_failures: int | None = None
     extra: dict[str, dict[str, Value]] = field(default_factory=dict)  # "dt", "kernel", ...
@@ -656,6 +671,17 @@ def parse_report(serial_text: str) -> Report:
             ok = rest[1] == "ok"
             detail = line.split(None, 3)[3] if not ok and len(rest) >= 3 else ""
             report.checks[rest[0]] = (ok, detail)
+        elif key == "cpuid":
+            report.cpuid.update(_kv(rest))
+        elif key == "mtrr":
+            values = _kv(rest)
+            msr, value = values.get("msr"), values.get("value")
+            if isinstance(msr, int):
+                report.mtrr[msr] = value if isinstance(value, int) else None
+        elif key == "pam":
+            report.pam.update(_kv(rest))
+        elif key == "pcie":
+            report.pcie.update(_kv(rest))
         elif key == "done":
             values = _kv(rest)
             failures = values.get("failures")

@@ -11,6 +11,8 @@
 #include "check.h"
 #include "entry_state.h"
 #include "io.h"
+#include "mtrr.h"
+#include "pcie.h"
 #include "regions.h"
 #include "segments.h"
 
@@ -727,5 +729,8 @@ uint32_t run_checks(const struct boot_view *bv, const struct fwcfg_facts *fw)
     check_rsdp(bv, fw);
     if (!l32)
         check_bss();  /* the boot protocol leaves .bss to the kernel */
+    /* The BIOS tables: vacuous (ok) when a table is absent. */
+    pcie_checks();
+    mtrr_checks();
     return check_failures();
 }

@@ -13,6 +13,9 @@
 #include "fwcfg.h"
 #include "fwdump.h"
 #include "io.h"
+#include "mtrr.h"
+#include "pam.h"
+#include "pcie.h"
 #include "segments.h"
 #include "serial.h"
 
@@ -280,6 +283,10 @@ void pvh_main(void)
     report_boot(&boot);
     fwcfg_read_facts(&fwcfg);
     report_fwcfg(&fwcfg);
+    /* What a BIOS sets up beyond the boot protocol: read from the hardware and memory. */
+    mtrr_report();
+    pam_report();
+    pcie_report();
     uint32_t failures = run_checks(&boot, &fwcfg);
     kprintf("PVHCHECK done failures=%u\n", failures);
     debug_exit(failures ? EXIT_FAIL : EXIT_OK);
