@@ -349,6 +349,19 @@ SAMPLE_TABLES = (
     "pam5=0x11 pam6=0x33\r\n"
     "PVHCHECK pcie host=0x29c08086 pciexbar=0xb0000001 base=0xb0000000 size=0x10000000 "
     "ecam=ok devices=4 ext=0xffffffff\r\n"
+    "PVHCHECK smbios ep=0xf5a00 anchor=_SM_ version=2.8 table=0xf5a20 length=441 count=10 "
+    "max_size=75\r\n"
+    "PVHCHECK smbios struct 0 type=0 handle=0x0 length=24 size=67 "
+    "data=00180000010200e80300080000000000000000040000ffff "
+    "strings=53656142494f53,312e31362e32,30342f30312f32303134\r\n"
+    "PVHCHECK smbios struct 1 type=16 handle=0x1000 length=23 size=25 "
+    "data=1017001001030600000200feff01000000000000000000 strings=\r\n"
+    "PVHCHECK smbios struct 2 type=127 handle=0x7f00 length=4 size=6 data=7f04007f strings=\r\n"
+    "PVHCHECK smbios types=0,16,127\r\n"
+    "PVHCHECK smbios bios vendor=53656142494f53 version=312e31362e32 date=-\r\n"
+    "PVHCHECK smbios fwcfg anchor_size=31 tables_size=374 tables_crc32=0x7df7d3d8 "
+    "table_crc32=0x22810a13 layout=added\r\n"
+    "PVHCHECK check smbios_is_fwcfg ok\r\n"
 )
 
 
@@ -364,6 +377,41 @@ def test_parse_report_tables_sample() -> None:
         "pam6": 0x33,
     }
     assert r.pcie["pciexbar"] == 0xB0000001 and r.pcie["ecam"] == "ok" and r.pcie["devices"] == 4
+    assert r.smbios == {
+        "ep": 0xF5A00,
+        "anchor": "_SM_",
+        "version": "2.8",
+        "table": 0xF5A20,
+        "length": 441,
+        "count": 10,
+        "max_size": 75,
+        "anchor_size": 31,
+        "tables_size": 374,
+        "tables_crc32": 0x7DF7D3D8,
+        "table_crc32": 0x22810A13,
+        "layout": "added",
+    }
+    bios, t16, end = r.smbios_structures
+    assert bios == build.SmbiosStructure(
+        index=0,
+        type=0,
+        handle=0,
+        length=24,
+        size=67,
+        data=bytes.fromhex("00180000010200e80300080000000000000000040000ffff"),
+        strings=(b"SeaBIOS", b"1.16.2", b"04/01/2014"),
+    )
+    assert (bios.string(4), bios.string(5), bios.string(8)) == (
+        b"SeaBIOS",
+        b"1.16.2",
+        b"04/01/2014",
+    )
+    assert bios.string(9) is None  # the byte there is 0: no string
+    assert bios.string(99) is None  # past the formatted area
+    assert t16.strings == () and t16.handle == 0x1000 and t16.size == 25
+    assert end.type == 127 and end.data == b"\x7f\x04\x00\x7f"
+    assert r.smbios_types == [0, 16, 127]
+    assert r.smbios_bios == {"vendor": b"SeaBIOS", "version": b"1.16.2", "date": None}
     assert not r.extra  # every line went to its own field
 
 
@@ -372,6 +420,7 @@ def test_parse_report_tables_absent() -> None:
     fields; single values are not mistaken for numbers."""
     for r in (parse_report(SAMPLE), parse_report(SAMPLE_LINUX32)):
         assert r.cpuid == {} and r.mtrr == {} and r.pam == {} and r.pcie == {}
+        assert r.smbios == {} and r.smbios_structures == [] and r.smbios_types == []
     pam = parse_report("PVHCHECK pam host=0xffffffff reg=none\n").pam
     assert pam == {"host": 0xFFFFFFFF, "reg": "none"}
     pcie = parse_report("PVHCHECK pcie host=0xffffffff pciexbar=none ecam=off\n").pcie
@@ -380,6 +429,14 @@ def test_parse_report_tables_absent() -> None:
         "PVHCHECK cpuid max_basic=0x1 edx1=0x0 apic_id=0 max_ext=0x0 phys_bits=none mtrr=0 msr=0\n"
     )
     assert cpu.cpuid["phys_bits"] == "none" and cpu.mtrr == {}
+    smbios = parse_report(
+        "PVHCHECK smbios ep=none\n"
+        "PVHCHECK smbios fwcfg anchor_size=none tables_size=none tables_crc32=none "
+        "table_crc32=none layout=none\n"
+    ).smbios
+    assert smbios["ep"] == "none" and smbios["layout"] == "none"
+    assert parse_report("PVHCHECK smbios types=127\n").smbios_types == [127]
+    assert parse_report("PVHCHECK smbios types=-\n").smbios_types == []
 
 
 # ---- under stock QEMU (SeaBIOS + pvh.bin) -------------------------------------------------

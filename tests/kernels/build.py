@@ -60,6 +60,7 @@ __all__ = [
     "KernelToolchainMissing",
     "NoteSegment",
     "Report",
+    "SmbiosStructure",
     "build_bzimage",
     "build_kernel",
     "elf_note_segments",
@@ -112,6 +113,7 @@ PVHCHECK_SOURCES = (
     "pci.c",
     "pam.c",
     "pcie.c",
+    "smbios.c",
     "cpu.c",
     "trap.S",
     "mtrr.c",
@@ -554,6 +556,28 @@ Value = int | str
 MARKER = "PVHCHECK "
 
 
+@dataclass(frozen=True)
+class SmbiosStructure:
+    """One SMBIOS structure as pvhcheck walked it (``PVHCHECK smbios struct`` lines)."""
+
+    index: int  # its position in the table
+    type: int
+    handle: int
+    length: int  # the formatted area's, header included
+    size: int  # the whole structure: formatted area, strings, terminating NUL(s)
+    data: bytes  # the formatted area
+    strings: tuple[bytes, ...]  # string 1, 2, ...
+
+    def string(self, offset: int) -> bytes | None:
+        """The string whose number is the byte at ``offset`` of the formatted area (SMBIOS's
+        way of naming a field's string); None for number 0, a missing string or an offset
+        past the formatted area."""
+        if offset >= len(self.data) or self.data[offset] == 0:
+            return None
+        number = self.data[offset]
+        return self.strings[number - 1] if number <= len(self.strings) else None
+
+
 @dataclass
 class Report:
     """What pvhcheck printed.  Numbers are ints; ``none``-like values stay strings.
@@ -565,7 +589,9 @@ class Report:
 
     The BIOS tables and CPU state (tests/kernels/README.md, "BIOS tables"): ``cpuid``;
     ``mtrr`` (MSR index -> value, None when the rdmsr raised #GP); ``pam`` and ``pcie``
-    (the host bridge's registers).
+    (the host bridge's registers); ``smbios`` (the entry point line and the fw_cfg
+    comparison line, merged), ``smbios_structures``, ``smbios_types`` and ``smbios_bios``
+    (the type 0 strings ``vendor``/``version``/``date``, None when absent).
     """
 
     protocol: str = ""
@@ -582,6 +608,10 @@ class Report:
     mtrr: dict[int, int | None] = field(default_factory=dict)  # MSR index -> value
     pam: dict[str, Value] = field(default_factory=dict)  # host reg pam0..pam6
     pcie: dict[str, Value] = field(default_factory=dict)  # host pciexbar base size ecam ...
+    smbios: dict[str, Value] = field(default_factory=dict)  # ep anchor ... layout
+    smbios_structures: list[SmbiosStructure] = field(default_factory=list)
+    smbios_types: list[int] = field(default_factory=list)
+    smbios_bios: dict[str, bytes | None] = field(default_factory=dict)  # vendor version date
     checks: dict[str, tuple[bool, str]] = field(default_factory=dict)  # name -> (ok, detail)
     done_failures: int | None = None
     extra: dict[str, dict[str, Value]] = field(default_factory=dict)  # "dt", "kernel", ...
@@ -619,6 +649,57 @@ def _ints(values: dict[str, Value]) -> dict[str, int]:
 
 def _entry(values: dict[str, Value]) -> tuple[int, int, int]:
     return (int(values["addr"]), int(values["size"]), int(values["type"]))
+
+
+def _raw(tokens: list[str]) -> dict[str, str]:
+    """key=value tokens with the values as printed (hex bytes, lists: not numbers)."""
+    out: dict[str, str] = {}
+    for token in tokens:
+        key, sep, value = token.partition("=")
+        if sep:
+            out[key] = value
+    return out
+
+
+def _hex_bytes(text: str) -> bytes | None:
+    return None if text in ("-", "none") else bytes.fromhex(text)
+
+
+def _int_list(text: str) -> list[int]:
+    return [] if text in ("", "-") else [int(v, 0) for v in text.split(",")]
+
+
+# Values printed as hex bytes or lists: parsed by hand, never as numbers.
+_SMBIOS_STRUCT_RAW = ("data", "strings")
+
+
+def _parse_smbios(report: Report, rest: list[str]) -> None:
+    if not rest:
+        return
+    head = rest[0]
+    if head == "struct" and len(rest) >= 2:
+        raw = _raw(rest[2:])
+        values = _ints(_kv([t for t in rest[2:] if t.split("=")[0] not in _SMBIOS_STRUCT_RAW]))
+        strings = raw.get("strings", "")
+        report.smbios_structures.append(
+            SmbiosStructure(
+                index=int(rest[1]),
+                type=values["type"],
+                handle=values["handle"],
+                length=values["length"],
+                size=values["size"],
+                data=bytes.fromhex(raw.get("data", "")),
+                strings=tuple(bytes.fromhex(v) for v in strings.split(",")) if strings else (),
+            )
+        )
+    elif head.startswith("types="):
+        report.smbios_types = _int_list(head.partition("=")[2])
+    elif head == "bios":
+        report.smbios_bios = {key: _hex_bytes(value) for key, value in _raw(rest[1:]).items()}
+    elif head == "fwcfg":
+        report.smbios.update(_kv(rest[1:]))
+    else:
+        report.smbios.update(_kv(rest))
 
 
 def parse_report(serial_text: str) -> Report:
@@ -682,6 +763,8 @@ def parse_report(serial_text: str) -> Report:
             report.pam.update(_kv(rest))
         elif key == "pcie":
             report.pcie.update(_kv(rest))
+        elif key == "smbios":
+            _parse_smbios(report, rest)
         elif key == "done":
             values = _kv(rest)
             failures = values.get("failures")

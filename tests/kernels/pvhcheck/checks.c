@@ -15,6 +15,7 @@
 #include "pcie.h"
 #include "regions.h"
 #include "segments.h"
+#include "smbios.h"
 
 static bool linux32(const struct boot_view *bv)
 {
@@ -730,6 +731,7 @@ uint32_t run_checks(const struct boot_view *bv, const struct fwcfg_facts *fw)
     if (!l32)
         check_bss();  /* the boot protocol leaves .bss to the kernel */
     /* The BIOS tables: vacuous (ok) when a table is absent. */
+    smbios_checks(fw);
     pcie_checks();
     mtrr_checks();
     return check_failures();

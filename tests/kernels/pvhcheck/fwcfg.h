@@ -49,6 +49,10 @@ struct fwcfg_facts {
     bool have_acpi_rsdp;          /* file "etc/acpi/rsdp" exists: QEMU built ACPI tables */
     uint32_t e820_count;          /* entries in the file (may exceed the array) */
     struct fwcfg_e820_entry e820[FWCFG_MAX_E820];
+    /* etc/smbios/smbios-anchor and etc/smbios/smbios-tables (pc, q35; not microvm) */
+    bool have_smbios_anchor, have_smbios_tables;
+    uint16_t smbios_anchor_select, smbios_tables_select;
+    uint32_t smbios_anchor_size, smbios_tables_size;
 };
 
 void fwcfg_read_facts(struct fwcfg_facts *f);
@@ -65,6 +69,9 @@ void fwcfg_read_item(uint16_t key, void *buf, uint32_t len);
  * The caller makes sure the item has len bytes (QEMU reads 0 past the end).
  */
 uint32_t fwcfg_item_compare(uint16_t key, const uint8_t *mem, uint32_t len);
+
+/* zlib.crc32 of the first len bytes of item key, streamed (no buffer). */
+uint32_t fwcfg_item_crc32(uint16_t key, uint32_t len);
 
 /*
  * Walk the file directory: fwcfg_dir_open selects it and returns the entry

@@ -18,6 +18,7 @@
 #include "pcie.h"
 #include "segments.h"
 #include "serial.h"
+#include "smbios.h"
 
 #define DEBUG_EXIT_PORT 0xf4
 #define EXIT_OK 0x10      /* QEMU exits with status (0x10 << 1) | 1 = 33 */
@@ -287,6 +288,7 @@ void pvh_main(void)
     mtrr_report();
     pam_report();
     pcie_report();
+    smbios_report(&fwcfg);
     uint32_t failures = run_checks(&boot, &fwcfg);
     kprintf("PVHCHECK done failures=%u\n", failures);
     debug_exit(failures ? EXIT_FAIL : EXIT_OK);
