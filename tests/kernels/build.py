@@ -114,6 +114,7 @@ PVHCHECK_SOURCES = (
     "pam.c",
     "pcie.c",
     "smbios.c",
+    "mptable.c",
     "cpu.c",
     "trap.S",
     "mtrr.c",
@@ -591,7 +592,10 @@ class Report:
     ``mtrr`` (MSR index -> value, None when the rdmsr raised #GP); ``pam`` and ``pcie``
     (the host bridge's registers); ``smbios`` (the entry point line and the fw_cfg
     comparison line, merged), ``smbios_structures``, ``smbios_types`` and ``smbios_bios``
-    (the type 0 strings ``vendor``/``version``/``date``, None when absent).
+    (the type 0 strings ``vendor``/``version``/``date``, None when absent); ``mptable``
+    (the summary line, ``oem``/``product`` as text), ``mptable_isa_irqs`` and
+    ``mptable_entries`` (``kind`` cpu/bus/ioapic/intsrc/lintsrc, ``index``, the fields;
+    a bus ``type`` as text).
     """
 
     protocol: str = ""
@@ -612,6 +616,9 @@ class Report:
     smbios_structures: list[SmbiosStructure] = field(default_factory=list)
     smbios_types: list[int] = field(default_factory=list)
     smbios_bios: dict[str, bytes | None] = field(default_factory=dict)  # vendor version date
+    mptable: dict[str, Value] = field(default_factory=dict)  # fp table spec ... ioapic
+    mptable_isa_irqs: list[int] = field(default_factory=list)
+    mptable_entries: list[dict[str, Value]] = field(default_factory=list)
     checks: dict[str, tuple[bool, str]] = field(default_factory=dict)  # name -> (ok, detail)
     done_failures: int | None = None
     extra: dict[str, dict[str, Value]] = field(default_factory=dict)  # "dt", "kernel", ...
@@ -665,12 +672,18 @@ def _hex_bytes(text: str) -> bytes | None:
     return None if text in ("-", "none") else bytes.fromhex(text)
 
 
+def _text(hex_text: str) -> str:
+    return bytes.fromhex(hex_text).decode("latin-1")
+
+
 def _int_list(text: str) -> list[int]:
     return [] if text in ("", "-") else [int(v, 0) for v in text.split(",")]
 
 
 # Values printed as hex bytes or lists: parsed by hand, never as numbers.
 _SMBIOS_STRUCT_RAW = ("data", "strings")
+_MPTABLE_RAW = ("oem", "product", "isa_irqs")
+_MPTABLE_KINDS = ("cpu", "bus", "ioapic", "intsrc", "lintsrc")
 
 
 def _parse_smbios(report: Report, rest: list[str]) -> None:
@@ -700,6 +713,26 @@ def _parse_smbios(report: Report, rest: list[str]) -> None:
         report.smbios.update(_kv(rest[1:]))
     else:
         report.smbios.update(_kv(rest))
+
+
+def _parse_mptable(report: Report, rest: list[str]) -> None:
+    if rest and rest[0] in _MPTABLE_KINDS and len(rest) >= 2:
+        raw = _raw(rest[2:])
+        entry: dict[str, Value] = {"kind": rest[0], "index": int(rest[1])}
+        if rest[0] == "bus":
+            entry.update(_kv([t for t in rest[2:] if not t.startswith("type=")]))
+            entry["type"] = _text(raw["type"])
+        else:
+            entry.update(_kv(rest[2:]))
+        report.mptable_entries.append(entry)
+        return
+    raw = _raw(rest)
+    report.mptable.update(_kv([t for t in rest if t.split("=")[0] not in _MPTABLE_RAW]))
+    for key in ("oem", "product"):
+        if key in raw:
+            report.mptable[key] = _text(raw[key])
+    if "isa_irqs" in raw:
+        report.mptable_isa_irqs = _int_list(raw["isa_irqs"])
 
 
 def parse_report(serial_text: str) -> Report:
@@ -765,6 +798,8 @@ def parse_report(serial_text: str) -> Report:
             report.pcie.update(_kv(rest))
         elif key == "smbios":
             _parse_smbios(report, rest)
+        elif key == "mptable":
+            _parse_mptable(report, rest)
         elif key == "done":
             values = _kv(rest)
             failures = values.get("failures")

@@ -11,6 +11,7 @@
 #include "check.h"
 #include "entry_state.h"
 #include "io.h"
+#include "mptable.h"
 #include "mtrr.h"
 #include "pcie.h"
 #include "regions.h"
@@ -732,6 +733,7 @@ uint32_t run_checks(const struct boot_view *bv, const struct fwcfg_facts *fw)
         check_bss();  /* the boot protocol leaves .bss to the kernel */
     /* The BIOS tables: vacuous (ok) when a table is absent. */
     smbios_checks(fw);
+    mptable_checks(fw);
     pcie_checks();
     mtrr_checks();
     return check_failures();

@@ -141,6 +141,9 @@ void fwcfg_read_facts(struct fwcfg_facts *f)
     f->cmdline_size = fwcfg_item_u32(FW_CFG_CMDLINE_SIZE);
     f->setup_addr = fwcfg_item_u32(FW_CFG_SETUP_ADDR);
     f->setup_size = fwcfg_item_u32(FW_CFG_SETUP_SIZE);
+    f->nb_cpus = fwcfg_item_u32(FW_CFG_NB_CPUS) & 0xffff;
+    f->max_cpus = fwcfg_item_u32(FW_CFG_MAX_CPUS) & 0xffff;
+    f->irq0_override = fwcfg_item_u32(FW_CFG_IRQ0_OVERRIDE);
 
     uint16_t select;
     uint32_t size;
