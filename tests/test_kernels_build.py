@@ -337,6 +337,175 @@ def test_parse_report_edge_cases() -> None:
     assert parse_report("no marker here\n") == build.Report()
 
 
+# What pvhcheck printed of SeaBIOS's tables (-M q35 -m 512 -smp 2,sockets=2), shortened (a
+# shorter version string, fewer structures and entries) and with two lines made up (MSR
+# 0xc0011234, the mptable_cpus failure, which -smp 2 gives).
+SAMPLE_TABLES = (
+    "PVHCHECK fwcfg nb_cpus=2 max_cpus=2 irq0_override=1\r\n"
+    "PVHCHECK cpuid max_basic=0xd edx1=0x78bfbfd apic_id=0 max_ext=0x8000000a phys_bits=40 "
+    "mtrr=1 msr=1\r\n"
+    "PVHCHECK mtrr msr=0xfe value=0x508\r\n"
+    "PVHCHECK mtrr msr=0x2ff value=0xc06\r\n"
+    "PVHCHECK mtrr msr=0x201 value=0xffc0000800\r\n"
+    "PVHCHECK mtrr msr=0xc0011234 value=none\r\n"
+    "PVHCHECK pam host=0x29c08086 reg=0x90 pam0=0x10 pam1=0x11 pam2=0x11 pam3=0x11 pam4=0x11 "
+    "pam5=0x11 pam6=0x33\r\n"
+    "PVHCHECK pcie host=0x29c08086 pciexbar=0xb0000001 base=0xb0000000 size=0x10000000 "
+    "ecam=ok devices=4 ext=0xffffffff\r\n"
+    "PVHCHECK smbios ep=0xf59a0 anchor=_SM_ version=2.8 table=0xf59c0 length=441 count=10 "
+    "max_size=75\r\n"
+    "PVHCHECK smbios struct 0 type=0 handle=0x0 length=24 size=67 "
+    "data=00180000010200e80300080000000000000000040000ffff "
+    "strings=53656142494f53,312e31362e32,30342f30312f32303134\r\n"
+    "PVHCHECK smbios struct 1 type=16 handle=0x1000 length=23 size=25 "
+    "data=1017001001030600000200feff01000000000000000000 strings=\r\n"
+    "PVHCHECK smbios struct 2 type=127 handle=0x7f00 length=4 size=6 data=7f04007f strings=\r\n"
+    "PVHCHECK smbios types=0,16,127\r\n"
+    "PVHCHECK smbios bios vendor=53656142494f53 version=312e31362e32 date=-\r\n"
+    "PVHCHECK smbios fwcfg anchor_size=31 tables_size=374 tables_crc32=0x7df77ad8 "
+    "table_crc32=0x22811613 layout=added\r\n"
+    "PVHCHECK mptable fp=0xf5b80 table=0xf5b90 spec=4 feature1=0x0 feature2=0x0 length=228 "
+    "entries=20 walked=20 lapic=0xfee00000 oem=424f434853435055 product=302e31202020202020202020 "
+    "cpus=2 ioapic=0@0xfec00000 isa_irqs=0,1,3,4,6,7,8,12,13,14,15\r\n"
+    "PVHCHECK mptable cpu 0 apic=0 version=0x14 flags=0x3 signature=0x60fb1 features=0x78bfbfd\r\n"
+    "PVHCHECK mptable bus 2 id=0 type=504349202020\r\n"
+    "PVHCHECK mptable ioapic 4 id=0 version=0x11 flags=0x1 addr=0xfec00000\r\n"
+    "PVHCHECK mptable intsrc 7 irqtype=0 flags=0x0 bus=1 irq=0 dst=0 pin=2\r\n"
+    "PVHCHECK mptable lintsrc 19 irqtype=1 flags=0x0 bus=1 irq=0 dst=255 pin=1\r\n"
+    "PVHCHECK check smbios_is_fwcfg ok\r\n"
+    "PVHCHECK check mptable_cpus FAIL enabled processors 1, fw_cfg NB_CPUS 2\r\n"
+)
+
+
+def test_parse_report_tables_sample() -> None:
+    r = parse_report(SAMPLE_TABLES)
+    assert r.fwcfg["nb_cpus"] == 2 and r.fwcfg["irq0_override"] == 1
+    assert r.cpuid["phys_bits"] == 40 and r.cpuid["mtrr"] == 1 and r.cpuid["edx1"] == 0x78BFBFD
+    assert r.mtrr == {0xFE: 0x508, 0x2FF: 0xC06, 0x201: 0xFFC0000800, 0xC0011234: None}
+    assert r.pam == {
+        "host": 0x29C08086,
+        "reg": 0x90,
+        "pam0": 0x10,
+        **{f"pam{i}": 0x11 for i in range(1, 6)},
+        "pam6": 0x33,
+    }
+    assert r.pcie["pciexbar"] == 0xB0000001 and r.pcie["ecam"] == "ok" and r.pcie["devices"] == 4
+    assert r.smbios == {
+        "ep": 0xF59A0,
+        "anchor": "_SM_",
+        "version": "2.8",
+        "table": 0xF59C0,
+        "length": 441,
+        "count": 10,
+        "max_size": 75,
+        "anchor_size": 31,
+        "tables_size": 374,
+        "tables_crc32": 0x7DF77AD8,
+        "table_crc32": 0x22811613,
+        "layout": "added",
+    }
+    bios, t16, end = r.smbios_structures
+    assert bios == build.SmbiosStructure(
+        index=0,
+        type=0,
+        handle=0,
+        length=24,
+        size=67,
+        data=bytes.fromhex("00180000010200e80300080000000000000000040000ffff"),
+        strings=(b"SeaBIOS", b"1.16.2", b"04/01/2014"),
+    )
+    assert (bios.string(4), bios.string(5), bios.string(8)) == (
+        b"SeaBIOS",
+        b"1.16.2",
+        b"04/01/2014",
+    )
+    assert bios.string(9) is None  # the byte there is 0: no string
+    assert bios.string(99) is None  # past the formatted area
+    assert t16.strings == () and t16.handle == 0x1000 and t16.size == 25
+    assert end.type == 127 and end.data == b"\x7f\x04\x00\x7f"
+    assert r.smbios_types == [0, 16, 127]
+    assert r.smbios_bios == {"vendor": b"SeaBIOS", "version": b"1.16.2", "date": None}
+    assert r.mptable["oem"] == "BOCHSCPU" and r.mptable["product"] == "0.1         "
+    assert r.mptable["cpus"] == 2 and r.mptable["ioapic"] == "0@0xfec00000"
+    assert r.mptable["entries"] == r.mptable["walked"] == 20
+    assert r.mptable_isa_irqs == [0, 1, 3, 4, 6, 7, 8, 12, 13, 14, 15]
+    assert r.mptable_entries == [
+        {
+            "kind": "cpu",
+            "index": 0,
+            "apic": 0,
+            "version": 0x14,
+            "flags": 3,
+            "signature": 0x60FB1,
+            "features": 0x78BFBFD,
+        },
+        {
+            "kind": "bus",
+            "index": 2,
+            "id": 0,
+            "type": "PCI   ",
+        },  # hex, though all digits
+        {
+            "kind": "ioapic",
+            "index": 4,
+            "id": 0,
+            "version": 0x11,
+            "flags": 1,
+            "addr": 0xFEC00000,
+        },
+        {
+            "kind": "intsrc",
+            "index": 7,
+            "irqtype": 0,
+            "flags": 0,
+            "bus": 1,
+            "irq": 0,
+            "dst": 0,
+            "pin": 2,
+        },
+        {
+            "kind": "lintsrc",
+            "index": 19,
+            "irqtype": 1,
+            "flags": 0,
+            "bus": 1,
+            "irq": 0,
+            "dst": 255,
+            "pin": 1,
+        },
+    ]
+    assert r.failed_checks == {"mptable_cpus": "enabled processors 1, fw_cfg NB_CPUS 2"}
+    assert not r.extra  # every line went to its own field
+
+
+def test_parse_report_tables_absent() -> None:
+    """Firmware without the tables (and reports from before these lines) parse to empty
+    fields; single values are not mistaken for numbers."""
+    for r in (parse_report(SAMPLE), parse_report(SAMPLE_LINUX32)):
+        assert r.cpuid == {} and r.mtrr == {} and r.pam == {} and r.pcie == {}
+        assert r.smbios == {} and r.smbios_structures == [] and r.smbios_types == []
+        assert r.mptable == {} and r.mptable_entries == [] and r.mptable_isa_irqs == []
+    pam = parse_report("PVHCHECK pam host=0xffffffff reg=none\n").pam
+    assert pam == {"host": 0xFFFFFFFF, "reg": "none"}
+    pcie = parse_report("PVHCHECK pcie host=0xffffffff pciexbar=none ecam=off\n").pcie
+    assert pcie == {"host": 0xFFFFFFFF, "pciexbar": "none", "ecam": "off"}
+    cpu = parse_report(
+        "PVHCHECK cpuid max_basic=0x1 edx1=0x0 apic_id=0 max_ext=0x0 phys_bits=none mtrr=0 msr=0\n"
+    )
+    assert cpu.cpuid["phys_bits"] == "none" and cpu.mtrr == {}
+    smbios = parse_report(
+        "PVHCHECK smbios ep=none\n"
+        "PVHCHECK smbios fwcfg anchor_size=none tables_size=none tables_crc32=none "
+        "table_crc32=none layout=none\n"
+    ).smbios
+    assert smbios["ep"] == "none" and smbios["layout"] == "none"
+    assert parse_report("PVHCHECK smbios types=127\n").smbios_types == [127]
+    mp = parse_report("PVHCHECK mptable fp=none\n")
+    assert mp.mptable == {"fp": "none"} and mp.mptable_isa_irqs == []
+    assert parse_report("PVHCHECK mptable fp=0x9fc00 isa_irqs=0\n").mptable_isa_irqs == [0]
+    assert parse_report("PVHCHECK smbios types=-\n").smbios_types == []
+
+
 # ---- under stock QEMU (SeaBIOS + pvh.bin) -------------------------------------------------
 
 # ABI checks every pvhcheck run must report (the kernel may print more).

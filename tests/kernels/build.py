@@ -35,7 +35,8 @@ vmlinux: 0xffffffff80000000); the note holds the physical entry.
 payload) whose real-mode setup entry and 32-bit entry both end QEMU with status 33 at their
 first instructions: the bzImage counterpart of ``exitfirst``, for benchmarks.
 
-``parse_report(serial_text)`` turns the serial output into a :class:`Report`.
+``parse_report(serial_text)`` turns the serial output into a :class:`Report`.  Reports
+from before the BIOS-table lines existed (or cut short) parse with those fields empty.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ __all__ = [
     "KernelToolchainMissing",
     "NoteSegment",
     "Report",
+    "SmbiosStructure",
     "build_bzimage",
     "build_kernel",
     "elf_note_segments",
@@ -103,9 +105,19 @@ PVHCHECK_SOURCES = (
     "entry.S",
     "main.c",
     "checks.c",
+    "check.c",
+    "regions.c",
     "segments.c",
     "fwcfg.c",
     "fwdump.c",
+    "pci.c",
+    "pam.c",
+    "pcie.c",
+    "smbios.c",
+    "mptable.c",
+    "cpu.c",
+    "trap.S",
+    "mtrr.c",
     "serial.c",
     "crc32.c",
     "lib.c",
@@ -545,6 +557,28 @@ Value = int | str
 MARKER = "PVHCHECK "
 
 
+@dataclass(frozen=True)
+class SmbiosStructure:
+    """One SMBIOS structure as pvhcheck walked it (``PVHCHECK smbios struct`` lines)."""
+
+    index: int  # its position in the table
+    type: int
+    handle: int
+    length: int  # the formatted area's, header included
+    size: int  # the whole structure: formatted area, strings, terminating NUL(s)
+    data: bytes  # the formatted area
+    strings: tuple[bytes, ...]  # string 1, 2, ...
+
+    def string(self, offset: int) -> bytes | None:
+        """The string whose number is the byte at ``offset`` of the formatted area (SMBIOS's
+        way of naming a field's string); None for number 0, a missing string or an offset
+        past the formatted area."""
+        if offset >= len(self.data) or self.data[offset] == 0:
+            return None
+        number = self.data[offset]
+        return self.strings[number - 1] if number <= len(self.strings) else None
+
+
 @dataclass
 class Report:
     """What pvhcheck printed.  Numbers are ints; ``none``-like values stay strings.
@@ -553,6 +587,15 @@ class Report:
     line was printed).  In linux32 mode ``boot_params`` holds the zero page's fields and
     ``memmap``/``cmdline``/``modules`` come from its e820_table, cmd_line_ptr and
     ramdisk_image/size (module 0); ``start_info`` stays empty.
+
+    The BIOS tables and CPU state (tests/kernels/README.md, "BIOS tables"): ``cpuid``;
+    ``mtrr`` (MSR index -> value, None when the rdmsr raised #GP); ``pam`` and ``pcie``
+    (the host bridge's registers); ``smbios`` (the entry point line and the fw_cfg
+    comparison line, merged), ``smbios_structures``, ``smbios_types`` and ``smbios_bios``
+    (the type 0 strings ``vendor``/``version``/``date``, None when absent); ``mptable``
+    (the summary line, ``oem``/``product`` as text), ``mptable_isa_irqs`` and
+    ``mptable_entries`` (``kind`` cpu/bus/ioapic/intsrc/lintsrc, ``index``, the fields;
+    a bus ``type`` as text).
     """
 
     protocol: str = ""
@@ -565,6 +608,17 @@ class Report:
     cmdline: bytes | None = None  # None: no cmdline line, or cmdline_paddr was 0 ("-")
     modules: list[dict[str, Value]] = field(default_factory=list)  # paddr size cmdline crc32
     fwcfg: dict[str, object] = field(default_factory=dict)  # items, plus "e820": [(a, s, t)]
+    cpuid: dict[str, Value] = field(default_factory=dict)  # max_basic edx1 ... phys_bits
+    mtrr: dict[int, int | None] = field(default_factory=dict)  # MSR index -> value
+    pam: dict[str, Value] = field(default_factory=dict)  # host reg pam0..pam6
+    pcie: dict[str, Value] = field(default_factory=dict)  # host pciexbar base size ecam ...
+    smbios: dict[str, Value] = field(default_factory=dict)  # ep anchor ... layout
+    smbios_structures: list[SmbiosStructure] = field(default_factory=list)
+    smbios_types: list[int] = field(default_factory=list)
+    smbios_bios: dict[str, bytes | None] = field(default_factory=dict)  # vendor version date
+    mptable: dict[str, Value] = field(default_factory=dict)  # fp table spec ... ioapic
+    mptable_isa_irqs: list[int] = field(default_factory=list)
+    mptable_entries: list[dict[str, Value]] = field(default_factory=list)
     checks: dict[str, tuple[bool, str]] = field(default_factory=dict)  # name -> (ok, detail)
     done_failures: int | None = None
     extra: dict[str, dict[str, Value]] = field(default_factory=dict)  # "dt", "kernel", ...
@@ -602,6 +656,83 @@ def _ints(values: dict[str, Value]) -> dict[str, int]:
 
 def _entry(values: dict[str, Value]) -> tuple[int, int, int]:
     return (int(values["addr"]), int(values["size"]), int(values["type"]))
+
+
+def _raw(tokens: list[str]) -> dict[str, str]:
+    """key=value tokens with the values as printed (hex bytes, lists: not numbers)."""
+    out: dict[str, str] = {}
+    for token in tokens:
+        key, sep, value = token.partition("=")
+        if sep:
+            out[key] = value
+    return out
+
+
+def _hex_bytes(text: str) -> bytes | None:
+    return None if text in ("-", "none") else bytes.fromhex(text)
+
+
+def _text(hex_text: str) -> str:
+    return bytes.fromhex(hex_text).decode("latin-1")
+
+
+def _int_list(text: str) -> list[int]:
+    return [] if text in ("", "-") else [int(v, 0) for v in text.split(",")]
+
+
+# Values printed as hex bytes or lists: parsed by hand, never as numbers.
+_SMBIOS_STRUCT_RAW = ("data", "strings")
+_MPTABLE_RAW = ("oem", "product", "isa_irqs")
+_MPTABLE_KINDS = ("cpu", "bus", "ioapic", "intsrc", "lintsrc")
+
+
+def _parse_smbios(report: Report, rest: list[str]) -> None:
+    if not rest:
+        return
+    head = rest[0]
+    if head == "struct" and len(rest) >= 2:
+        raw = _raw(rest[2:])
+        values = _ints(_kv([t for t in rest[2:] if t.split("=")[0] not in _SMBIOS_STRUCT_RAW]))
+        strings = raw.get("strings", "")
+        report.smbios_structures.append(
+            SmbiosStructure(
+                index=int(rest[1]),
+                type=values["type"],
+                handle=values["handle"],
+                length=values["length"],
+                size=values["size"],
+                data=bytes.fromhex(raw.get("data", "")),
+                strings=tuple(bytes.fromhex(v) for v in strings.split(",")) if strings else (),
+            )
+        )
+    elif head.startswith("types="):
+        report.smbios_types = _int_list(head.partition("=")[2])
+    elif head == "bios":
+        report.smbios_bios = {key: _hex_bytes(value) for key, value in _raw(rest[1:]).items()}
+    elif head == "fwcfg":
+        report.smbios.update(_kv(rest[1:]))
+    else:
+        report.smbios.update(_kv(rest))
+
+
+def _parse_mptable(report: Report, rest: list[str]) -> None:
+    if rest and rest[0] in _MPTABLE_KINDS and len(rest) >= 2:
+        raw = _raw(rest[2:])
+        entry: dict[str, Value] = {"kind": rest[0], "index": int(rest[1])}
+        if rest[0] == "bus":
+            entry.update(_kv([t for t in rest[2:] if not t.startswith("type=")]))
+            entry["type"] = _text(raw["type"])
+        else:
+            entry.update(_kv(rest[2:]))
+        report.mptable_entries.append(entry)
+        return
+    raw = _raw(rest)
+    report.mptable.update(_kv([t for t in rest if t.split("=")[0] not in _MPTABLE_RAW]))
+    for key in ("oem", "product"):
+        if key in raw:
+            report.mptable[key] = _text(raw[key])
+    if "isa_irqs" in raw:
+        report.mptable_isa_irqs = _int_list(raw["isa_irqs"])
 
 
 def parse_report(serial_text: str) -> Report:
@@ -654,6 +785,21 @@ def parse_report(serial_text: str) -> Report:
             ok = rest[1] == "ok"
             detail = line.split(None, 3)[3] if not ok and len(rest) >= 3 else ""
             report.checks[rest[0]] = (ok, detail)
+        elif key == "cpuid":
+            report.cpuid.update(_kv(rest))
+        elif key == "mtrr":
+            values = _kv(rest)
+            msr, value = values.get("msr"), values.get("value")
+            if isinstance(msr, int):
+                report.mtrr[msr] = value if isinstance(value, int) else None
+        elif key == "pam":
+            report.pam.update(_kv(rest))
+        elif key == "pcie":
+            report.pcie.update(_kv(rest))
+        elif key == "smbios":
+            _parse_smbios(report, rest)
+        elif key == "mptable":
+            _parse_mptable(report, rest)
         elif key == "done":
             values = _kv(rest)
             failures = values.get("failures")

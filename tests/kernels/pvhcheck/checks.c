@@ -8,78 +8,15 @@
  */
 #include "checks.h"
 #include "bootparams.h"
+#include "check.h"
 #include "entry_state.h"
 #include "io.h"
+#include "mptable.h"
+#include "mtrr.h"
+#include "pcie.h"
+#include "regions.h"
 #include "segments.h"
-#include "serial.h"
-
-/* ---- results ------------------------------------------------------------ */
-
-struct detail {
-    char buf[240];
-    uint32_t len;
-};
-
-static uint32_t failures;
-
-/* Appends the next problem, "; "-separated from the previous one. */
-static void d_more(struct detail *d, const char *s);
-
-static void d_str(struct detail *d, const char *s)
-{
-    if (d->len)
-        d_more(d, "; ");
-    d_more(d, s);
-}
-
-/* Appends to the current item, no separator. */
-static void d_more(struct detail *d, const char *s)
-{
-    while (*s && d->len < sizeof(d->buf) - 1)
-        d->buf[d->len++] = *s++;
-    d->buf[d->len] = 0;
-}
-
-static void d_hex(struct detail *d, uint64_t v)
-{
-    char tmp[19];
-    int n = 0;
-    char rev[16];
-    do {
-        rev[n++] = "0123456789abcdef"[v & 0xf];
-        v >>= 4;
-    } while (v);
-    tmp[0] = '0';
-    tmp[1] = 'x';
-    for (int i = 0; i < n; i++)
-        tmp[2 + i] = rev[n - 1 - i];
-    tmp[2 + n] = 0;
-    d_more(d, tmp);
-}
-
-static void d_dec(struct detail *d, uint32_t v)
-{
-    char rev[10], tmp[11];
-    int n = 0;
-    do {
-        rev[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (int i = 0; i < n; i++)
-        tmp[i] = rev[n - 1 - i];
-    tmp[n] = 0;
-    d_more(d, tmp);
-}
-
-static void report(const char *name, const struct detail *d)
-{
-    if (d->len == 0) {
-        kprintf("PVHCHECK check %s ok\n", name);
-    } else {
-        kprintf("PVHCHECK check %s FAIL %s\n", name, d->buf);
-        failures++;
-    }
-}
+#include "smbios.h"
 
 static bool linux32(const struct boot_view *bv)
 {
@@ -90,53 +27,6 @@ static bool linux32(const struct boot_view *bv)
 static const char *no_info(const struct boot_view *bv)
 {
     return linux32(bv) ? "no valid boot_params" : "no valid start_info";
-}
-
-/* ---- ranges and the memory map ------------------------------------------ */
-
-struct region {
-    uint64_t start, end;   /* end exclusive, saturated at 2^64 - 1 */
-    uint32_t type;
-};
-
-static uint64_t range_end(uint64_t addr, uint64_t size)
-{
-    return size > ~0ull - addr ? ~0ull : addr + size;
-}
-
-static bool overlaps(uint64_t a, uint64_t asz, uint64_t b, uint64_t bsz)
-{
-    if (asz == 0 || bsz == 0)
-        return false;
-    return a < range_end(b, bsz) && b < range_end(a, asz);
-}
-
-static struct region memmap_regions[MAX_MEMMAP];
-static uint32_t memmap_count;
-static struct region e820_regions[FWCFG_MAX_E820];
-static uint32_t e820_count;
-
-/* True if every byte of [addr, addr+size) lies in some region of the given type. */
-static bool covered(const struct region *r, uint32_t n, uint32_t type,
-                    uint64_t addr, uint64_t size)
-{
-    uint64_t cur = addr, end = range_end(addr, size ? size : 1);
-    while (cur < end) {
-        uint64_t next = cur;
-        for (uint32_t i = 0; i < n; i++) {
-            if (r[i].type == type && r[i].start <= cur && cur < r[i].end && r[i].end > next)
-                next = r[i].end;
-        }
-        if (next == cur)
-            return false;
-        cur = next;
-    }
-    return true;
-}
-
-static bool in_ram(uint64_t addr, uint64_t size)
-{
-    return covered(memmap_regions, memmap_count, E820_RAM, addr, size);
 }
 
 /* ---- individual checks ------------------------------------------------- */
@@ -153,14 +43,14 @@ static void check_cr(void)
         d_str(&d, "cr0=");
         d_hex(&d, cr0);
     }
-    report("cr0_pe_nopg", &d);
+    check_report("cr0_pe_nopg", &d);
 
     struct detail d4 = {0};
     if (entry_state.cr4 != 0) {
         d_str(&d4, "cr4=");
         d_hex(&d4, entry_state.cr4);
     }
-    report("cr4_zero", &d4);
+    check_report("cr4_zero", &d4);
 }
 
 static void check_eflags(void)
@@ -177,7 +67,7 @@ static void check_eflags(void)
         d_str(&d, "eflags=");
         d_hex(&d, f);
     }
-    report("eflags_if_tf_vm_clear", &d);
+    check_report("eflags_if_tf_vm_clear", &d);
 }
 
 /*
@@ -251,7 +141,7 @@ static void check_segment(int seg, const char *check_name, uint32_t want_sel)
         d_more(&d, " lar=");
         d_hex(&d, s.lar);
     }
-    report(check_name, &d);
+    check_report(check_name, &d);
 }
 
 static void check_start_info(const struct boot_view *bv)
@@ -272,7 +162,7 @@ static void check_start_info(const struct boot_view *bv)
             d_dec(&d, bv->si->version);
         }
     }
-    report("start_info", &d);
+    check_report("start_info", &d);
 }
 
 static void check_memmap(const struct boot_view *bv)
@@ -298,7 +188,7 @@ static void check_memmap(const struct boot_view *bv)
             }
         }
     }
-    report("memmap", &d);
+    check_report("memmap", &d);
 
     struct detail o = {0};
     for (uint32_t i = 0; i < memmap_count; i++) {
@@ -316,7 +206,7 @@ static void check_memmap(const struct boot_view *bv)
     }
     if (!bv->memmap)
         d_str(&o, "no memmap");
-    report("memmap_ram_disjoint", &o);
+    check_report("memmap_ram_disjoint", &o);
 }
 
 static void check_kernel_in_ram(const struct boot_view *bv)
@@ -329,7 +219,7 @@ static void check_kernel_in_ram(const struct boot_view *bv)
         d_hex(&d, bv->kernel_end);
         d_more(&d, " not inside RAM entries");
     }
-    report("kernel_in_ram", &d);
+    check_report("kernel_in_ram", &d);
 }
 
 /* A piece of boot data handed over by the firmware. */
@@ -421,7 +311,7 @@ static void check_pieces(const struct boot_view *bv)
                 d_hex(&d, p->size);
             }
         }
-        report(name, &d);
+        check_report(name, &d);
     }
 
     struct detail d = {0};
@@ -434,7 +324,7 @@ static void check_pieces(const struct boot_view *bv)
             }
         }
     }
-    report("boot_data_disjoint", &d);
+    check_report("boot_data_disjoint", &d);
 }
 
 static void check_cmdline(const struct boot_view *bv)
@@ -446,7 +336,7 @@ static void check_cmdline(const struct boot_view *bv)
         else if (!bv->cmdline_terminated)
             d_str(&d, "no NUL within CMDLINE_MAX (16384) bytes");
     }
-    report("cmdline_terminated", &d);
+    check_report("cmdline_terminated", &d);
 }
 
 static void check_modules(const struct boot_view *bv, const struct fwcfg_facts *fw)
@@ -479,7 +369,7 @@ static void check_modules(const struct boot_view *bv, const struct fwcfg_facts *
         d_hex(&d, fw->initrd_size);
         d_more(&d, " bytes but nr_modules=0");
     }
-    report("module0_is_fwcfg_initrd", &d);
+    check_report("module0_is_fwcfg_initrd", &d);
 }
 
 static void check_fwcfg_kernel(const struct boot_view *bv, const struct fwcfg_facts *fw)
@@ -493,7 +383,7 @@ static void check_fwcfg_kernel(const struct boot_view *bv, const struct fwcfg_fa
         d_more(&d, " pvh_entry=");
         d_hex(&d, bv->entry);
     }
-    report("fwcfg_kernel_entry", &d);
+    check_report("fwcfg_kernel_entry", &d);
 
     /* QEMU's ELF loader reports the lowest p_paddr and the span up to the last p_memsz. */
     struct detail r = {0};
@@ -513,7 +403,7 @@ static void check_fwcfg_kernel(const struct boot_view *bv, const struct fwcfg_fa
             d_hex(&r, bv->kernel_end - bv->kernel_start);
         }
     }
-    report("fwcfg_kernel_range", &r);
+    check_report("fwcfg_kernel_range", &r);
 }
 
 static void check_bss(void)
@@ -523,7 +413,7 @@ static void check_bss(void)
         d_str(&d, "non-zero word at ");
         d_hex(&d, entry_state.bss_dirty_addr);
     }
-    report("bss_zeroed", &d);
+    check_report("bss_zeroed", &d);
 }
 
 /*
@@ -569,7 +459,7 @@ static void check_rsdp(const struct boot_view *bv, const struct fwcfg_facts *fw)
             }
         }
     }
-    report("rsdp", &d);
+    check_report("rsdp", &d);
 }
 
 /* The firmware may reserve RAM, but must not report RAM where QEMU has none. */
@@ -592,7 +482,7 @@ static void check_memmap_vs_e820(const struct boot_view *bv, const struct fwcfg_
             }
         }
     }
-    report("memmap_ram_within_e820", &d);
+    check_report("memmap_ram_within_e820", &d);
 }
 
 static void check_fwcfg_present(const struct fwcfg_facts *fw)
@@ -600,7 +490,7 @@ static void check_fwcfg_present(const struct fwcfg_facts *fw)
     struct detail d = {0};
     if (!fw->present)
         d_str(&d, "no QEMU signature on port 0x510/0x511");
-    report("fwcfg_present", &d);
+    check_report("fwcfg_present", &d);
 }
 
 /* ---- linux32: the 32-bit Linux boot protocol ----------------------------- */
@@ -624,7 +514,7 @@ static void check_boot_params(const struct boot_view *bv)
             d_hex(&d, bp_u32(bv->bp, BP_HEADER));
         }
     }
-    report("boot_params", &d);
+    check_report("boot_params", &d);
 }
 
 /* EBP, EDI and EBX are 0. */
@@ -640,7 +530,7 @@ static void check_linux32_regs(void)
             d_hex(&d, regs[i].value);
         }
     }
-    report("linux32_regs_zero", &d);
+    check_report("linux32_regs_zero", &d);
 }
 
 /* fw_cfg's setup sectors, as far as the header goes (0x202 + byte 0x201 <= 0x281). */
@@ -691,7 +581,7 @@ static void check_boot_params_header(const struct boot_view *bv)
             d_dec(&d, differ);
         }
     }
-    report("boot_params_header", &d);
+    check_report("boot_params_header", &d);
 }
 
 /* The string at cmd_line_ptr is FW_CFG_CMDLINE_DATA (its NUL included). */
@@ -723,7 +613,7 @@ static void check_boot_params_cmdline(const struct boot_view *bv, const struct f
             d_dec(&d, at);
         }
     }
-    report("boot_params_cmdline", &d);
+    check_report("boot_params_cmdline", &d);
 }
 
 /*
@@ -735,7 +625,7 @@ static void check_boot_params_zero(const struct boot_view *bv)
     struct detail d = {0};
     if (!bv->bp_valid) {
         d_str(&d, no_info(bv));
-        report("boot_params_zero_elsewhere", &d);
+        check_report("boot_params_zero_elsewhere", &d);
         return;
     }
     const uint8_t *bp = bv->bp;
@@ -762,7 +652,7 @@ static void check_boot_params_zero(const struct boot_view *bv)
         d_str(&d, "nonzero bytes: ");
         d_dec(&d, nonzero);
     }
-    report("boot_params_zero_elsewhere", &d);
+    check_report("boot_params_zero_elsewhere", &d);
 }
 
 /*
@@ -780,7 +670,7 @@ static void check_linux32_kernel(const struct boot_view *bv, const struct fwcfg_
         d_more(&a, " __kernel_start=");
         d_hex(&a, bv->kernel_start);
     }
-    report("fwcfg_kernel_addr", &a);
+    check_report("fwcfg_kernel_addr", &a);
 
     struct detail d = {0};
     uint32_t len = (uint32_t)(uintptr_t)__data_start - bv->kernel_start;
@@ -799,32 +689,13 @@ static void check_linux32_kernel(const struct boot_view *bv, const struct fwcfg_
             d_hex(&d, bv->kernel_start + at);
         }
     }
-    report("kernel_is_fwcfg_kernel_data", &d);
+    check_report("kernel_is_fwcfg_kernel_data", &d);
 }
 
 uint32_t run_checks(const struct boot_view *bv, const struct fwcfg_facts *fw)
 {
-    failures = 0;
-
-    memmap_count = 0;
-    if (bv->memmap) {
-        for (uint32_t i = 0; i < bv->memmap_entries; i++) {
-            const struct hvm_memmap_table_entry *e = &bv->memmap[i];
-            memmap_regions[memmap_count].start = e->addr;
-            memmap_regions[memmap_count].end = range_end(e->addr, e->size);
-            memmap_regions[memmap_count].type = e->type;
-            memmap_count++;
-        }
-    }
-    e820_count = 0;
-    if (fw->present && fw->have_e820) {
-        for (uint32_t i = 0; i < fw->e820_count && i < FWCFG_MAX_E820; i++) {
-            e820_regions[e820_count].start = fw->e820[i].addr;
-            e820_regions[e820_count].end = range_end(fw->e820[i].addr, fw->e820[i].size);
-            e820_regions[e820_count].type = fw->e820[i].type;
-            e820_count++;
-        }
-    }
+    check_reset();
+    regions_init(bv, fw);
 
     bool l32 = linux32(bv);
     check_cr();
@@ -860,5 +731,10 @@ uint32_t run_checks(const struct boot_view *bv, const struct fwcfg_facts *fw)
     check_rsdp(bv, fw);
     if (!l32)
         check_bss();  /* the boot protocol leaves .bss to the kernel */
-    return failures;
+    /* The BIOS tables: vacuous (ok) when a table is absent. */
+    smbios_checks(fw);
+    mptable_checks(fw);
+    pcie_checks();
+    mtrr_checks();
+    return check_failures();
 }

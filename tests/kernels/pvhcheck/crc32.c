@@ -14,12 +14,21 @@ static void crc32_init(void)
     table_ready = 1;
 }
 
-uint32_t crc32(const uint8_t *p, size_t n)
+uint32_t crc32_update(uint32_t c, const uint8_t *p, size_t n)
 {
     if (!table_ready)
         crc32_init();
-    uint32_t c = 0xffffffffu;
     while (n--)
         c = table[(c ^ *p++) & 0xff] ^ (c >> 8);
+    return c;
+}
+
+uint32_t crc32_final(uint32_t c)
+{
     return c ^ 0xffffffffu;
+}
+
+uint32_t crc32(const uint8_t *p, size_t n)
+{
+    return crc32_final(crc32_update(CRC32_INIT, p, n));
 }

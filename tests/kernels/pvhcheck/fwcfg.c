@@ -5,6 +5,7 @@
  * directory is big-endian.
  */
 #include "fwcfg.h"
+#include "crc32.h"
 #include "io.h"
 
 #define FW_CFG_PORT_SEL  0x510
@@ -75,6 +76,17 @@ uint32_t fwcfg_item_compare(uint16_t key, const uint8_t *mem, uint32_t len)
     return len;
 }
 
+uint32_t fwcfg_item_crc32(uint16_t key, uint32_t len)
+{
+    uint32_t crc = CRC32_INIT;
+    fwcfg_select(key);
+    for (uint32_t i = 0; i < len; i++) {
+        uint8_t b = inb(FW_CFG_PORT_DATA);
+        crc = crc32_update(crc, &b, 1);
+    }
+    return crc32_final(crc);
+}
+
 uint32_t fwcfg_dir_open(void)
 {
     uint8_t b[4];
@@ -129,10 +141,17 @@ void fwcfg_read_facts(struct fwcfg_facts *f)
     f->cmdline_size = fwcfg_item_u32(FW_CFG_CMDLINE_SIZE);
     f->setup_addr = fwcfg_item_u32(FW_CFG_SETUP_ADDR);
     f->setup_size = fwcfg_item_u32(FW_CFG_SETUP_SIZE);
+    f->nb_cpus = fwcfg_item_u32(FW_CFG_NB_CPUS) & 0xffff;
+    f->max_cpus = fwcfg_item_u32(FW_CFG_MAX_CPUS) & 0xffff;
+    f->irq0_override = fwcfg_item_u32(FW_CFG_IRQ0_OVERRIDE);
 
     uint16_t select;
     uint32_t size;
     f->have_acpi_rsdp = fwcfg_find_file("etc/acpi/rsdp", &select, &size);
+    f->have_smbios_anchor = fwcfg_find_file("etc/smbios/smbios-anchor",
+                                            &f->smbios_anchor_select, &f->smbios_anchor_size);
+    f->have_smbios_tables = fwcfg_find_file("etc/smbios/smbios-tables",
+                                            &f->smbios_tables_select, &f->smbios_tables_size);
     if (fwcfg_find_file("etc/e820", &select, &size)) {
         f->have_e820 = true;
         f->e820_count = size / 20;

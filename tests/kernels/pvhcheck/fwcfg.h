@@ -7,6 +7,7 @@
 
 #define FW_CFG_SIGNATURE    0x00
 #define FW_CFG_ID           0x01
+#define FW_CFG_NB_CPUS      0x05   /* u16: CPUs at boot */
 #define FW_CFG_KERNEL_ADDR  0x07
 #define FW_CFG_KERNEL_SIZE  0x08
 #define FW_CFG_INITRD_ADDR  0x0a
@@ -18,7 +19,9 @@
 #define FW_CFG_SETUP_ADDR   0x16   /* bzImage: the setup sectors, header as QEMU edited it */
 #define FW_CFG_SETUP_SIZE   0x17
 #define FW_CFG_SETUP_DATA   0x18
+#define FW_CFG_MAX_CPUS     0x0f   /* u16: the APIC ID limit */
 #define FW_CFG_FILE_DIR     0x19
+#define FW_CFG_IRQ0_OVERRIDE 0x8002  /* u32: nonzero when ISA IRQ 0 arrives on IOAPIC pin 2 */
 
 #define FWCFG_MAX_E820 32
 #define FWCFG_MAX_FILES 4096   /* a larger directory count is treated as garbage */
@@ -49,6 +52,12 @@ struct fwcfg_facts {
     bool have_acpi_rsdp;          /* file "etc/acpi/rsdp" exists: QEMU built ACPI tables */
     uint32_t e820_count;          /* entries in the file (may exceed the array) */
     struct fwcfg_e820_entry e820[FWCFG_MAX_E820];
+    uint32_t nb_cpus, max_cpus;   /* FW_CFG_NB_CPUS, FW_CFG_MAX_CPUS (16-bit items) */
+    uint32_t irq0_override;       /* FW_CFG_IRQ0_OVERRIDE */
+    /* etc/smbios/smbios-anchor and etc/smbios/smbios-tables (pc, q35; not microvm) */
+    bool have_smbios_anchor, have_smbios_tables;
+    uint16_t smbios_anchor_select, smbios_tables_select;
+    uint32_t smbios_anchor_size, smbios_tables_size;
 };
 
 void fwcfg_read_facts(struct fwcfg_facts *f);
@@ -65,6 +74,9 @@ void fwcfg_read_item(uint16_t key, void *buf, uint32_t len);
  * The caller makes sure the item has len bytes (QEMU reads 0 past the end).
  */
 uint32_t fwcfg_item_compare(uint16_t key, const uint8_t *mem, uint32_t len);
+
+/* zlib.crc32 of the first len bytes of item key, streamed (no buffer). */
+uint32_t fwcfg_item_crc32(uint16_t key, uint32_t len);
 
 /*
  * Walk the file directory: fwcfg_dir_open selects it and returns the entry

@@ -13,8 +13,13 @@
 #include "fwcfg.h"
 #include "fwdump.h"
 #include "io.h"
+#include "mptable.h"
+#include "mtrr.h"
+#include "pam.h"
+#include "pcie.h"
 #include "segments.h"
 #include "serial.h"
+#include "smbios.h"
 
 #define DEBUG_EXIT_PORT 0xf4
 #define EXIT_OK 0x10      /* QEMU exits with status (0x10 << 1) | 1 = 33 */
@@ -247,6 +252,8 @@ static void report_fwcfg(const struct fwcfg_facts *fw)
     kprintf("PVHCHECK fwcfg setup_addr=0x%x setup_size=0x%x\n", fw->setup_addr, fw->setup_size);
     kprintf("PVHCHECK fwcfg e820_file=%u e820_count=%u acpi_rsdp_file=%u\n",
             fw->have_e820 ? 1u : 0u, fw->e820_count, fw->have_acpi_rsdp ? 1u : 0u);
+    kprintf("PVHCHECK fwcfg nb_cpus=%u max_cpus=%u irq0_override=%u\n", fw->nb_cpus,
+            fw->max_cpus, fw->irq0_override);
     for (uint32_t i = 0; i < fw->e820_count && i < FWCFG_MAX_E820; i++) {
         kprintf("PVHCHECK fwcfg e820 %u addr=0x%llx size=0x%llx type=%u\n",
                 i, fw->e820[i].addr, fw->e820[i].size, fw->e820[i].type);
@@ -280,6 +287,12 @@ void pvh_main(void)
     report_boot(&boot);
     fwcfg_read_facts(&fwcfg);
     report_fwcfg(&fwcfg);
+    /* What a BIOS sets up beyond the boot protocol: read from the hardware and memory. */
+    mtrr_report();
+    pam_report();
+    pcie_report();
+    smbios_report(&fwcfg);
+    mptable_report();
     uint32_t failures = run_checks(&boot, &fwcfg);
     kprintf("PVHCHECK done failures=%u\n", failures);
     debug_exit(failures ? EXIT_FAIL : EXIT_OK);
