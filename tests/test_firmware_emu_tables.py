@@ -10,6 +10,7 @@ import pytest
 
 from pvhfw.firmware import layout
 from pvhfw.firmware.assemble import Firmware
+from tests import guest_expect as ge
 from tests import model, spec
 from tests.acpi_loader import load_recording
 from tests.emu.call import cpuid
@@ -243,3 +244,50 @@ def test_no_mp_table_with_acpi(pvh_firmware: Firmware) -> None:
     assert r.stopped_at_entry, r.serial
     for lo, size in ((0, 0x400), (0x9FC00, 0x400), (0xF0000, 0x10000)):
         assert b"_MP_" not in r.mem(lo, size), hex(lo)
+
+
+# ---- the MTRRs -------------------------------------------------------------------------------
+
+
+GiB = 1 << 30
+
+
+@pytest.mark.parametrize(
+    ("machine", "lowmem", "highmem"),
+    [
+        ("pc", 256 * MiB, 0),  # below 2 GiB: the hole from 2 GiB
+        ("pc", 2560 * MiB, 0),  # above: from 3 GiB
+        ("pc", 3328 * MiB, 0),  # above 3 GiB: where the RAM ends (768 MiB, not a power of 2)
+        ("pc", 3 * GiB, 5 * GiB),  # RAM above 4 GiB changes nothing
+        ("q35", 256 * MiB, 0),  # q35: from 3 GiB, always (its MMCONFIG, then the PCI hole)
+        ("q35", 2 * GiB, 2 * GiB),
+    ],
+    ids=["pc-256M", "pc-2560M", "pc-3328M", "pc-8G", "q35-256M", "q35-4G"],
+)
+def test_mtrrs_as_seabios_sets_them(
+    pvh_firmware: Firmware, machine: str, lowmem: int, highmem: int
+) -> None:
+    """Every MTRR as SeaBIOS's mtrr_setup leaves it (tests/guest_expect.py, written from its
+    sources), for this CPU's MTRRcap and address width and fw_cfg's e820; RAM the emulator
+    maps stays 256 MiB (no ACPI here: nothing is placed at the top of the RAM)."""
+    e820 = [(0, lowmem, 1)] + ([(1 << 32, highmem, 1)] if highmem else [])
+    sim = SimFwCfg.for_pvh_boot(
+        ram_below_4g=lowmem,
+        ram_above_4g=highmem,
+        kernel_entry=ENTRY,
+        kernel_addr=KADDR,
+        kernel_size=KSIZE,
+        e820=e820,
+    )
+    r = run_firmware(
+        image_for(pvh_firmware),
+        sim,
+        ram_size=256 * MiB,
+        stop_at=ENTRY,
+        pci=Q35 if machine == "q35" else PC,
+    )
+    assert r.stopped_at_entry, r.serial
+    cap = r.uc.msr_read(ge.MSR_MTRRCAP)
+    phys_bits = cpuid(0x8000_0008)[0] & 0xFF
+    want = ge.seabios_mtrrs(e820, machine, phys_bits, cap & ge.MTRRCAP_VCNT)
+    assert {msr: r.uc.msr_read(msr) for msr in want} == want
