@@ -135,9 +135,10 @@ FALLBACK_LOWMEM_MAX: Final = 0x8000_0000
 LOWMEM_END: Final = 0xA0000  # conventional memory ends at 640 KiB
 HIGHMEM_START: Final = 0x10_0000  # extended memory starts at 1 MiB
 
-# The chipset's ACPI PM I/O block (asm/chipset.s): where SeaBIOS puts it too, so QEMU's
-# tables look the same.
-PM_IO_BASE: Final = 0xB000
+# The chipset's ACPI PM I/O block (asm/chipset.s): where SeaBIOS 1.16 puts it on pc and q35
+# (the kernel logs "ACPI: PM-Timer IO Port: 0x608" with either), so QEMU's FADT and DSDT
+# say the same.
+PM_IO_BASE: Final = 0x600
 # PAM0's value that maps the F segment to read/write RAM (its high nibble; the low one is
 # reserved). SeaBIOS write-protects it again before booting; qboot and pvhfw leave it so.
 PAM0_FSEG_RAM: Final = (abi.PAM_RE | abi.PAM_WE) << 4

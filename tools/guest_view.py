@@ -77,6 +77,7 @@ DMESG_LINES: tuple[tuple[str, str], ...] = (
     ("brought_up", "Brought up"),
     ("smpboot_total", "smpboot: Total"),
     ("mptable", "MPTABLE"),
+    ("pm_timer", "PM-Timer IO Port"),  # where the chipset's ACPI PM block is
 )
 DMESG_COUNTED = ("acpi", "ACPI: ")  # only the number of these lines: dmesg.acpi.count
 
