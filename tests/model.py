@@ -18,6 +18,8 @@ Range = tuple[int, int, int]  # addr, size, type
 E820_RAM = spec.E820_RAM
 E820_RESERVED = spec.E820_RESERVED
 E820_ACPI = spec.E820_ACPI
+MASK32 = (1 << 32) - 1
+MASK64 = (1 << 64) - 1
 
 
 def parse_e820_file(data: bytes) -> list[Range]:
@@ -37,9 +39,9 @@ def expected_memmap(e820: Sequence[Range]) -> list[Range]:
     rom_done = False
     for addr, size, typ in e820:
         if typ == E820_RAM and addr < layout.HIGHMEM_START:
-            end = addr + size
-            if addr < layout.LOWMEM_END:
-                out.append((addr, min(end, layout.LOWMEM_END) - addr, E820_RAM))
+            end = (addr + size) & MASK64  # u64 arithmetic, as the fields are
+            if addr < layout.LOWMEM_END:  # (an end that wrapped below addr: a u32 size)
+                out.append((addr, (min(end, layout.LOWMEM_END) - addr) & MASK32, E820_RAM))
             if not rom_done:
                 out.append(rom)
                 rom_done = True
@@ -247,7 +249,7 @@ def smbios_installed(anchor: bytes, tables: bytes, fseg: int = layout.ROM_SHADOW
             "structure_table_length": len(table),
         }
         if added:
-            f21["number_of_structures"] = int(f21["number_of_structures"]) + 1
+            f21["number_of_structures"] = (int(f21["number_of_structures"]) + 1) & 0xFFFF
             f21["max_structure_size"] = max(int(f21["max_structure_size"]), len(t0))
         ep = bytearray(spec.SMBIOS21_EP.pack(**f21))
         ep[4] = -sum(ep[:16]) & 0xFF  # the "_SM_" part ...

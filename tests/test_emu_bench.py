@@ -199,6 +199,25 @@ def test_errors_and_limits_end_the_run() -> None:
     assert r.timeout and r.instructions == 100 and r.error is None
 
 
+def test_code_outside_the_rom_ends_the_run() -> None:
+    """A jump into RAM (here a hlt the test put there) is an error, not a run of RAM."""
+    img, before = image32("mov eax, 0x7000\njmp eax")
+    r = run_firmware(img, SimFwCfg(), ram_init={0x7000: b"\xf4"})
+    assert r.error == "executed 0x7000, outside the ROM" and not r.halted
+    assert r.instructions == before + 2
+
+
+def test_writes_are_tracked_from_the_cpu_and_from_dma() -> None:
+    desc = 0x3000
+    img, _ = image32(f"mov dword ptr [0x2000], 1\nmov word ptr [0x2010], 2\n{dma_kick(desc)}hlt")
+    sim = SimFwCfg(items={0x30: b"abcdef"})
+    ram = {desc: descriptor(0x30 << 16 | 0x8 | 0x2, 6, 0x4000)}  # select 0x30, read 6 bytes
+    r = run_firmware(img, sim, ram_init=ram, track_writes=True)
+    assert r.halted and r.mem(0x4000, 6) == b"abcdef"
+    assert r.writes == [(0x2000, 4), (0x2010, 2), (0x4000, 6), (desc, 4)]  # then the status
+    assert run_firmware(img, SimFwCfg(items={0x30: b"abcdef"}), ram_init=ram).writes == []
+
+
 # -- (b) fw_cfg through the CPU --------------------------------------------------------------
 
 

@@ -40,6 +40,7 @@ from unicorn import (  # type: ignore[attr-defined]
     UC_HOOK_CODE,
     UC_HOOK_INSN,
     UC_HOOK_INTR,
+    UC_HOOK_MEM_WRITE,
     UC_HOOK_MEM_WRITE_PROT,
     UC_MODE_16,
     UC_PROT_EXEC,
@@ -107,6 +108,7 @@ class RunResult:
     uc: Any = field(repr=False)  # the unicorn.Uc, kept for mem()
     pci_writes: list[tuple[int, int, int]] = field(default_factory=list)  # (address, value, size)
     trace: list[int] = field(default_factory=list)  # addresses in execution order (profile=True)
+    writes: list[tuple[int, int]] = field(default_factory=list)  # (address, size): track_writes
 
     @property
     def serial(self) -> str:
@@ -160,6 +162,7 @@ class _GuestMemory:
     def __init__(self, uc: Any, ram: list[tuple[int, int]]) -> None:
         self.uc = uc
         self.ram = ram
+        self.writes: list[tuple[int, int]] | None = None  # DMA writes, when tracked
 
     def read(self, addr: int, size: int) -> bytes | None:
         try:
@@ -171,6 +174,8 @@ class _GuestMemory:
         if not any(lo <= addr and addr + len(data) <= hi for lo, hi in self.ram):
             return False
         self.uc.mem_write(addr, data)
+        if self.writes is not None and data:
+            self.writes.append((addr, len(data)))
         return True
 
 
@@ -246,6 +251,9 @@ class _Machine:
             uc.mem_map(base, len(data))
             uc.mem_write(base, data)
             uc.mem_protect(base, len(data), UC_PROT_READ | UC_PROT_EXEC)
+        self.rom_ranges = [
+            (base, base + n) for base, n in zip(self.rom, (size, shadow), strict=True)
+        ]
         self.fseg_rom = image[-FSEG_SIZE:]  # what the F segment shows while PAM maps the ROM
         self.fseg_ram = bytearray(FSEG_SIZE)  # the RAM beneath it (QEMU's: zeros at first)
         self.pam = 0  # PAM0's F-segment nibble: 0 ROM, RE read-only RAM, RE | WE RAM
@@ -261,6 +269,7 @@ class _Machine:
         self.rom_writes: list[RomWrite] = []
         self.count = 0
         self.trace: list[int] | None = None  # every counted instruction's address, profiling
+        self.writes: list[tuple[int, int]] | None = None  # (address, size), when tracked
         self.last_address = -1
         self.stop_at: int | None = None
         self.max_instructions = 0
@@ -286,6 +295,10 @@ class _Machine:
             return
         if address == self.last_address and self._rep_done(address, size):
             return  # unicorn's extra visit after a rep's last iteration
+        if not self._in_rom(address):
+            self.model_error = f"executed {address:#x}, outside the ROM"
+            uc.emu_stop()
+            return
         if self.count >= self.max_instructions:
             self.timeout = True
             uc.emu_stop()
@@ -296,6 +309,17 @@ class _Machine:
             self.trace.append(address)
         if size == 1 and uc.mem_read(address, 1) == b"\xf4":
             self.halted = True  # unicorn stops by itself after a hlt
+
+    def _in_rom(self, address: int) -> bool:
+        """Firmware runs from its ROM only: the image below 4 GiB, or its shadow below 1 MiB
+        while PAM shows the ROM there (once the F segment is RAM, code there is RAM's)."""
+        if not any(lo <= address < hi for lo, hi in self.rom_ranges):
+            return False
+        return address < MiB - FSEG_SIZE or address >= MiB or not self.pam & PAM_RE
+
+    def _on_write(self, uc: Any, access: int, address: int, size: int, value: int, _: Any) -> None:
+        assert self.writes is not None
+        self.writes.append((address, size))
 
     def _rep_done(self, address: int, size: int) -> bool:
         """Is the instruction at `address` a rep string instruction with its count at 0?"""
@@ -428,6 +452,7 @@ class _Machine:
             uc=self.uc,
             pci_writes=self.pci.writes,
             trace=self.trace or [],
+            writes=self.writes or [],
         )
 
 
@@ -440,6 +465,7 @@ def run_firmware(
     ram_init: dict[int, bytes] | None = None,
     pci: dict[int, int] | None = None,
     profile: bool = False,
+    track_writes: bool = False,
 ) -> RunResult:
     """Run `image` from the reset vector until `stop_at` (a linear address, which is EIP under
     a flat CS; that instruction is not executed or counted), a hlt, an error, or
@@ -448,11 +474,16 @@ def run_firmware(
     ({ID register address: vendor/device}: see _PciConfig); by default (None) pc's host
     bridge, the i440FX, alone (its PAM maps the F segment); {}: none, as on microvm.
     `profile`: record the address of every instruction counted (RunResult.trace; the 16-bit
-    code runs in the F segment, at 0xF0000 + its offset in the top 64 KiB)."""
+    code runs in the F segment, at 0xF0000 + its offset in the top 64 KiB). `track_writes`:
+    every write to memory, the CPU's and fw_cfg DMA's (RunResult.writes). Code anywhere but
+    the ROM ends the run with an error."""
     machine = _Machine(image, fwcfg, ram_size, PC_HOST_BRIDGE if pci is None else pci)
     if profile:
         machine.trace = []
     for addr, data in (ram_init or {}).items():
         if not machine.memory.write(addr, data):
             raise ValueError(f"ram_init at {addr:#x}: not RAM")
+    if track_writes:  # the run's, not ram_init's
+        machine.writes = machine.memory.writes = []
+        machine.uc.hook_add(UC_HOOK_MEM_WRITE, machine._on_write)
     return machine.run(stop_at, max_instructions)
