@@ -277,6 +277,14 @@ def test_fuzz_e820(
 
 CMD = spec.LOADER_ENTRY_SIZE
 WRITABLE = "etc/fuzz-writable"  # a file DMA may write (QEMU's vmgenid-addr is one such)
+WRITE_POINTER = spec.loader_command(  # the tables' address + 0x40 into it, 8 bytes
+    spec.LOADER_COMMAND_WRITE_POINTER,
+    dest_file=WRITABLE,
+    src_file="etc/acpi/tables",
+    dst_offset=0,
+    src_offset=0x40,
+    size=8,
+)
 
 
 @dataclass(frozen=True)
@@ -369,14 +377,7 @@ def test_fuzz_table_loader(machine: str, edits: list[LoaderEdit], write_pointer:
     data = bytearray(files["etc/table-loader"])
     if write_pointer:
         at = used_commands(data) * CMD  # QEMU pads its loader with unused commands
-        data[at : at + CMD] = spec.loader_command(
-            spec.LOADER_COMMAND_WRITE_POINTER,
-            dest_file=WRITABLE,
-            src_file="etc/acpi/tables",
-            dst_offset=0,
-            src_offset=0x40,
-            size=8,
-        )
+        data[at : at + CMD] = WRITE_POINTER
         files[WRITABLE] = bytes(8)
     sizes = {name.encode(): len(d) for name, d in files.items()}
     for edit in edits:
@@ -392,16 +393,8 @@ def test_write_pointer_reaches_fw_cfg() -> None:
     """The WRITE_POINTER the loader fuzzing starts from: the tables' address + 0x40 lands in
     the writable file, as the model says (and QEMU's vmgenid-addr would get it)."""
     files = recorded_files("pc")
-    cmd = spec.loader_command(
-        spec.LOADER_COMMAND_WRITE_POINTER,
-        dest_file=WRITABLE,
-        src_file="etc/acpi/tables",
-        dst_offset=0,
-        src_offset=0x40,
-        size=8,
-    )
     loader = files["etc/table-loader"].rstrip(b"\0")
-    files["etc/table-loader"] = loader + bytes(-len(loader) % CMD) + cmd
+    files["etc/table-loader"] = loader + bytes(-len(loader) % CMD) + WRITE_POINTER
     files[WRITABLE] = bytes(8)
     c = make_case("pc", files)
     c.sim.make_writable(WRITABLE)

@@ -34,6 +34,25 @@ static inline uint8_t inb(uint16_t port)
     return v;
 }
 
+/* Little-endian fields of a table in memory, and a table's byte sum (its checksum). */
+static inline uint16_t u16at(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static inline uint32_t u32at(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline uint8_t sum8(const uint8_t *p, uint32_t n)
+{
+    uint8_t s = 0;
+    while (n--)
+        s = (uint8_t)(s + *p++);
+    return s;
+}
+
 /*
  * A pointer to [addr, addr + len) if that range is addressable with paging
  * off (below 4 GiB), else NULL.  Address 0 is allowed: it is real RAM here.

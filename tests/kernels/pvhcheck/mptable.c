@@ -49,24 +49,6 @@ static struct {
     uint32_t isa_mask;          /* ISA IRQs 0..15 with an INT entry */
 } mp;
 
-static uint16_t u16at(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t u32at(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint8_t sum8(const uint8_t *p, uint32_t n)
-{
-    uint8_t s = 0;
-    while (n--)
-        s = (uint8_t)(s + *p++);
-    return s;
-}
-
 /* Linux's smp_scan_config test. */
 static bool fp_valid(const uint8_t *p)
 {

@@ -66,24 +66,6 @@ static struct {
     uint32_t whole_at, added_at;  /* first differing offsets (or the length when equal) */
 } sm;
 
-static uint16_t u16at(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t u32at(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint8_t sum8(const uint8_t *p, uint32_t n)
-{
-    uint8_t s = 0;
-    while (n--)
-        s = (uint8_t)(s + *p++);
-    return s;
-}
-
 static const uint8_t *at(uint32_t addr)
 {
     return (const uint8_t *)(uintptr_t)addr;
