@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -55,3 +56,11 @@ def build_firmware(kernel: Path, out_dir: Path, variant: str = "pvh") -> tuple[P
     image = out_dir / f"{kernel.stem}-{variant}.bin"
     image.write_bytes(result.image)
     return image, result
+
+
+def write_executable(path: Path, text: str) -> Path:
+    """A script (a fake apt-get, QEMU...) at `path`, its directories made, executable by all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path

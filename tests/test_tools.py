@@ -422,10 +422,10 @@ def test_ensure_debian_kernel_uses_stamp(tmp_path: Path, monkeypatch: pytest.Mon
     }
     (work / "stamp.json").write_text(json.dumps(stamp))
 
-    def no_network(*args: object) -> Path:
+    def no_network(*args: object, **kwargs: object) -> list[Path]:
         raise AssertionError("must not download when the stamp is there")
 
-    monkeypatch.setattr(dk, "_apt_download", no_network)
+    monkeypatch.setattr(dk, "apt_download", no_network)
     monkeypatch.setenv("PVHFW_DEBIAN_KERNEL_PKG", pkg)
     kernel = dk.ensure_debian_kernel(tmp_path)
     assert kernel.version == "9.9"

@@ -8,7 +8,8 @@ Everything is cached outside the source tree, in ``$PVHFW_CACHE`` (default
     vmlinux                         the ELF kernel unpacked from root/boot/vmlinuz-*
     stamp.json                      written last; its presence means "done"
 
-A second call finds the stamp and the files and returns at once.
+A second call finds the stamp and the files and returns at once. The download and the
+unpacking are tools/debian_apt.py's, through the system's apt configuration.
 
 Another flavour: ``package=`` (or ``$PVHFW_DEBIAN_KERNEL_PKG``), e.g. :data:`GENERIC_PACKAGE`.
 
@@ -21,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import bz2
-import contextlib
-import fcntl
 import json
 import lzma
 import os
@@ -30,21 +29,26 @@ import shutil
 import struct
 import subprocess
 import sys
-import tempfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pvhfw.builder.bzimage import payload_format
 from pvhfw.firmware import abi
 
+# What the other tools import from here with the kernel (tools/debian_apt.py has them).
+from tools.debian_apt import ENV_CACHE as ENV_CACHE
+from tools.debian_apt import ToolError as ToolError
+from tools.debian_apt import apt_download, dpkg_extract, last_line, locked
+from tools.debian_apt import cache_dir as cache_dir
+from tools.debian_apt import write_atomic as write_atomic
+
 DEFAULT_PACKAGE = "linux-image-6.1.0-50-cloud-amd64-unsigned"
 # The generic flavour (XZ payload): unlike the cloud kernel it parses MP tables
 # (CONFIG_X86_MPPARSE=y), so it finds a second CPU without ACPI. tools/setup.sh caches it too.
 GENERIC_PACKAGE = "linux-image-6.1.0-50-amd64-unsigned"
 ENV_PACKAGE = "PVHFW_DEBIAN_KERNEL_PKG"
-ENV_CACHE = "PVHFW_CACHE"
 STAMP_NAME = "stamp.json"
 STAMP_FORMAT = 1
 
@@ -52,10 +56,6 @@ STAMP_FORMAT = 1
 
 _LZ4_LEGACY_MAGIC = 0x184C2102
 _LZ4_LEGACY_MAX_BLOCK = 8 << 20  # uncompressed block size of the legacy format
-
-
-class ToolError(Exception):
-    """A failure with a one-line message naming the file/package and the problem."""
 
 
 @dataclass(frozen=True)
@@ -71,19 +71,6 @@ class DebianKernel:
     def modules_dir(self) -> Path:
         """The package's ``lib/modules/<version>`` (beside the ``boot/`` of the bzImage)."""
         return self.bzimage.parent.parent / "lib" / "modules" / self.version
-
-
-def cache_dir(cache: Path | None = None) -> Path:
-    """The cache root: *cache*, else $PVHFW_CACHE, else ~/.cache/pvhfw (created)."""
-    if cache is None:
-        env = os.environ.get(ENV_CACHE)
-        cache = Path(env) if env else Path.home() / ".cache" / "pvhfw"
-    cache = cache.expanduser()
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ToolError(f"cache directory {cache}: {e.strerror or e}") from e
-    return cache
 
 
 def package_name(package: str | None = None) -> str:
@@ -168,7 +155,7 @@ def _run_filter(argv: list[str], data: bytes, what: str) -> bytes:
         )
     proc = subprocess.run([tool, *argv[1:]], input=data, capture_output=True, check=False)
     if proc.returncode != 0:
-        msg = _last_line(proc.stderr) or f"exit status {proc.returncode}"
+        msg = last_line(proc.stderr) or f"exit status {proc.returncode}"
         raise ToolError(f"{what}: '{' '.join(argv)}' failed: {msg}")
     return proc.stdout
 
@@ -274,80 +261,6 @@ def extract_vmlinux(bzimage: Path, out: Path) -> None:
     write_atomic(out, vmlinux)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _last_line(text: bytes | str) -> str:
-    if isinstance(text, bytes):
-        text = text.decode(errors="replace")
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    # apt prints "E:" lines last but may follow them with "N:" notes; prefer errors.
-    errors = [ln for ln in lines if ln.startswith("E:")]
-    return (errors or lines or [""])[-1]
-
-
-def _run(argv: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive", LC_ALL="C")
-    try:
-        return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    except OSError as e:
-        raise ToolError(f"cannot run {argv[0]}: {e.strerror or e}") from e
-
-
-def _apt_download(package: str, dest: Path) -> Path:
-    """``apt-get download`` *package* into *dest*; return the .deb path."""
-    if shutil.which("apt-get") is None:
-        raise ToolError(f"{package}: apt-get not found, cannot download the Debian kernel")
-    with tempfile.TemporaryDirectory(prefix=".download.", dir=dest) as tmp:
-        os.chmod(tmp, 0o777)  # apt downloads as the _apt user when it can
-        proc = _run(["apt-get", "download", package], cwd=Path(tmp))
-        if proc.returncode != 0:
-            # Usually missing or stale package lists: refresh once and retry.
-            _note(
-                f"apt-get download {package} failed ({_last_line(proc.stderr)}); "
-                "running apt-get update"
-            )
-            upd = _run(["apt-get", "update"])
-            if upd.returncode != 0:
-                raise ToolError(f"{package}: apt-get update failed: {_last_line(upd.stderr)}")
-            proc = _run(["apt-get", "download", package], cwd=Path(tmp))
-        if proc.returncode != 0:
-            raise ToolError(f"{package}: apt-get download failed: {_last_line(proc.stderr)}")
-        debs = sorted(Path(tmp).glob("*.deb"))
-        if len(debs) != 1:
-            raise ToolError(f"{package}: apt-get download produced {len(debs)} .deb files")
-        final = dest / debs[0].name
-        os.replace(debs[0], final)
-    return final
-
-
-def _dpkg_extract(deb: Path, dest: Path) -> None:
-    if shutil.which("dpkg-deb") is None:
-        raise ToolError(f"{deb.name}: dpkg-deb not found")
-    if dest.exists():
-        shutil.rmtree(dest)
-    tmp = dest.with_name(dest.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    proc = _run(["dpkg-deb", "-x", str(deb), str(tmp)])
-    if proc.returncode != 0:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise ToolError(f"{deb}: dpkg-deb -x failed: {_last_line(proc.stderr)}")
-    os.replace(tmp, dest)
-
-
 def _find_boot_files(root: Path, package: str) -> tuple[str, Path, Path]:
     images = sorted((root / "boot").glob("vmlinuz-*"))
     if len(images) != 1:
@@ -360,16 +273,6 @@ def _find_boot_files(root: Path, package: str) -> tuple[str, Path, Path]:
     if not config.is_file():
         raise ToolError(f"{package}: boot/config-{version} missing from the package")
     return version, bzimage, config
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _note(msg: str) -> None:
@@ -420,7 +323,7 @@ def ensure_debian_kernel(cache: Path | None = None, *, package: str | None = Non
     if kernel is not None:
         return kernel
     try:
-        with _locked(work / ".lock"):
+        with locked(work / ".lock"):
             kernel = _from_stamp(work, package)  # another process may have finished
             if kernel is not None:
                 return kernel
@@ -438,7 +341,7 @@ def _build(work: Path, package: str) -> DebianKernel:
     if len(debs) == 1:  # left by an earlier, interrupted run: reuse it if it unpacks
         _note(f"unpacking {debs[0].name}")
         try:
-            _dpkg_extract(debs[0], root)
+            dpkg_extract([debs[0]], root)
             deb = debs[0]
         except ToolError as e:
             _note(f"{e}; downloading again")
@@ -446,9 +349,9 @@ def _build(work: Path, package: str) -> DebianKernel:
         for old in debs:
             old.unlink()
         _note(f"downloading {package}")
-        deb = _apt_download(package, work)
+        (deb,) = apt_download([package], work, note=_note)
         _note(f"unpacking {deb.name}")
-        _dpkg_extract(deb, root)
+        dpkg_extract([deb], root)
     version, bzimage, config = _find_boot_files(root, package)
     vmlinux = work / "vmlinux"
     _note(f"extracting vmlinux from {bzimage.name}")
