@@ -17,15 +17,18 @@ from tools.qemu import DEBUG_EXIT, KVM_CPU, TCG_CPU, qemu_command
 FAKE_VERSION = "QEMU emulator version 10.0.2 (fake, for the tests)"
 
 
-def fake_qemu(prefix: Path, l_help: list[Path] | None = None) -> Path:
-    """An executable at <prefix>/bin/qemu-system-x86_64 that answers `--version` and, given
-    `l_help`, `-L help` with those directories (else it fails there, as QEMU < 5 would)."""
+def fake_qemu(prefix: Path, l_help: list[Path] | None = None, *, singlestep: bool = False) -> Path:
+    """An executable at <prefix>/bin/qemu-system-x86_64 that answers `--version`, given
+    `l_help` `-L help` with those directories (else it fails there, as QEMU < 5 would), and
+    refuses `-singlestep` unless told otherwise (QEMU >= 8.1 refuses it)."""
     exe = prefix / "bin" / "qemu-system-x86_64"
     exe.parent.mkdir(parents=True)
     dirs = "".join(f"echo '{d}'; " for d in l_help or [])
     l_case = f"-L) {dirs}exit 0 ;;" if l_help is not None else "-L) exit 1 ;;"
+    step = "exit 0" if singlestep else 'echo "$0: -singlestep: invalid option" >&2; exit 1'
     exe.write_text(
-        f'#!/bin/sh\ncase "$1" in\n--version) echo "{FAKE_VERSION}" ;;\n{l_case}\nesac\n'
+        f'#!/bin/sh\ncase "$1" in\n--version) echo "{FAKE_VERSION}" ;;\n{l_case}\n'
+        f"-singlestep) {step} ;;\nesac\n"
     )
     exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
     return exe
@@ -201,6 +204,62 @@ def test_the_installed_qemus_data_dirs() -> None:
     for name in (qemu.QBOOT_ROM, qemu.SEABIOS_128K):
         path = Path(qemu.data_file(name, exe))
         assert path.is_file() and path.parent in dirs, path
+
+
+def microvm_tree(tmp_path: Path, default: str) -> str:
+    """A QEMU whose tree has qboot.rom and, as `default` says, a bios-microvm.bin: "link" to
+    qboot.rom in share/qemu (QEMU 7.2 from Debian), "copy" of it there, "seabios" (another
+    firmware in share/seabios: Debian's QEMU 10 with its seabios package), or "none"."""
+    prefix = tmp_path / "usr"
+    exe = fake_qemu(prefix, l_help=[])
+    for sub in ("qemu", "seabios"):
+        (prefix / "share" / sub).mkdir(parents=True)
+    qemu_dir = prefix / "share" / "qemu"
+    (qemu_dir / "qboot.rom").write_bytes(b"qboot")
+    if default == "link":
+        (qemu_dir / "bios-microvm.bin").symlink_to("qboot.rom")
+    elif default == "copy":
+        (qemu_dir / "bios-microvm.bin").write_bytes(b"qboot")
+    elif default == "seabios":
+        (prefix / "share" / "seabios" / "bios-microvm.bin").write_bytes(b"SeaBIOS for microvm")
+    return str(exe)
+
+
+@pytest.mark.parametrize(
+    ("default", "passed"), [("link", False), ("copy", False), ("none", False), ("seabios", True)]
+)
+def test_microvm_boots_qboot_with_every_binary(tmp_path: Path, default: str, passed: bool) -> None:
+    """No -bios on microvm means qboot: the binary's own qboot.rom is passed where its tree
+    would give microvm another firmware, and only there."""
+    exe = microvm_tree(tmp_path, default)
+    qboot = str((tmp_path / "usr" / "share" / "qemu").resolve() / "qboot.rom")
+    assert qemu.microvm_bios(exe) == (qboot if passed else None)
+    for machine in ("microvm", "microvm,acpi=off"):
+        cmd = qemu_command(qemu=exe, machine=machine)
+        assert ("-bios" in cmd) == passed
+        if passed:
+            assert cmd[cmd.index("-bios") + 1] == qboot
+    assert "-bios" not in qemu_command(qemu=exe, machine="pc")
+    cmd = qemu_command(qemu=exe, machine="microvm", bios="fw.bin")  # the caller's firmware
+    assert cmd[cmd.index("-bios") + 1] == "fw.bin" and cmd.count("-bios") == 1
+
+
+def test_singlestep_is_probed(tmp_path: Path) -> None:
+    old = fake_qemu(tmp_path / "qemu72", singlestep=True)
+    new = fake_qemu(tmp_path / "qemu10")
+    assert qemu.singlestep_supported(str(old))
+    assert not qemu.singlestep_supported(str(new))
+    assert not qemu.singlestep_supported(str(tmp_path / "no-such-qemu"))
+
+
+@pytest.mark.qemu
+def test_the_installed_qemus_singlestep() -> None:
+    """The probe against the binary's own answer: QEMU says "invalid option" when it refuses
+    -singlestep."""
+    exe = need_qemu()
+    out = subprocess.run([exe, "-singlestep", "-version"], capture_output=True, text=True)
+    assert qemu.singlestep_supported(exe) == (out.returncode == 0)
+    assert qemu.singlestep_supported(exe) == ("-singlestep: invalid option" not in out.stderr)
 
 
 # ---- every caller runs the binary $PVHFW_QEMU names ------------------------------------------

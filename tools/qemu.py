@@ -17,10 +17,14 @@ recorder) is ``qemu_command(...)``'s output:
   the configuration the recorded fw_cfg files (tests/data, bench/profiles.py) come from.
 - The firmware files QEMU ships that the benchmarks pass as ``-bios`` are found in the chosen
   binary's own data directories (:func:`data_file`).
+- microvm without ``bios=`` boots qboot, its default firmware, with every binary: one whose
+  own tree would give it another firmware gets that tree's qboot.rom (:func:`microvm_bios`).
+- What a binary accepts is probed, not read from its version: :func:`singlestep_supported`.
 """
 
 from __future__ import annotations
 
+import filecmp
 import functools
 import os
 import shutil
@@ -48,6 +52,7 @@ DEBUG_EXIT = f"isa-debug-exit,iobase={DEBUG_EXIT_PORT:#x},iosize=0x01"
 # Firmware files stock QEMU ships, and where Debian's packages put them.
 QBOOT_ROM = "qboot.rom"  # qboot; Debian's bios-microvm.bin is a link to it
 SEABIOS_128K = "bios.bin"  # SeaBIOS's 128 KiB build: microvm's BIOS window is too small for 256
+MICROVM_BIOS = "bios-microvm.bin"  # microvm's firmware without -bios; upstream's is qboot
 SYSTEM_DATA_FILES = {
     QBOOT_ROM: "/usr/share/qemu/qboot.rom",
     SEABIOS_128K: "/usr/share/seabios/bios.bin",
@@ -148,6 +153,56 @@ def data_file(name: str, qemu: str | None = None) -> str:
     return SYSTEM_DATA_FILES[name]
 
 
+def _find_data_file(name: str, qemu: str | None) -> Path | None:
+    for d in data_dirs(qemu):
+        if (d / name).is_file():
+            return d / name
+    return None
+
+
+def microvm_bios(qemu: str | None = None) -> str | None:
+    """The -bios that gives microvm its default firmware, qboot, with the binary ``qemu``:
+    None (nothing to pass) when its own bios-microvm.bin is its qboot.rom (QEMU 7.2 from
+    Debian: a link to it; upstream's pc-bios/bios-microvm.bin is a qboot build) or when its
+    tree has neither; else that tree's qboot.rom. Debian's QEMU 10.0 ships no
+    bios-microvm.bin in share/qemu, and finds SeaBIOS's microvm build (package seabios) in
+    share/seabios in its place."""
+    default, qboot = _find_data_file(MICROVM_BIOS, qemu), _find_data_file(QBOOT_ROM, qemu)
+    if default is None or qboot is None:
+        return None
+    if default.resolve() == qboot.resolve() or filecmp.cmp(default, qboot, shallow=False):
+        return None
+    return str(qboot)
+
+
+# ---- what the binary accepts ---------------------------------------------------------------
+
+
+@functools.cache
+def _accepts(path: str, options: tuple[str, ...]) -> bool:
+    try:
+        out = subprocess.run(
+            [path, *options, "-version"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=VERSION_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0
+
+
+def singlestep_supported(qemu: str | None = None) -> bool:
+    """Whether the binary takes `-singlestep` (one guest instruction per translation block,
+    what the exec-log counts need): QEMU 8.1 and later refuse it ("invalid option"; their
+    `-accel tcg,one-insn-per-tb=on` is refused by 7.2). Probed: ``qemu -singlestep
+    -version`` exits 0 only when QEMU parsed the option. False for a binary that is not
+    there."""
+    path = qemu_path(qemu)
+    return path is not None and _accepts(path, ("-singlestep",))
+
+
 # ---- the command line ----------------------------------------------------------------------
 
 
@@ -206,9 +261,10 @@ def qemu_command(
 
     ``qemu``: the binary (default :func:`qemu_binary`). ``cpu``: default
     :func:`default_cpu`. ``linux``: the guest is Linux (:func:`default_cpu`,
-    :func:`linux_machine`). ``debug``: `-d` log items (exec, nochain, ...) written to ``log``
-    (else stderr), as the ``trace`` events are; ``timestamp`` stamps each line with the wall
-    clock. ``extra`` may not name a CPU: pass ``cpu``.
+    :func:`linux_machine`). ``bios``: on microvm default :func:`microvm_bios` (qboot).
+    ``debug``: `-d` log items (exec, nochain, ...) written to ``log`` (else stderr), as the
+    ``trace`` events are; ``timestamp`` stamps each line with the wall clock. ``extra`` may
+    not name a CPU: pass ``cpu``.
     """
     if accel not in ACCELS:
         raise ValueError(f"unknown accelerator {accel!r}: choose from {', '.join(ACCELS)}")
@@ -216,7 +272,10 @@ def qemu_command(
         raise ValueError("pass the CPU model as cpu=, not in extra")
     if linux:
         machine = linux_machine(machine, accel)
-    cmd = [qemu or qemu_binary(), "-M", machine, "-accel", accel]
+    binary = qemu or qemu_binary()
+    if bios is None and machine.split(",")[0] == "microvm":
+        bios = microvm_bios(binary)
+    cmd = [binary, "-M", machine, "-accel", accel]
     if memory is not None:
         cmd += ["-m", str(memory)]
     if nographic:
