@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Prepare a Debian 12 machine (as root) for pvhfw: apt packages, the Python
 # package in editable mode with its dev extras, Debian's kernels (the cloud
-# flavour; the generic one, which parses MP tables) and the boot-test
-# initramfs, plain and with the guest view's modules (all cached in
-# $PVHFW_CACHE, default ~/.cache/pvhfw).
+# flavour; the generic one, which parses MP tables), QEMU 10.0 beside the
+# system's 7.2 (Debian's build from bookworm-backports, unpacked, never
+# installed) and the boot-test initramfs, plain and with the guest view's
+# modules (all cached in $PVHFW_CACHE, default ~/.cache/pvhfw).
 # Idempotent: a second run installs nothing and rebuilds nothing.
 set -euo pipefail
 
@@ -53,6 +54,9 @@ python3 -m tools.debian_kernel
 
 say "Debian kernel, generic flavour"
 python3 -m tools.debian_kernel --generic
+
+say "QEMU 10.0 beside the system's (bookworm-backports)"
+python3 -m tools.alt_qemu
 
 say "initramfs"
 python3 -m tools.initramfs
