@@ -15,9 +15,12 @@ type   command        fields (byte offset)
 =====  =============  ========================================================================
 
 ``load_recording(machine)`` reads ``tests/data/fwcfg-acpi-<machine>.json``, written by
-``python3 -m tools.record_fwcfg`` from stock QEMU: the files ``etc/table-loader``,
-``etc/acpi/rsdp``, ``etc/acpi/tables`` and ``etc/e820`` (padded back to their full size with
-zeros) and the fw_cfg file directory, for emulator tests to replay.
+``python3 -m tools.record_fwcfg`` from stock QEMU 7.2: the files ``etc/table-loader``,
+``etc/acpi/rsdp``, ``etc/acpi/tables``, ``etc/e820`` and the SMBIOS anchor and tables (padded
+back to their full size with zeros) and the fw_cfg file directory, for emulator tests to
+replay. ``load_recording(machine, qemu="10.0")`` reads the recording of another QEMU release
+series, ``fwcfg-acpi-<machine>-qemu10.0.json``: :data:`RECORDED_QEMUS` lists the series
+tests/data holds, :func:`recording_of` finds the one a given QEMU made.
 """
 
 from __future__ import annotations
@@ -28,11 +31,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests import spec
+from tools.qemu import qemu_series
 
 __all__ = [
+    "BASE_QEMU",
     "COMMAND_SIZE",
     "DATA_DIR",
     "FILE_NAME_SIZE",
+    "RECORDED_QEMUS",
     "ZONE_FSEG",
     "ZONE_HIGH",
     "AddChecksum",
@@ -44,11 +50,14 @@ __all__ = [
     "WritePointer",
     "load_recording",
     "parse_table_loader",
+    "recording_of",
     "recording_path",
     "replay",
 ]
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
+BASE_QEMU = "7.2"  # Debian 12's QEMU: its recordings' names carry no series
+RECORDED_QEMUS = (BASE_QEMU, "10.0")  # the QEMU release series tests/data has recordings of
 COMMAND_SIZE = spec.LOADER_ENTRY_SIZE
 FILE_NAME_SIZE = spec.BIOS_LINKER_LOADER_FILESZ
 
@@ -184,22 +193,35 @@ class Recording:
     def table_loader(self) -> list[Command]:
         return parse_table_loader(self.files["etc/table-loader"])
 
+    @property
+    def series(self) -> str | None:
+        """The QEMU release series that made it ("7.2", "10.0")."""
+        return qemu_series(self.qemu)
 
-def recording_path(machine: str, data_dir: Path = DATA_DIR) -> Path:
-    return data_dir / f"fwcfg-acpi-{machine}.json"
+
+def recording_path(machine: str, data_dir: Path = DATA_DIR, qemu: str = BASE_QEMU) -> Path:
+    """``fwcfg-acpi-<machine>.json`` for QEMU 7.2, ``fwcfg-acpi-<machine>-qemu<series>.json``
+    for another release series (``qemu``: "10.0")."""
+    suffix = "" if qemu == BASE_QEMU else f"-qemu{qemu}"
+    return data_dir / f"fwcfg-acpi-{machine}{suffix}.json"
 
 
-def load_recording(machine: str, data_dir: Path = DATA_DIR) -> Recording:
-    """Read ``fwcfg-acpi-<machine>.json``: each file padded back to its size with zeros."""
-    raw = json.loads(recording_path(machine, data_dir).read_text())
+def load_recording(machine: str, data_dir: Path = DATA_DIR, qemu: str = BASE_QEMU) -> Recording:
+    """Read the recording of ``machine`` by QEMU ``qemu`` (a release series: "7.2",
+    "10.0"): each file padded back to its size with zeros. ValueError when it was made by
+    another series than its name says."""
+    path = recording_path(machine, data_dir, qemu)
+    raw = json.loads(path.read_text())
     if raw.get("format") != 1:
-        raise ValueError(f"{machine}: unknown recording format {raw.get('format')!r}")
+        raise ValueError(f"{path.name}: unknown recording format {raw.get('format')!r}")
+    if qemu_series(str(raw.get("qemu"))) != qemu:
+        raise ValueError(f"{path.name}: recorded by {raw.get('qemu')!r}, not QEMU {qemu}")
     files = {}
     for name, f in raw["files"].items():
         data = bytes.fromhex(f["hex"])
         size = int(f["size"])
         if len(data) > size:
-            raise ValueError(f"{machine}: {name} has {len(data)} bytes, more than size {size}")
+            raise ValueError(f"{path.name}: {name} has {len(data)} bytes, more than size {size}")
         files[name] = data + bytes(size - len(data))
     return Recording(
         machine=raw.get("machine", machine),
@@ -213,6 +235,17 @@ def load_recording(machine: str, data_dir: Path = DATA_DIR) -> Recording:
         ),
         missing=tuple(raw.get("missing", ())),
     )
+
+
+def recording_of(machine: str, version: str, data_dir: Path = DATA_DIR) -> Recording | None:
+    """The recording of ``machine`` that the QEMU whose ``--version`` line is ``version``
+    made (tools.qemu.qemu_version), or None: tests/data has none of its series, or one of
+    another release in that series."""
+    series = qemu_series(version)
+    if series not in RECORDED_QEMUS:
+        return None
+    rec = load_recording(machine, data_dir, series)
+    return rec if rec.qemu == version else None
 
 
 def replay(

@@ -14,6 +14,13 @@ from pvhfw.firmware import layout
 from pvhfw.firmware.assemble import Firmware
 from pvhfw.firmware.patchtable import patch_image
 from tests import spec
+from tests.acpi_loader import (
+    BASE_QEMU,
+    RECORDED_QEMUS,
+    load_recording,
+    parse_table_loader,
+    replay,
+)
 from tests.emu.fwcfg import SimFwCfg
 from tests.emu.machine import RunResult, run_firmware
 from tests.model import StartInfo, expected_memmap, fallback_e820, parse_e820_file, unpack_memmap
@@ -337,22 +344,24 @@ def test_floor_only_switches_mode_and_jumps(floor_firmware: Firmware) -> None:
 # ---- ACPI: the table-loader, replayed from recordings of real QEMU -------------------------
 
 
-def acpi_files(machine: str) -> dict[str, bytes]:
-    from tests.acpi_loader import load_recording
-
-    rec = load_recording(machine)
+def acpi_files(machine: str, qemu: str = BASE_QEMU) -> dict[str, bytes]:
+    """The ACPI files QEMU `qemu` (a release series, tests/acpi_loader's RECORDED_QEMUS)
+    gave on `machine`."""
+    rec = load_recording(machine, qemu=qemu)
     return {n: rec.files[n] for n in ("etc/table-loader", "etc/acpi/rsdp", "etc/acpi/tables")}
 
 
+@pytest.mark.parametrize("qemu", RECORDED_QEMUS)
 @pytest.mark.parametrize("machine", ["pc", "q35", "microvm"])
-def test_acpi_tables_exactly_as_the_loader_says(pvh_firmware: Firmware, machine: str) -> None:
-    """QEMU's recorded etc/table-loader and ACPI files: the firmware leaves exactly the bytes
-    an independent replay of the loader gives (RSDP in the EBDA, tables at the top of the RAM
-    below 4 GiB, pointers added, checksums set), points rsdp_paddr at the RSDP, records the
-    EBDA in the BDA and carves both zones out of the map."""
-    from tests.acpi_loader import load_recording, parse_table_loader, replay
-
-    files = acpi_files(machine)
+def test_acpi_tables_exactly_as_the_loader_says(
+    pvh_firmware: Firmware, machine: str, qemu: str
+) -> None:
+    """QEMU's recorded etc/table-loader and ACPI files (QEMU 7.2's and 10.0's): the firmware
+    leaves exactly the bytes an independent replay of the loader gives (RSDP in the EBDA,
+    tables at the top of the RAM below 4 GiB, pointers added, checksums set), points
+    rsdp_paddr at the RSDP, records the EBDA in the BDA and carves both zones out of the
+    map."""
+    files = acpi_files(machine, qemu)
     initrd = initrd_bytes(64 * 1024)
     r, sim = boot(pvh_firmware, initrd=initrd, extra_files=files)
     assert r.stopped_at_entry, (r.error, r.serial)
@@ -373,7 +382,7 @@ def test_acpi_tables_exactly_as_the_loader_says(pvh_firmware: Firmware, machine:
     want[0] = (0, layout.EBDA_BASE, 1)
     want += [(layout.EBDA_BASE, layout.LOWMEM_END - layout.EBDA_BASE, 2)]
     assert memmap(r) == want
-    assert load_recording(machine).smp == 2  # what the MADT in these files lists
+    assert load_recording(machine, qemu=qemu).smp == 2  # what the MADT in these files lists
 
 
 def test_acpi_without_table_loader_changes_nothing(pvh_firmware: Firmware) -> None:
@@ -472,8 +481,6 @@ def test_tables_with_no_ram_to_take_them_from(pvh_firmware: Firmware) -> None:
 def test_acpi_loader_pointer_sizes_and_checksum(pvh_firmware: Firmware) -> None:
     """1-, 2-, 4- and 8-byte pointers get the source's address added (with carry for 8), and
     the checksum byte makes its range sum to 0."""
-    from tests.acpi_loader import parse_table_loader, replay
-
     blob = bytearray(range(64))
     loader = _loader(
         _allocate("etc/blob2", 64, 1),

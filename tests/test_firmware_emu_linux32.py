@@ -12,7 +12,7 @@ from pvhfw.firmware import layout
 from pvhfw.firmware.assemble import Firmware
 from pvhfw.firmware.patchtable import patch_image
 from tests import spec
-from tests.acpi_loader import parse_table_loader, replay
+from tests.acpi_loader import RECORDED_QEMUS, parse_table_loader, replay
 from tests.bzgen import bzimage
 from tests.emu.fwcfg import SimFwCfg
 from tests.emu.machine import RunResult, run_firmware
@@ -128,11 +128,13 @@ def test_setup_header_length_from_its_jump(pvh_firmware: Firmware, jump: int) ->
     assert r.mem(layout.ZERO_PAGE + end, pad_end - end) == bytes(pad_end - end)
 
 
+@pytest.mark.parametrize("qemu", RECORDED_QEMUS)
 @pytest.mark.parametrize("machine", ["pc", "q35", "microvm"])
-def test_acpi_for_a_bzimage(pvh_firmware: Firmware, machine: str) -> None:
-    """QEMU's recorded ACPI files: acpi_rsdp_addr points at the RSDP, the e820 table has the
-    ACPI and EBDA entries, and the tables sit above the kernel's decompression space."""
-    files = acpi_files(machine)
+def test_acpi_for_a_bzimage(pvh_firmware: Firmware, machine: str, qemu: str) -> None:
+    """QEMU's recorded ACPI files (7.2's and 10.0's): acpi_rsdp_addr points at the RSDP, the
+    e820 table has the ACPI and EBDA entries, and the tables sit above the kernel's
+    decompression space."""
+    files = acpi_files(machine, qemu)
     r, sim = boot_bz(pvh_firmware, cmdline=CMDLINE, extra_files=files)
     entry_state_is_the_protocols(r)
     blobs, addrs = replay(parse_table_loader(files["etc/table-loader"]), files, RAM, 0x9FC00)

@@ -1,6 +1,7 @@
 """What a guest expects from its BIOS, checked in the emulator byte for byte against the
 models (tests/model.py) written from the specifications: QEMU's SMBIOS tables (recorded from
-QEMU, tests/data) installed in the F segment, the MP table without ACPI, and the refusals."""
+QEMU 7.2 and 10.0, tests/data) installed in the F segment, the MP table without ACPI, and
+the refusals."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pvhfw.firmware import layout
 from pvhfw.firmware.assemble import Firmware
 from tests import guest_expect as ge
 from tests import model, spec
-from tests.acpi_loader import load_recording
+from tests.acpi_loader import BASE_QEMU, RECORDED_QEMUS, load_recording
 from tests.emu.call import cpuid
 from tests.emu.fwcfg import SimFwCfg
 from tests.emu.machine import RunResult, run_firmware
@@ -33,8 +34,9 @@ MICROVM: dict[int, int] = {}
 SMBIOS_FILES = ("etc/smbios/smbios-anchor", "etc/smbios/smbios-tables")
 
 
-def smbios_files(machine: str) -> dict[str, bytes]:
-    rec = load_recording(machine)
+def smbios_files(machine: str, qemu: str = BASE_QEMU) -> dict[str, bytes]:
+    """The SMBIOS anchor and tables QEMU `qemu` (a release series) gave on `machine`."""
+    rec = load_recording(machine, qemu=qemu)
     return {name: rec.files[name] for name in SMBIOS_FILES}
 
 
@@ -78,11 +80,12 @@ def linux_finds_smbios(r: RunResult) -> tuple[int, bytes, int, int]:
     raise AssertionError("no SMBIOS entry point in the F segment")
 
 
+@pytest.mark.parametrize("qemu", RECORDED_QEMUS)
 @pytest.mark.parametrize("machine", ["pc", "q35", "pc-legacy-order"])
-def test_qemus_smbios_tables_installed(pvh_firmware: Firmware, machine: str) -> None:
+def test_qemus_smbios_tables_installed(pvh_firmware: Firmware, machine: str, qemu: str) -> None:
     """pc-legacy-order: the directory not sorted by name, the tables before the anchor (the
     firmware looks right after the anchor first, then through the whole directory)."""
-    files = smbios_files(machine.removesuffix("-legacy-order"))
+    files = smbios_files(machine.removesuffix("-legacy-order"), qemu)
     pci = Q35 if machine == "q35" else PC
     r = boot(pvh_firmware, files, pci, reverse_dir=machine.endswith("-legacy-order"))
     assert r.stopped_at_entry, r.serial
@@ -117,10 +120,11 @@ def _with_type0(anchor21: bytes, tables: bytes) -> tuple[bytes, bytes]:
     return spec.SMBIOS21_EP.pack(**f), t0 + tables
 
 
-def test_smbios_30_entry_point(pvh_firmware: Firmware) -> None:
+@pytest.mark.parametrize("qemu", RECORDED_QEMUS)
+def test_smbios_30_entry_point(pvh_firmware: Firmware, qemu: str) -> None:
     """QEMU 10 with smbios-entry-point-type=64 (or pc-*-8.1/8.2): a 24-byte "_SM3_" entry
     point, a 64-bit address, a length but no count."""
-    anchor21, tables = smbios_files("pc").values()
+    anchor21, tables = smbios_files("pc", qemu).values()
     anchor = _smbios30(anchor21, tables)
     r = boot(pvh_firmware, {SMBIOS_FILES[0]: anchor, SMBIOS_FILES[1]: tables})
     assert r.stopped_at_entry, r.serial
@@ -129,8 +133,9 @@ def test_smbios_30_entry_point(pvh_firmware: Firmware) -> None:
     assert r.mem(want.table_addr, len(want.table)) == want.table
 
 
-def test_qemus_own_type0_is_kept_alone(pvh_firmware: Firmware) -> None:
-    anchor, tables = _with_type0(*smbios_files("pc").values())
+@pytest.mark.parametrize("qemu", RECORDED_QEMUS)
+def test_qemus_own_type0_is_kept_alone(pvh_firmware: Firmware, qemu: str) -> None:
+    anchor, tables = _with_type0(*smbios_files("pc", qemu).values())
     r = boot(pvh_firmware, {SMBIOS_FILES[0]: anchor, SMBIOS_FILES[1]: tables})
     assert r.stopped_at_entry, r.serial
     want = model.smbios_installed(anchor, tables)

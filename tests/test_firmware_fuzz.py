@@ -27,7 +27,7 @@ from hypothesis.control import currently_in_test_context
 from pvhfw.firmware import layout
 from pvhfw.firmware.assemble import assemble_firmware
 from tests import spec
-from tests.acpi_loader import load_recording
+from tests.acpi_loader import BASE_QEMU, RECORDED_QEMUS, load_recording
 from tests.boot_model import BootModel, Outcome
 from tests.emu.call import cpuid
 from tests.emu.fwcfg import SimFwCfg
@@ -62,9 +62,10 @@ def fuzz(examples: int) -> settings:
     )
 
 
-def recorded_files(machine: str) -> dict[str, bytes]:
-    """The files QEMU 7.2 gave on `machine` (-m 512 -smp 2), and its etc/boot-fail-wait."""
-    files = dict(load_recording(machine).files)
+def recorded_files(machine: str, qemu: str = BASE_QEMU) -> dict[str, bytes]:
+    """The files QEMU `qemu` (7.2 unless told another release series) gave on `machine`
+    (-m 512 -smp 2), and its etc/boot-fail-wait."""
+    files = dict(load_recording(machine, qemu=qemu).files)
     files["etc/boot-fail-wait"] = struct.pack("<I", 0xFFFFFFFF)
     return files
 
@@ -146,10 +147,14 @@ def check(case: Case) -> RunResult:
 # ---- the recordings themselves -----------------------------------------------------------------
 
 
+@pytest.mark.parametrize("qemu", RECORDED_QEMUS)
 @pytest.mark.parametrize("acpi", [True, False], ids=["acpi", "acpi-off"])
 @pytest.mark.parametrize("machine", MACHINES)
-def test_the_model_and_the_firmware_agree_on_qemus_files(machine: str, acpi: bool) -> None:
-    files = recorded_files(machine)
+def test_the_model_and_the_firmware_agree_on_qemus_files(
+    machine: str, acpi: bool, qemu: str
+) -> None:
+    """QEMU 7.2's and 10.0's files as they are, with their table-loader and without."""
+    files = recorded_files(machine, qemu)
     if not acpi:
         files = {n: d for n, d in files.items() if n != "etc/table-loader"}
     r = check(make_case(machine, files))

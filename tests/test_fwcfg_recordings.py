@@ -1,11 +1,11 @@
-"""The fw_cfg recordings (tests/data/fwcfg-acpi-<machine>.json, from `python3 -m
-tools.record_fwcfg`) are what stock QEMU gives: checks that hold whatever our firmware does.
-The last test (marked qemu) records again and compares, when the installed QEMU is the one
-the recordings came from."""
+"""The fw_cfg recordings (tests/data/fwcfg-acpi-<machine>.json from QEMU 7.2,
+fwcfg-acpi-<machine>-qemu10.0.json from QEMU 10.0; `python3 -m tools.record_fwcfg`) are what
+stock QEMU gives: checks that hold whatever our firmware does. The last test (marked qemu)
+records again and compares, each series' recordings with a QEMU of exactly the release they
+came from: the one the tests run ($PVHFW_QEMU), or the QEMU 10 tools/alt_qemu.py installed."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import struct
 from pathlib import Path
@@ -14,6 +14,7 @@ import pytest
 
 from tests.acpi_loader import (
     COMMAND_SIZE,
+    RECORDED_QEMUS,
     ZONE_FSEG,
     ZONE_HIGH,
     AddChecksum,
@@ -24,13 +25,14 @@ from tests.acpi_loader import (
     WritePointer,
     load_recording,
     parse_table_loader,
+    recording_of,
     recording_path,
     replay,
 )
 from tests.kernels.build import KernelToolchainMissing
 from tests.support import need, need_qemu
-from tools import record_fwcfg
-from tools.qemu import MACHINES, qemu_version
+from tools import alt_qemu, record_fwcfg
+from tools.qemu import MACHINES, QEMU_ENV, qemu_path, qemu_version
 
 WANTED = ("etc/table-loader", "etc/acpi/rsdp", "etc/acpi/tables", "etc/e820")
 SMBIOS = ("etc/smbios/smbios-anchor", "etc/smbios/smbios-tables")  # not on microvm
@@ -38,15 +40,21 @@ E820_ENTRY = 20
 E820_RAM = 1
 
 
-@pytest.fixture(scope="module", params=MACHINES)
+RECORDINGS = [(q, m) for q in RECORDED_QEMUS for m in MACHINES]
+
+
+@pytest.fixture(scope="module", params=RECORDINGS, ids=[f"{q}-{m}" for q, m in RECORDINGS])
 def rec(request: pytest.FixtureRequest) -> Recording:
-    machine = request.param
-    assert recording_path(machine).is_file(), f"run `python3 -m tools.record_fwcfg` ({machine})"
-    return load_recording(machine)
+    series, machine = request.param
+    assert recording_path(machine, qemu=series).is_file(), (
+        f"run `python3 -m tools.record_fwcfg` with QEMU {series} ({machine})"
+    )
+    return load_recording(machine, qemu=series)
 
 
 def test_recording_metadata(rec: Recording) -> None:
     assert rec.qemu.startswith("QEMU emulator version ")
+    assert rec.series in RECORDED_QEMUS
     assert rec.smp == 2 and rec.memory_mib == 512
     cmd = rec.command
     assert cmd[cmd.index("-M") + 1] == rec.machine
@@ -105,6 +113,22 @@ def test_table_loader_commands(rec: Recording) -> None:
             assert c.src_file in allocated, c
             assert c.dst_offset + c.size <= rec.entry(c.dest_file).size, c
     assert allocated["etc/acpi/rsdp"].zone == ZONE_FSEG
+
+
+def test_recordings_by_release_series(tmp_path: Path) -> None:
+    """7.2's names carry no series, another series' do; a file must hold what its name says;
+    recording_of finds a QEMU's own recordings by its exact --version line."""
+    assert recording_path("pc").name == "fwcfg-acpi-pc.json"
+    assert recording_path("q35", qemu="10.0").name == "fwcfg-acpi-q35-qemu10.0.json"
+    seven = load_recording("pc")
+    assert seven.series == "7.2" and load_recording("pc", qemu="10.0").series == "10.0"
+    assert recording_of("pc", seven.qemu) == seven
+    assert recording_of("pc", seven.qemu.replace("7.2.", "7.2.9999", 1)) is None
+    assert recording_of("pc", "QEMU emulator version 9.2.0") is None  # no such series here
+    assert recording_of("pc", "not found") is None
+    shutil.copy(recording_path("pc"), recording_path("pc", tmp_path, "10.0"))
+    with pytest.raises(ValueError, match=r"fwcfg-acpi-pc-qemu10\.0\.json: recorded by 'QEMU "):
+        load_recording("pc", tmp_path, "10.0")
 
 
 def test_parse_table_loader_layout() -> None:
@@ -242,21 +266,44 @@ def test_parse_dump_rejects(old: str, new: str, message: str) -> None:
         record_fwcfg.parse_dump(DUMP.replace(old, new))
 
 
+def qemus_here() -> dict[str, str]:
+    """The QEMUs of this machine, by their --version line: the one the tests run and the QEMU
+    10 tools/alt_qemu.py installed."""
+    binaries = [qemu_path()]
+    alt = alt_qemu.installed()
+    if alt is not None:
+        binaries.append(str(alt.wrapper))
+    return {qemu_version(b): b for b in reversed(binaries) if b is not None}
+
+
 @pytest.mark.qemu
-def test_recordings_are_current(tmp_path: Path) -> None:
-    """pvhcheck's dump mode under the QEMU installed here reproduces the committed files."""
+@pytest.mark.parametrize("series", RECORDED_QEMUS)
+def test_recordings_are_current(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, series: str
+) -> None:
+    """pvhcheck's dump mode under a QEMU of the recordings' own release reproduces the
+    committed files."""
     need_qemu()
     need(shutil.which("gcc") is not None, "gcc not installed")
-    recorded = json.loads(recording_path("pc").read_text())["qemu"]
-    if qemu_version() != recorded:
-        pytest.skip(f"recordings come from {recorded!r}, not {qemu_version()!r}")
+    recorded = load_recording("pc", qemu=series).qemu
+    here = qemus_here()
+    if recorded not in here:
+        pytest.skip(
+            f"the QEMU {series} recordings come from {recorded!r}; this machine has "
+            f"{', '.join(repr(v) for v in here) or 'no QEMU'}"
+        )
+    monkeypatch.setenv(QEMU_ENV, here[recorded])
     try:
         status = record_fwcfg.main(["--out-dir", str(tmp_path)])
     except KernelToolchainMissing as exc:
         need(False, str(exc))
     assert status == 0
     for machine in MACHINES:
-        fresh = recording_path(machine, tmp_path).read_text()
-        assert fresh == recording_path(machine).read_text(), (
-            f"{machine}: QEMU gives other files now: re-run `python3 -m tools.record_fwcfg`"
+        fresh = recording_path(machine, tmp_path, series).read_text()
+        assert fresh == recording_path(machine, qemu=series).read_text(), (
+            f"{machine}: QEMU {series} gives other files now: re-run "
+            "`python3 -m tools.record_fwcfg` with it"
         )
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        recording_path(m, tmp_path, series).name for m in MACHINES
+    )

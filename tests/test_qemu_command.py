@@ -140,6 +140,14 @@ def test_pvhfw_qemu_names_the_binary(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     assert qemu.describe_qemu() == f"{exe} ({FAKE_VERSION})"
 
 
+def test_release_series_from_the_version_line() -> None:
+    assert qemu.qemu_series("QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7)") == "7.2"
+    assert qemu.qemu_series(FAKE_VERSION) == "10.0"
+    assert qemu.qemu_series("QEMU emulator version 11.0") == "11.0"
+    assert qemu.qemu_series("QEMU emulator version 10.01x") is None
+    assert qemu.qemu_series("not found") is None and qemu.qemu_series("unknown") is None
+
+
 def test_a_missing_binary_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     missing = str(tmp_path / "no-such-qemu")
     monkeypatch.setenv(qemu.QEMU_ENV, missing)

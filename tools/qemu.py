@@ -27,6 +27,7 @@ from __future__ import annotations
 import filecmp
 import functools
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -92,6 +93,16 @@ def qemu_version(qemu: str | None = None) -> str:
     found" when there is no such executable, "unknown" when it prints nothing."""
     path = qemu_path(qemu)
     return "not found" if path is None else _version(path)
+
+
+_SERIES = re.compile(r"QEMU emulator version (\d+)\.(\d+)[.\s]")
+
+
+def qemu_series(version: str) -> str | None:
+    """The release series ("7.2", "10.0") in a :func:`qemu_version` line; None if it has
+    none ("not found", "unknown")."""
+    m = _SERIES.match(version + " ")
+    return f"{m[1]}.{m[2]}" if m else None
 
 
 def describe_qemu(qemu: str | None = None) -> str:

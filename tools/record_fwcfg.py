@@ -4,7 +4,9 @@
 
 Builds the pvhcheck test kernel (tests/kernels) and our firmware image for it, boots both
 under TCG with ``-append pvhcheck.fwdump`` on each machine type, and writes what the kernel
-read through fw_cfg's I/O ports to ``<out-dir>/fwcfg-acpi-<machine>.json``:
+read through fw_cfg's I/O ports to ``<out-dir>/fwcfg-acpi-<machine>.json`` (QEMU 7.2) or
+``<out-dir>/fwcfg-acpi-<machine>-qemu<series>.json`` (another release series: ``-qemu10.0``
+for QEMU 10.0; tests/acpi_loader.py's ``recording_path``):
 ``etc/table-loader``, ``etc/acpi/rsdp``, ``etc/acpi/tables``, ``etc/e820`` and, where QEMU has
 them (pc, q35), ``etc/smbios/smbios-anchor`` and ``etc/smbios/smbios-tables`` (each as its
 size plus the hex of its bytes up to the last nonzero one; the rest is zeros) and the whole
@@ -13,7 +15,8 @@ file directory (name, size, selector).  tests/acpi_loader.py reads them back.
 The tables are the ones QEMU builds for a guest whose firmware programmed no PCI device (ours
 programs none), with ``-smp 2`` (two CPUs in the MADT) and ``-m 512``.  The QEMU is tools.qemu's
 (``$PVHFW_QEMU``, else ``qemu-system-x86_64``); each recording names its version, and its
-command the binary's file name only.
+command the binary's file name only. QEMU 10.0's recordings:
+``PVHFW_QEMU=$(python3 -m tools.alt_qemu --print-path) python3 -m tools.record_fwcfg``.
 """
 
 from __future__ import annotations
@@ -29,9 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pvhfw.builder.build import build
+from tests.acpi_loader import recording_path
 from tests.kernels.build import EXIT_SUCCESS, build_kernel
 from tests.kernels.qemu import qemu_command as kernels_qemu_command
-from tools.qemu import MACHINES, describe_qemu, qemu_path, qemu_version
+from tools.qemu import MACHINES, describe_qemu, qemu_path, qemu_series, qemu_version
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT_DIR = REPO / "tests" / "data"
@@ -55,10 +59,6 @@ MARKER = "PVHCHECK "
 
 class RecordError(RuntimeError):
     """The kernel's dump is missing, incomplete or inconsistent, or QEMU failed."""
-
-
-def recording_path(out_dir: Path, machine: str) -> Path:
-    return out_dir / f"fwcfg-acpi-{machine}.json"
 
 
 def qemu_command(machine: str, bios: str, kernel: str) -> list[str]:
@@ -221,6 +221,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"record_fwcfg: {describe_qemu()}", file=sys.stderr)
         return 1
     version = qemu_version()
+    series = qemu_series(version)
+    if series is None:
+        print(f"record_fwcfg: {describe_qemu()}: no QEMU release in its --version", file=sys.stderr)
+        return 1
     print(f"record_fwcfg: qemu: {describe_qemu()}")
     args.out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="record_fwcfg-") as tmp:
@@ -235,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             except RecordError as e:
                 print(f"record_fwcfg: {e}", file=sys.stderr)
                 return 1
-            out = recording_path(args.out_dir, machine)
+            out = recording_path(machine, args.out_dir, series)
             out.write_text(json.dumps(recording, indent=1, sort_keys=True) + "\n")
             files = recording["files"]
             assert isinstance(files, dict)
