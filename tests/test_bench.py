@@ -14,7 +14,7 @@ from bench import firmware as bench
 from bench import firmware_report
 from bench.execlog import ExecCount, count_exec_log, parse_trace
 from bench.procs import alternating_schedule
-from tests.support import need_kvm, need_qemu
+from tests.support import need_kvm, need_qemu, need_singlestep
 from tools.qemu import qemu_version
 
 # ---- exec log (TCG -singlestep -d exec,nochain with trace events) ------------------------
@@ -247,6 +247,7 @@ def test_tcg_counts_agree_with_the_emulator(tmp_path: Path) -> None:
     """TCG's exec log and the unicorn bench count the same instructions and port accesses
     for both images on microvm (the quickest machine), and the run ends at the entry."""
     qemu = need_qemu()
+    need_singlestep()
     out = tmp_path / "bench.json"
     rc = bench.main(["--skip-kvm", "--skip-seabios", "--machines", "microvm", "--json", str(out)])
     assert rc == 0

@@ -34,7 +34,7 @@ from tests.kernels.build import (
     parse_report,
 )
 from tests.kernels.qemu import qemu_available, run_kernel
-from tools.qemu import qemu_binary
+from tools.qemu import QBOOT_ROM, data_file, qemu_binary
 
 IN_CI = os.environ.get("CI") == "true"
 LOAD_ADDRS = (0x200000, 0x1000000)
@@ -644,15 +644,17 @@ def test_exitfirst_bz_header(tmp_path: Path) -> None:
 @pytest.mark.qemu
 @pytest.mark.parametrize(
     ("machine", "bios"),
-    [("pc", None), ("q35", None), ("pc", "/usr/share/qemu/qboot.rom"), ("microvm", None)],
+    [("pc", None), ("q35", None), ("pc", QBOOT_ROM), ("microvm", None)],
     ids=["pc-seabios", "q35-seabios", "pc-qboot", "microvm-qboot"],
 )
 def test_exitfirst_bz_exits_under_stock_qemu(
     tmp_path: Path, machine: str, bios: str | None
 ) -> None:
+    """QEMU's own firmwares (`bios`: a file of the binary's tree, else its default)."""
     need_qemu()
     image = build.build_bzimage(tmp_path)
-    run = run_kernel(image, machine=machine, bios=None if bios is None else Path(bios), timeout=60)
+    firmware = None if bios is None else Path(data_file(bios))
+    run = run_kernel(image, machine=machine, bios=firmware, timeout=60)
     assert run.returncode == EXIT_SUCCESS, run.describe()
 
 
@@ -732,7 +734,7 @@ def test_pvhcheck_bzimage_variant_names(kernel: KernelFactory) -> None:
 @pytest.mark.qemu
 @pytest.mark.parametrize(
     ("machine", "bios"),
-    [("pc", None), ("pc", "/usr/share/qemu/qboot.rom")],
+    [("pc", None), ("pc", QBOOT_ROM)],
     ids=["pc-seabios", "pc-qboot"],
 )
 def test_pvhcheck_bzimage_real_mode_entry_exits_37(
@@ -747,7 +749,7 @@ def test_pvhcheck_bzimage_real_mode_entry_exits_37(
     run = run_kernel(
         image,
         machine=machine,
-        bios=None if bios is None else Path(bios),
+        bios=None if bios is None else Path(data_file(bios)),
         initrd=initrd,
         append="hello bz",
         timeout=60,
