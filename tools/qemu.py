@@ -51,7 +51,7 @@ DEBUG_EXIT_PORT = 0xF4  # a guest's write of v there ends QEMU with status (v <<
 DEBUG_EXIT = f"isa-debug-exit,iobase={DEBUG_EXIT_PORT:#x},iosize=0x01"
 
 # Firmware files stock QEMU ships, and where Debian's packages put them.
-QBOOT_ROM = "qboot.rom"  # qboot; Debian's bios-microvm.bin is a link to it
+QBOOT_ROM = "qboot.rom"  # qboot; Debian 12 links its bios-microvm.bin to it
 SEABIOS_128K = "bios.bin"  # SeaBIOS's 128 KiB build: microvm's BIOS window is too small for 256
 MICROVM_BIOS = "bios-microvm.bin"  # microvm's firmware without -bios; upstream's is qboot
 SYSTEM_DATA_FILES = {
