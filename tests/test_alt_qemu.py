@@ -225,6 +225,27 @@ def test_the_cli(
     )
 
 
+def test_the_cli_asked_only_for_an_installed_qemu_never_downloads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def download(cache: Path | None = None) -> alt_qemu.AltQemu:
+        raise AssertionError("--installed downloaded")
+
+    monkeypatch.setattr(alt_qemu, "ensure_alt_qemu", download)
+    assert alt_qemu.main(["--installed", "--cache", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        f"alt_qemu: QEMU 10.0 is not in {tmp_path / 'qemu-10.0'} "
+        "(python3 -m tools.alt_qemu installs it)\n"
+    )
+    work = tmp_path / "qemu-10.0"
+    alt = alt_qemu.AltQemu(work, {}, FAKE_VERSION)
+    monkeypatch.setattr(alt_qemu, "installed", lambda cache=None: alt)
+    assert alt_qemu.main(["--installed"]) == 0
+    assert capsys.readouterr().out == f"{work}/bin/qemu-system-x86_64\n"
+
+
 # ---- the real one ---------------------------------------------------------------------------
 
 

@@ -247,7 +247,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--print-path", action="store_true", help="print only the path to set PVHFW_QEMU to"
     )
+    parser.add_argument(
+        "--installed",
+        action="store_true",
+        help="print the path only if the cache already holds it (never downloads); else say "
+        "so and exit 1",
+    )
     args = parser.parse_args(argv)
+    if args.installed:
+        found = installed(args.cache)
+        if found is None:
+            print(
+                f"alt_qemu: QEMU {SERIES} is not in {work_dir(args.cache)} "
+                "(python3 -m tools.alt_qemu installs it)",
+                file=sys.stderr,
+            )
+            return 1
+        print(found.wrapper)
+        return 0
     try:
         alt = ensure_alt_qemu(args.cache)
     except ToolError as e:
