@@ -52,11 +52,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.execlog import ExecCount, parse_trace
+from bench.execlog import ExecCount, count_method, parse_trace
 from bench.host import host_line, kvm_backend, qemu_facts, qemu_line
 from bench.procs import (
-    EXEC_LOG_ITEMS,
     TCG_TRACE_EVENTS,
+    LogRequest,
     alternating_schedule,
     run_exec_log,
     timed_process,
@@ -218,7 +218,7 @@ def qemu_command(
     append: str | None = None,
     log: Path | None = None,
     events: Sequence[str] = (),
-    exec_log: bool = False,
+    exec_log: LogRequest | None = None,
     extra: Sequence[str] = (),
 ) -> list[str]:
     """One run's command line (tools.qemu's); `log` gets the time-stamped trace `events`, or
@@ -237,7 +237,8 @@ def qemu_command(
             bios=bios,
             kernel=kernel,
             singlestep=True,
-            debug=EXEC_LOG_ITEMS,
+            debug=exec_log.items,
+            dfilter=exec_log.dfilter,
             log=log,
             trace=TCG_TRACE_EVENTS,
             extra=extra,
@@ -479,11 +480,14 @@ def run_counts(
 
             def make_cmd(
                 log_path: Path,
+                request: LogRequest,
                 machine: str = machine,
                 bios: str | None = bios,
                 kernel: Path = kernel,
             ) -> list[str]:
-                return qemu_command(qemu, "tcg", machine, bios, kernel, log=log_path, exec_log=True)
+                return qemu_command(
+                    qemu, "tcg", machine, bios, kernel, log=log_path, exec_log=request
+                )
 
             entry = kernels.entry_pc[p.entry_kind]
             run = run_exec_log(make_cmd, entry, timeout)
@@ -675,8 +679,7 @@ def render(meta: dict[str, Any], rows: Sequence[Row], counts: Sequence[Count]) -
     lines += [
         "## Counts, reset -> kernel entry",
         "",
-        "Instructions: `-accel tcg -singlestep -d exec,nochain` exec-log lines before the "
-        "first at the entry (a `rep` iteration counts once); port accesses: vCPU "
+        f"Instructions: {count_method(c.count for c in counts)}; port accesses: vCPU "
         "`memory_region_ops_*` events below 0x10000 (TCG exec-log run; KVM: median of the "
         "timed runs); KVM exits: `kvm_run_exit` events before the entry's own.",
         "",

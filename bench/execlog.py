@@ -1,7 +1,8 @@
 """Count what QEMU TCG's single-step exec log shows from reset to a kernel entry.
 
-The log is what `qemu-system-x86_64 -accel tcg -singlestep -d exec,nochain -D LOG` writes,
-with the `log` trace backend's events (Debian's QEMU 7.2 build) interleaved in the same file:
+The log is what `qemu-system-x86_64 -accel tcg -singlestep -d exec,nochain,in_asm -D LOG`
+writes (QEMU >= 8.1: `-accel tcg,one-insn-per-tb=on` for `-singlestep`), with the `log` trace
+backend's events (Debian's QEMU 7.2 and 10.0 builds) interleaved in the same file:
 
     Trace 0: 0x7fd4b4000100 [00000000ffff0000/00000000fffffff0/00000040/ff000201]
     memory_region_ops_write cpu 0 mr 0x55.. addr 0x510 value 0x0 size 2 name 'fwcfg'
@@ -12,11 +13,22 @@ every block is one guest instruction, and `nochain` makes every block go through
 path. Its bracket holds cs_base / pc / flags / cflags, where pc is QEMU's x86 TB pc, the
 *linear* address (cs_base + eip): the kernel entry is where pc equals the PVH entry.
 
-`rep` string instructions: QEMU translates one iteration per block execution and, with
-`nochain` (no goto_tb, so `repz_opt` is on), leaves the loop as soon as the count reaches 0,
-so a rep with count n > 0 shows n lines and a rep with count 0 one line, the same count as the
-unicorn bench (tests/emu/machine.py). An instruction that faults after its line was printed
-and is restarted later would show twice (none of our code faults).
+`rep` string instructions are logged differently by QEMU versions. QEMU 7.2 (`-singlestep`)
+translates one iteration per block execution and, with `nochain` (no goto_tb, so `repz_opt`
+is on), leaves the loop as soon as the count reaches 0, so a rep with count n > 0 shows n lines
+and a rep with count 0 one line, the same count as the unicorn bench (tests/emu/machine.py).
+QEMU 10.0 (`-accel tcg,one-insn-per-tb=on`) runs all the iterations in one block execution:
+one line per rep instruction. The count is made the same on both, iteration by iteration,
+from the registers: the log also asks for `in_asm` (each block's disassembly when it is
+translated), which names the pcs of rep string instructions (:data:`REP_STRING`); where the
+binary is not of the one-line-per-iteration kind, a second run logs, through `-dfilter`,
+only the blocks at those pcs, at the instructions after them and at the entry, each with
+its registers (`-d cpu`), and :class:`RepIterationCounter` takes the iterations of each rep
+line from ECX (RCX) there and at the next line: n - remaining, at least 1 (the count-0
+line). `ExecCount.instructions` is then exec-log lines - rep lines + rep iterations. For a
+firmware whose run depends on time (SeaBIOS polls timers) the two runs can differ a little;
+the counts say so (`rep_lines_second_run`). An instruction that faults after its line was
+printed and is restarted later would show twice (none of our code faults).
 
 Port accesses: memory_region_ops_read/write fire for every access dispatched to a
 non-RAM memory region, ports included; `addr` is the absolute address within its address
@@ -38,6 +50,15 @@ from tests.spec import BOOT_EVENT_FW_DO_BOOT, BOOT_EVENT_FW_START, PORT_BOOT_EVE
 from tools.qemu import DEBUG_EXIT_PORT
 
 TRACE = b"Trace "
+# in_asm: "0xffff0eae:  f3 a7                    repe cmpsl %es:(%edi), (%esi)" (a block's
+# first instruction; the bytes of a long one go on over more lines)
+_IN_ASM_RE = re.compile(rb"^0x([0-9a-fA-F]+):  ((?:[0-9a-fA-F]{2} )+)\s*(\S+)(?:\s+(\S+))?")
+REP_PREFIXES = frozenset((b"rep", b"repe", b"repz", b"repne", b"repnz"))
+REP_PER_ITERATION = "a line per iteration"  # QEMU 7.2 with -singlestep
+REP_PER_INSTRUCTION = "a line per instruction; iterations from the registers"  # QEMU 10.0
+REP_STRING = (b"ins", b"outs", b"movs", b"stos", b"lods", b"cmps", b"scas")  # + b/w/l/q
+# -d cpu: "EAX=00000000 EBX=00000000 ECX=00000004 EDX=00060511" (RAX=... in long mode)
+_CX_RE = re.compile(rb"^[ER]AX=[0-9a-fA-F]+ [ER]BX=[0-9a-fA-F]+ [ER]CX=([0-9a-fA-F]+)")
 OPS = b"memory_region_ops_"
 ADD_FILE = b"fw_cfg_add_file "
 PORT_LIMIT = 0x10000
@@ -69,7 +90,14 @@ class ExecCount:
 
     entry: int
     reached_entry: bool = False
-    instructions: int = 0  # Trace lines before the first at the entry
+    exec_lines: int = 0  # Trace lines before the first at the entry
+    rep_lines: int = 0  # ... of them, at a rep string instruction
+    # the iterations those rep lines stand for (rep_lines where the log shows one line per
+    # iteration); None: not known yet (a second run counts them)
+    rep_iterations: int | None = None
+    rep_lines_second_run: int | None = None  # what the second run saw (differs: time-dependent)
+    rep_pcs: dict[int, int] = field(default_factory=dict)  # pc -> length, from in_asm
+    rep_logging: str = ""  # REP_PER_ITERATION, REP_PER_INSTRUCTION, "": not known
     port_accesses: int = 0  # vCPU port accesses (memory_region_ops, addr < 0x10000)
     fwcfg_accesses: int = 0  # ... of them, to the regions "fwcfg" and "fwcfg.dma"
     ports_by_region: dict[str, int] = field(default_factory=dict)
@@ -77,11 +105,23 @@ class ExecCount:
     trace_lines: int = 0  # every Trace line, entry and after included
     fwcfg_files: dict[str, int] = field(default_factory=dict)  # fw_cfg_add_file: name -> size
 
+    @property
+    def instructions(self) -> int:
+        """Instructions executed before the entry, each rep iteration one (rep lines count
+        one each while their iterations are not known)."""
+        iterations = self.rep_lines if self.rep_iterations is None else self.rep_iterations
+        return self.exec_lines - self.rep_lines + iterations
+
     def to_json(self) -> dict[str, Any]:
         return {
             "entry": f"{self.entry:#x}",
             "reached_entry": self.reached_entry,
             "instructions": self.instructions,
+            "exec_lines": self.exec_lines,
+            "rep_lines": self.rep_lines,
+            "rep_iterations": self.rep_iterations,
+            "rep_lines_second_run": self.rep_lines_second_run,
+            "rep_logging": self.rep_logging,
             "port_accesses": self.port_accesses,
             "fwcfg_accesses": self.fwcfg_accesses,
             "ports_by_region": dict(sorted(self.ports_by_region.items())),
@@ -108,7 +148,9 @@ class ExecLogCounter:
             if pc == count.entry:
                 count.reached_entry = True
                 return
-            count.instructions += 1
+            count.exec_lines += 1
+            if pc in count.rep_pcs:
+                count.rep_lines += 1
             if pc == self._last_pc:
                 count.same_pc_repeats += 1
             self._last_pc = pc
@@ -129,6 +171,14 @@ class ExecLogCounter:
             m = _ADD_FILE_RE.match(line)
             if m is not None:
                 count.fwcfg_files[m.group(1).decode()] = int(m.group(2))
+        elif line.startswith(b"0x"):
+            m = _IN_ASM_RE.match(line)
+            if (
+                m is not None
+                and m.group(3) in REP_PREFIXES
+                and (m.group(4) or b"").rstrip(b"bwlq") in REP_STRING
+            ):
+                count.rep_pcs[int(m.group(1), 16)] = len(m.group(2).split())
 
     def feed_lines(self, lines: Iterable[bytes]) -> ExecCount:
         for line in lines:
@@ -138,6 +188,77 @@ class ExecLogCounter:
 
 def count_exec_log(lines: Iterable[bytes], entry: int) -> ExecCount:
     return ExecLogCounter(entry).feed_lines(lines)
+
+
+def count_method(counts: Iterable[ExecCount]) -> str:
+    """How the instruction counts were taken, for the reports: the same words for every QEMU,
+    and how this one logged rep string instructions."""
+    styles = {c.rep_logging for c in counts} - {""}
+    if styles == {REP_PER_ITERATION}:
+        how = "this QEMU logs each iteration of a rep string instruction as a line"
+    elif styles == {REP_PER_INSTRUCTION}:
+        how = (
+            "this QEMU logs a rep string instruction once: its iterations come from ECX at it "
+            "and after it, in a second run with `-d exec,nochain,cpu -dfilter <those pcs>`"
+        )
+    else:
+        how = "no rep iterations known"
+    return (
+        "TCG, one guest instruction per translation block (`-singlestep` on QEMU 7.2, "
+        "`-accel tcg,one-insn-per-tb=on` on 8.1 and later), `-d exec,nochain,in_asm`: "
+        "exec-log `Trace` lines before the first at the entry, each rep iteration counted "
+        f"once ({how})"
+    )
+
+
+def rep_filter(count: ExecCount) -> str:
+    """The `-dfilter` ranges of the second run: each rep pc, the instruction after it, the
+    entry."""
+    pcs = {count.entry}
+    for pc, length in count.rep_pcs.items():
+        pcs |= {pc, pc + length}
+    return ",".join(f"{pc:#x}+1" for pc in sorted(pcs))
+
+
+class RepIterationCounter:
+    """The second run's log (`-d exec,nochain,cpu -dfilter` :func:`rep_filter`): feed its
+    lines in order, then :meth:`finish` the first run's count with the iterations. A rep line
+    stands for ECX (RCX) at it minus ECX at the next logged line, at least 1."""
+
+    def __init__(self, count: ExecCount) -> None:
+        self._count = count
+        self._pc: int | None = None  # the pc of the Trace line whose registers come next
+        self._pending: tuple[int, int] | None = None  # (cx, width) at the last rep line
+        self.iterations = 0
+        self.rep_lines = 0
+        self.done = False
+
+    def feed(self, line: bytes) -> None:
+        if self.done:
+            return
+        if line.startswith(TRACE):
+            self._pc = trace_pc(line)
+            return
+        m = _CX_RE.match(line)
+        if m is None or self._pc is None:
+            return
+        pc, self._pc = self._pc, None
+        cx, width = int(m.group(1), 16), 4 * len(m.group(1))
+        if self._pending is not None:
+            before, bits = self._pending
+            self.iterations += max(1, (before - cx) % (1 << bits))
+            self._pending = None
+        if pc == self._count.entry:
+            self.done = True
+        elif pc in self._count.rep_pcs:
+            self.rep_lines += 1
+            self._pending = (cx, width)
+
+    def finish(self) -> ExecCount:
+        self._count.rep_iterations = self.iterations
+        self._count.rep_lines_second_run = self.rep_lines
+        self._count.rep_logging = REP_PER_INSTRUCTION
+        return self._count
 
 
 # 4242@1795599458.408881:memory_region_ops_write cpu 0 mr 0x55.. addr 0xf5 value 0x1 size 1 ..

@@ -12,9 +12,10 @@ and its `floor` variant (switch to 32-bit mode, jump: the baseline), both built 
    configures fw_cfg for `-M pc -m 512 -smp 2 -kernel exitfirst`, `-append`, a 4 KiB `-initrd`
    (DMA, and I/O ports only), and for each machine exactly as in the TCG runs; instructions and
    port accesses (all, fw_cfg only) from reset to the entry.
-2. TCG instruction counts from outside: `-accel tcg -singlestep -d exec,nochain` with the
-   `memory_region_ops_*` and `fw_cfg_add_file` trace events, streamed through a FIFO and counted
-   up to the first instruction at the kernel entry (bench/execlog.py): our two images and QEMU's
+2. TCG instruction counts from outside: `-singlestep -d exec,nochain,in_asm` (QEMU >= 8.1:
+   `-accel tcg,one-insn-per-tb=on`, and a second run for the rep iterations: bench/execlog.py)
+   with the `memory_region_ops_*` and `fw_cfg_add_file` trace events, streamed through a FIFO
+   and counted up to the first instruction at the kernel entry: our two images and QEMU's
    own firmwares (SeaBIOS + pvh.bin and qboot.rom on pc/q35, bios-microvm.bin on microvm).
 3. KVM wall time of the whole QEMU process (fork to reap), runs alternating between the
    firmwares (A B A B ...), min/median/max, peak RSS, and the ratio of medians ours/floor.
@@ -54,18 +55,29 @@ from bench.host import host_facts, kvm_backend, qemu_facts, qemu_line
 from bench.procs import (
     EXEC_LOG_ITEMS,
     TCG_TRACE_EVENTS,
+    LogRequest,
     alternating_schedule,
     run_exec_log,
     timed_process,
 )
-from bench.profiles import PROFILES, MachineProfile, load_segments, sim_fwcfg
 from bench.profiles import RAM_SIZE as PROFILE_RAM_SIZE
+from bench.profiles import MachineProfile, load_segments, sim_fwcfg
+from bench.profiles import profile as machine_profile
 from bench.report import progress, utc_date, write_json
 from bench.stats import Stats, delta_of_medians, firmware_ratio, ratio_of_medians
 from bench.steps import cost_by_step, main_steps
 from pvhfw.builder.build import BuildResult, build
 from pvhfw.builder.kernel import Kernel
-from tools.qemu import MACHINES, QBOOT_ROM, data_file, qemu_binary, qemu_path
+from tests.acpi_loader import BASE_QEMU, RECORDED_QEMUS
+from tools.qemu import (
+    MACHINES,
+    QBOOT_ROM,
+    data_file,
+    qemu_binary,
+    qemu_path,
+    qemu_series,
+    qemu_version,
+)
 from tools.qemu import qemu_command as build_command
 
 MEMORY = "512"  # and -smp 2: the configuration the ACPI files in bench/profiles.py are from
@@ -142,6 +154,7 @@ def qemu_command(
     kernel: Path,
     accel: Accel,
     log: Path | None = None,
+    request: LogRequest | None = None,
     extra: Sequence[str] = (),
     trace: Sequence[str] = (),
 ) -> list[str]:
@@ -161,7 +174,8 @@ def qemu_command(
             bios=bios,
             kernel=kernel,
             singlestep=True,
-            debug=EXEC_LOG_ITEMS,
+            debug=(request or LogRequest(EXEC_LOG_ITEMS)).items,
+            dfilter=request.dfilter if request is not None else None,
             log=log,
             trace=[*TCG_TRACE_EVENTS, *trace],
             extra=extra,
@@ -230,13 +244,14 @@ class EmuConfig:
     dma: bool
     as_tcg: bool  # the fw_cfg of the TCG runs (no -append, no -initrd): comparable to them
     acpi: bool = True  # False: as with -machine acpi=off (no table-loader)
+    qemu: str = BASE_QEMU  # the QEMU series whose fw_cfg is simulated (bench.profiles.profile)
 
     def profile(self) -> MachineProfile:
-        p = PROFILES[self.machine]
+        p = machine_profile(self.machine, self.qemu)
         return p if self.acpi else p.without_acpi()
 
 
-def emu_configs(machines: Sequence[str]) -> list[EmuConfig]:
+def emu_configs(machines: Sequence[str], qemu: str = BASE_QEMU) -> list[EmuConfig]:
     initrd = f"{INITRD_SIZE // 1024} KiB -initrd"
     configs = [
         EmuConfig(
@@ -247,6 +262,7 @@ def emu_configs(machines: Sequence[str]) -> list[EmuConfig]:
             initrd_size=INITRD_SIZE,
             dma=True,
             as_tcg=False,
+            qemu=qemu,
         ),
         EmuConfig(
             key="pc-initrd-pio",
@@ -256,6 +272,7 @@ def emu_configs(machines: Sequence[str]) -> list[EmuConfig]:
             initrd_size=INITRD_SIZE,
             dma=False,
             as_tcg=False,
+            qemu=qemu,
         ),
     ]
     for m in machines:
@@ -274,6 +291,7 @@ def emu_configs(machines: Sequence[str]) -> list[EmuConfig]:
                     dma=dma,
                     as_tcg=True,
                     acpi=acpi,
+                    qemu=qemu,
                 )
             )
     return configs
@@ -414,7 +432,10 @@ def run_tcg(
     seabios: bool,
     timeout: float,
     log: Callable[[str], None],
+    series: str = BASE_QEMU,
 ) -> list[TcgResult]:
+    """Every firmware's exec-log count on every machine; ours compared with the emulator's
+    twin and their fw_cfg directory with the profile of QEMU series ``series``."""
     twins = {(r.machine, r.tcg_twin): r for r in emu if r.tcg_twin}
     results = []
     for machine in machines:
@@ -442,7 +463,7 @@ def run_tcg(
                 result.emulator_port_accesses = twin.port_accesses
                 result.emulator_fwcfg_accesses = twin.fwcfg_accesses
             if fw.ours:
-                profile = PROFILES[machine]
+                profile = machine_profile(machine, series)
                 if fw.key == "pvh-noacpi":
                     profile = profile.without_acpi()
                 result.fwcfg_dir_matches_profile = count.fwcfg_files == profile.directory()
@@ -771,8 +792,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             "or pass --skip-tcg --skip-kvm"
         )
         return 2
+    series = BASE_QEMU
     if qemu is not None:
         progress(qemu_line(qemu))
+        found = qemu_series(qemu_version(qemu))
+        if found in RECORDED_QEMUS:
+            series = found
+        else:
+            progress(
+                f"[emu] no fw_cfg recordings of QEMU {found}: the emulator simulates "
+                f"QEMU {BASE_QEMU}'s"
+            )
     backend = kvm_backend()
     skip_kvm = opts.skip_kvm
     if not skip_kvm and backend == "none":
@@ -803,6 +833,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 v: {"size": p.stat().st_size, "sha256": _sha256(p)} for v, p in setup.images.items()
             },
             "machines": opts.machines,
+            "emulated_qemu": series,
             "memory": MEMORY,
             "append": CMDLINE.decode(),
             "labels": {fw.key: fw.label for fw in firmwares(setup.images, qemu)},
@@ -822,7 +853,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         emu: list[EmuResult] = []
         if not opts.skip_emu or not opts.skip_tcg:  # TCG rows compare with the emulator
             progress("[emu] running the unicorn bench ...")
-            emu = run_emulator(setup, emu_configs(opts.machines))
+            emu = run_emulator(setup, emu_configs(opts.machines, series))
         tcg: list[TcgResult] = []
         if not opts.skip_tcg:
             assert qemu is not None
@@ -834,6 +865,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 seabios=not opts.skip_seabios,
                 timeout=opts.timeout,
                 log=progress,
+                series=series,
             )
         kvm_runs: list[KvmRun] = []
         kvm_exits: list[KvmExits] = []

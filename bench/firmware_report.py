@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from bench.execlog import count_method
 from bench.host import kvm_label
 from bench.report import markdown_table, ratio_cell
 from tools.qemu import DEBUG_EXIT, KVM_CPU
@@ -180,10 +181,9 @@ def render(
     if tcg:
         lines += ["## TCG instruction counts, reset -> kernel entry", ""]
         lines += [
-            "`qemu-system-x86_64 -accel tcg -singlestep -d exec,nochain -M <machine> -m 512 -smp 2 "
-            "[-bios <fw>] -kernel exitfirst -nographic -no-reboot -device "
-            f"{DEBUG_EXIT}`: exec-log `Trace` lines before the first at the entry "
-            "(a rep iteration counts once); port accesses: `-trace "
+            "`qemu-system-x86_64 -M <machine> -m 512 -smp 2 [-bios <fw>] -kernel exitfirst "
+            f"-nographic -no-reboot -device {DEBUG_EXIT}`; instructions: "
+            f"{count_method(r.count for r in tcg)}; port accesses: `-trace "
             "memory_region_ops_read/write` events from the vCPU below 0x10000.",
             "",
         ]

@@ -19,12 +19,34 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.execlog import ExecCount, ExecLogCounter
+from bench.execlog import (
+    REP_PER_ITERATION,
+    ExecCount,
+    ExecLogCounter,
+    RepIterationCounter,
+    rep_filter,
+)
 
-# What an exec-log run asks QEMU for: every instruction (`-singlestep -d exec,nochain`), and
-# the trace events the counter takes port accesses and fw_cfg files from.
-EXEC_LOG_ITEMS = ("exec", "nochain")
+# What an exec-log run asks QEMU for: every instruction (one per translation block: see
+# tools.qemu's singlestep) with `-d exec,nochain`, each block's disassembly (`in_asm`: where
+# the rep string instructions are), and the trace events the counter takes port accesses and
+# fw_cfg files from. The second run, on a QEMU that logs a rep once (bench/execlog.py), asks
+# for the registers (`cpu`) at the rep instructions only.
+EXEC_LOG_ITEMS = ("exec", "nochain", "in_asm")
+REP_LOG_ITEMS = ("exec", "nochain", "cpu")
 TCG_TRACE_EVENTS = ("memory_region_ops_read", "memory_region_ops_write", "fw_cfg_add_file")
+
+
+@dataclass(frozen=True)
+class LogRequest:
+    """What one exec-log run logs: the `-d` items and, for the second run, the `-dfilter`
+    ranges; a command maker puts both on its QEMU command line, beside its log path."""
+
+    items: tuple[str, ...]
+    dfilter: str | None = None
+
+
+MakeCmd = Callable[[Path, LogRequest], list[str]]
 
 
 # ---- one timed process ----------------------------------------------------------------------
@@ -90,13 +112,48 @@ class ExecLogRun:
     seconds: float
     count: ExecCount
     stderr: str
+    rep_cmd: list[str] | None = None  # the second run's, when there was one
 
 
-def run_exec_log(make_cmd: Callable[[Path], list[str]], entry: int, timeout: float) -> ExecLogRun:
-    """Run QEMU with its log going into a FIFO that a thread counts as it comes (``make_cmd``
-    gets the FIFO's path: SeaBIOS logs millions of lines, nothing is stored), up to the first
-    instruction at ``entry``."""
+def run_exec_log(make_cmd: MakeCmd, entry: int, timeout: float) -> ExecLogRun:
+    """Count QEMU's exec log up to the first instruction at ``entry`` (``make_cmd`` gets a
+    FIFO's path for the log: SeaBIOS logs millions of lines, a thread counts them as they
+    come and nothing is stored). The rep string instructions' iterations: one line each
+    where QEMU took `-singlestep` (7.2); else counted from the registers in a second run
+    (bench/execlog.py), when the first reached the entry and ran some."""
     counter = ExecLogCounter(entry)
+    cmd, returncode, seconds, stderr = _logged_run(
+        lambda fifo: make_cmd(fifo, LogRequest(EXEC_LOG_ITEMS)), counter.feed, timeout
+    )
+    count = counter.count
+    rep_cmd = None
+    if "-singlestep" in cmd:
+        count.rep_iterations, count.rep_logging = count.rep_lines, REP_PER_ITERATION
+    elif not count.rep_pcs:
+        count.rep_iterations = 0
+    elif count.reached_entry:
+        reps = RepIterationCounter(count)
+        request = LogRequest(REP_LOG_ITEMS, rep_filter(count))
+        rep_cmd, rc, _, err = _logged_run(lambda fifo: make_cmd(fifo, request), reps.feed, timeout)
+        if rc == returncode and reps.done:
+            reps.finish()
+        else:
+            stderr += f"\nthe rep run ended with status {rc} before the entry:\n{err}"
+    return ExecLogRun(
+        cmd=cmd,
+        returncode=returncode,
+        seconds=seconds,
+        count=count,
+        stderr=stderr,
+        rep_cmd=rep_cmd,
+    )
+
+
+def _logged_run(
+    make_cmd: Callable[[Path], list[str]], feed: Callable[[bytes], None], timeout: float
+) -> tuple[list[str], int | None, float, str]:
+    """Run QEMU with its log going into a FIFO whose lines a thread feeds to ``feed``;
+    return the command, its status (None: killed at the timeout), seconds and stderr."""
     failure: list[BaseException] = []
     with tempfile.TemporaryDirectory(prefix="bench-tcg-") as tmp:
         fifo = Path(tmp) / "exec.log"
@@ -107,7 +164,7 @@ def run_exec_log(make_cmd: Callable[[Path], list[str]], entry: int, timeout: flo
             try:
                 with open(fifo, "rb", buffering=1 << 20) as log:
                     for line in log:
-                        counter.feed(line)
+                        feed(line)
             except BaseException as exc:  # reported after the run
                 failure.append(exc)
                 with open(fifo, "rb") as log:  # keep QEMU from blocking on a full FIFO
@@ -137,9 +194,7 @@ def run_exec_log(make_cmd: Callable[[Path], list[str]], entry: int, timeout: flo
         thread.join()
     if failure:
         raise RuntimeError(f"reading the exec log of {' '.join(cmd)} failed") from failure[0]
-    return ExecLogRun(
-        cmd=cmd, returncode=returncode, seconds=seconds, count=counter.count, stderr=stderr
-    )
+    return cmd, returncode, seconds, stderr
 
 
 # ---- the schedule ---------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""What QEMU 7.2 puts in fw_cfg for `-M <machine> -m 512 -smp 2 -kernel <PVH ELF>`, for the unicorn
-bench: the file directory (names and sizes, read from `-trace fw_cfg_add_file` of Debian's
+"""What QEMU 7.2 puts in fw_cfg for `-M <machine> -m 512 -smp 2 -kernel <PVH ELF>`, for the
+unicorn bench (and, through :func:`profile`, another QEMU series tests/data has recordings
+of): the file directory (names and sizes, read from `-trace fw_cfg_add_file` of Debian's
 7.2.22 with `-nographic -no-reboot -device isa-debug-exit` and a custom `-bios`), the e820
 table (as pvhcheck reads it from "etc/e820") and the ACPI reserve that places the initrd.
 
@@ -9,6 +10,8 @@ etc/acpi/rsdp, etc/acpi/tables) are the ones recorded from QEMU for the same con
 (tests/data, `python3 -m tools.record_fwcfg`), since running the table-loader is most of the
 firmware's work. Other file contents do not matter to the firmware and are zeros here.
 `bench.firmware` compares each directory with the one QEMU traces during the TCG run.
+QEMU 10.0 differs only in the recorded files (its ACPI tables' bytes; etc/smbios/smbios-tables
+3 bytes larger): :func:`profile` takes their sizes and contents from its recordings.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from elftools.elf.elffile import ELFFile
 
 from pvhfw.builder.kernel import Kernel
 from tests import spec
+from tests.acpi_loader import BASE_QEMU, load_recording
 from tests.emu.fwcfg import SimFwCfg
 
 MiB = 1 << 20
@@ -26,6 +30,7 @@ RAM_SIZE = 512 * MiB  # as the recordings of the ACPI files: -m 512 -smp 2
 SMP = 2
 ACPI_FILES = ("etc/table-loader", "etc/acpi/rsdp", "etc/acpi/tables")
 SMBIOS_FILES = ("etc/smbios/smbios-anchor", "etc/smbios/smbios-tables")  # pc and q35
+RECORDED_FILES = (*ACPI_FILES, *SMBIOS_FILES)  # the files whose contents come from tests/data
 E820_RAM, E820_RESERVED = spec.E820_RAM, spec.E820_RESERVED
 # QEMU 7.2 pc/q35: the AMD HyperTransport hole [1012 GiB, 1024 GiB), always reserved.
 HT_HOLE = (0xFD_0000_0000, 0x3_0000_0000, E820_RESERVED)
@@ -39,6 +44,7 @@ class MachineProfile:
     acpi_data_size: int  # x86_load_linux: initrd_max = below_4g - acpi_data_size - 1
     acpi_only: tuple[str, ...] = ()  # the files QEMU leaves out with -machine acpi=off
     pci: tuple[tuple[int, int], ...] = ()  # PCI functions the firmware looks at: (address, ID)
+    qemu: str = BASE_QEMU  # the QEMU release series whose recordings fill the recorded files
 
     def without_acpi(self) -> MachineProfile:
         """The same machine with `-machine acpi=off`."""
@@ -122,6 +128,20 @@ PROFILES: dict[str, MachineProfile] = {
 }
 
 
+def profile(machine: str, qemu: str = BASE_QEMU) -> MachineProfile:
+    """PROFILES[machine] as QEMU release series ``qemu`` (tests.acpi_loader.RECORDED_QEMUS)
+    sets it: the recorded files' sizes are that series' recording's."""
+    base = PROFILES[machine]
+    if qemu == BASE_QEMU:
+        return base
+    recorded = load_recording(machine, qemu=qemu).files
+    files = tuple(
+        (name, len(recorded[name]) if name in recorded and name in RECORDED_FILES else size)
+        for name, size in base.files
+    )
+    return replace(base, files=files, qemu=qemu)
+
+
 def load_segments(kernel_path: str) -> dict[int, bytes]:
     """paddr -> bytes of every PT_LOAD segment of the ELF, zero-filled to p_memsz."""
     ram: dict[int, bytes] = {}
@@ -142,15 +162,14 @@ def sim_fwcfg(
     initrd: bytes | None = None,
     dma: bool = True,
 ) -> SimFwCfg:
-    """SimFwCfg as QEMU 7.2 sets it for this machine, `-m 512 -smp 2`, `-kernel` (PVH) and the
-    optional `-append` / `-initrd`; the ACPI files, where the profile has them, are the ones
-    recorded from QEMU (profile.without_acpi(): none, as with `-machine acpi=off`)."""
-    from tests.acpi_loader import load_recording
-
+    """SimFwCfg as QEMU (the profile's series) sets it for this machine, `-m 512 -smp 2`,
+    `-kernel` (PVH) and the optional `-append` / `-initrd`; the ACPI and SMBIOS files, where
+    the profile has them, are the ones recorded from that QEMU (profile.without_acpi(): no
+    ACPI files, as with `-machine acpi=off`)."""
     extra = {name: bytes(size) for name, size in profile.files if name != "etc/boot-fail-wait"}
-    recorded = [n for n in (*ACPI_FILES, *SMBIOS_FILES) if n in extra]
+    recorded = [n for n in RECORDED_FILES if n in extra]
     if recorded:
-        recording = load_recording(profile.machine)
+        recording = load_recording(profile.machine, qemu=profile.qemu)
         for name in recorded:
             if len(recording.files[name]) != len(extra[name]):
                 raise ValueError(f"{profile.machine}: {name} recorded with another size")

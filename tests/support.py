@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pvhfw.builder.build import BuildResult, build
-from tools.qemu import QEMU_ENV, describe_qemu, qemu_binary, qemu_path, singlestep_supported
+from tools.qemu import QEMU_ENV, qemu_binary, qemu_path
 
 KernelGetter = Callable[..., Path]  # the `kernel` fixture: (name, load_addr, **options) -> ELF
 
@@ -39,17 +39,6 @@ def need_qemu() -> str:
     )
     assert path is not None
     return path
-
-
-def need_singlestep() -> None:
-    """Skip, with the reason, on a QEMU that refuses `-singlestep` (8.1 and later): the
-    exec-log counts (bench/) need it. Not a missing prerequisite but a QEMU the counts do not
-    support yet (its `-accel tcg,one-insn-per-tb=on` is later work): a skip in CI too."""
-    if not singlestep_supported():
-        pytest.skip(
-            f"{describe_qemu()} refuses -singlestep (QEMU >= 8.1), which the exec-log counts "
-            "need: the benchmarks do not take -accel tcg,one-insn-per-tb=on yet"
-        )
 
 
 def kvm_usable() -> bool:

@@ -12,10 +12,19 @@ import pytest
 
 from bench import firmware as bench
 from bench import firmware_report
-from bench.execlog import ExecCount, count_exec_log, parse_trace
-from bench.procs import alternating_schedule
-from tests.support import need_kvm, need_qemu, need_singlestep
-from tools.qemu import qemu_version
+from bench.execlog import (
+    REP_PER_INSTRUCTION,
+    REP_PER_ITERATION,
+    ExecCount,
+    RepIterationCounter,
+    count_exec_log,
+    parse_trace,
+    rep_filter,
+)
+from bench.procs import LogRequest, alternating_schedule, run_exec_log
+from tests.kernels.build import elf_pvh_entry
+from tests.support import KernelGetter, need, need_kvm, need_qemu
+from tools.qemu import DEFAULT_QEMU, QBOOT_ROM, data_file, qemu_version
 
 # ---- exec log (TCG -singlestep -d exec,nochain with trace events) ------------------------
 
@@ -66,6 +75,86 @@ def test_exec_log_without_the_entry() -> None:
     count = count_exec_log([_trace(0xFFFFFFF0), _trace(0xFFFFFF05)], ENTRY)
     assert not count.reached_entry
     assert count.instructions == 2
+
+
+def _in_asm(pc: int, code: str, text: str) -> bytes:
+    """An in_asm line as QEMU prints a block's first instruction."""
+    return f"0x{pc:08x}:  {code:<24} {text}".encode()
+
+
+def _regs(ecx: int, wide: bool = False) -> bytes:
+    if wide:
+        return f"RAX=0000000000000000 RBX=0000000000000000 RCX={ecx:016x} RDX=0".encode()
+    return f"EAX=00000000 EBX=00000000 ECX={ecx:08x} EDX=00060511".encode()
+
+
+REP_LOG = [  # QEMU 10.0's first run: each rep string instruction one line
+    b"IN: ",
+    _in_asm(0x1000, "b9 0a 00 00 00", "movl     $0xa, %ecx"),
+    _trace(0x1000),
+    _in_asm(0x1005, "f3 a5", "rep movsl (%esi), %es:(%edi)"),
+    _trace(0x1005),
+    _in_asm(0x1007, "b9 0a 00 00 00", "movl     $0xa, %ecx"),
+    _trace(0x1007),
+    _in_asm(0x100C, "f3 a7", "repe cmpsl %es:(%edi), (%esi)"),
+    _trace(0x100C),
+    _in_asm(0x100E, "f3 c3", "repz retl"),  # a rep prefix, not a string instruction
+    _trace(0x100E),
+    _in_asm(0x1010, "f3 6c", "rep insb %dx, %es:(%edi)"),
+    _trace(0x1010),
+    _in_asm(0x1012, "81 3d 10 10 00 00 51 45", "cmpl     $0x554d4551, 0x1010"),
+    b"0x0000101a:  4d 55",  # the rest of the bytes of a long instruction
+    _trace(0x1012),
+    _trace(0x1005),  # the rep movs again
+    _trace(ENTRY),
+]
+
+
+def test_the_first_run_finds_the_rep_string_instructions() -> None:
+    count = count_exec_log(REP_LOG, ENTRY)
+    assert count.rep_pcs == {0x1005: 2, 0x100C: 2, 0x1010: 2}
+    assert count.exec_lines == 8 and count.rep_lines == 4
+    assert count.instructions == 8  # iterations not known yet: a rep line counts once
+    assert rep_filter(count) == ("0x1005+1,0x1007+1,0x100c+1,0x100e+1,0x1010+1,0x1012+1,0x200000+1")
+
+
+def test_the_second_run_counts_iterations_from_the_registers() -> None:
+    """The filtered second run: a rep line stands for ECX at it minus ECX at the next line
+    (the instruction after it, or the same rep again), at least 1 (count 0)."""
+    count = count_exec_log(REP_LOG, ENTRY)
+    reps = RepIterationCounter(count)
+    for line in [
+        _trace(0x1005), _regs(10),  # rep movs of 10
+        _trace(0x1007), _regs(0),
+        _trace(0x100C), _regs(10),  # repe cmps: stops with 3 left
+        _trace(0x100E), _regs(3),
+        _trace(0x1010), _regs(0),  # rep ins of 0: one line, one instruction
+        _trace(0x1012), _regs(0),
+        _trace(0x1005), _regs(4),  # interrupted with 2 left ...
+        _trace(0x1005), _regs(2),  # ... and resumed
+        _trace(0x1007), _regs(0),
+        _trace(ENTRY), _regs(5),
+        _trace(0x1005), _regs(9),  # after the entry: not counted
+    ]:  # fmt: skip
+        reps.feed(line)
+    assert reps.done
+    finished = reps.finish()
+    assert finished.rep_iterations == 10 + 7 + 1 + 2 + 2
+    assert finished.rep_lines_second_run == 5
+    assert finished.instructions == 8 - 4 + 22
+    assert finished.rep_logging == REP_PER_INSTRUCTION
+
+
+def test_iterations_in_long_mode_come_from_rcx() -> None:
+    count = count_exec_log(REP_LOG, ENTRY)
+    reps = RepIterationCounter(count)
+    for line in [
+        _trace(0x1005), _regs(0x1_0000_0003, wide=True),
+        _trace(0x1007), _regs(0xFFFF_FFFF, wide=True),  # 64-bit count: no 32-bit wrap
+        _trace(ENTRY), _regs(0, wide=True),
+    ]:  # fmt: skip
+        reps.feed(line)
+    assert reps.finish().rep_iterations == 4
 
 
 def test_exec_log_rejects_a_garbled_ops_line() -> None:
@@ -189,7 +278,7 @@ def _timing(verdicts: list[firmware_report.Verdict]) -> list[firmware_report.Ver
 
 
 def _tcg(machine: str, firmware: str, instructions: int) -> bench.TcgResult:
-    count = ExecCount(entry=0x200000, reached_entry=True, instructions=instructions)
+    count = ExecCount(entry=0x200000, reached_entry=True, exec_lines=instructions)
     return bench.TcgResult(
         machine=machine,
         firmware=firmware,
@@ -247,7 +336,6 @@ def test_tcg_counts_agree_with_the_emulator(tmp_path: Path) -> None:
     """TCG's exec log and the unicorn bench count the same instructions and port accesses
     for both images on microvm (the quickest machine), and the run ends at the entry."""
     qemu = need_qemu()
-    need_singlestep()
     out = tmp_path / "bench.json"
     rc = bench.main(["--skip-kvm", "--skip-seabios", "--machines", "microvm", "--json", str(out)])
     assert rc == 0
@@ -262,6 +350,40 @@ def test_tcg_counts_agree_with_the_emulator(tmp_path: Path) -> None:
     assert tcg["pvh"]["instructions"] > tcg["floor"]["instructions"]
     assert tcg["pvh-nodma"]["fwcfg_accesses"] > tcg["pvh"]["fwcfg_accesses"]
     assert tcg["microvm-default"]["ok"]
+
+
+@pytest.mark.qemu
+def test_one_firmware_counts_the_same_under_both_qemus(kernel: KernelGetter) -> None:
+    """The count is the firmware's, not the QEMU's: QEMU 7.2 logs every rep iteration, QEMU
+    10.0 each rep once (its iterations taken from the registers in a second run), and the
+    same ROM (the system QEMU's qboot.rom, which has rep string loops) on microvm counts the
+    same under both."""
+    from tools import alt_qemu
+
+    need_qemu()
+    alt = alt_qemu.installed()
+    need(alt is not None, "QEMU 10.0 not installed (python3 -m tools.alt_qemu; tools/setup.sh)")
+    assert alt is not None
+    qboot = data_file(QBOOT_ROM, DEFAULT_QEMU)
+    need(qboot is not None, f"{DEFAULT_QEMU} has no {QBOOT_ROM}")
+    exitfirst = kernel("exitfirst", 0x200000)
+    counts = {}
+    for q in (DEFAULT_QEMU, str(alt.wrapper)):
+
+        def make_cmd(log: Path, request: LogRequest, q: str = q) -> list[str]:
+            return bench.qemu_command(
+                q, "microvm", str(qboot), exitfirst, "tcg", log=log, request=request
+            )
+
+        run = run_exec_log(make_cmd, elf_pvh_entry(exitfirst), 60)
+        assert run.returncode == bench.EXIT_STATUS and run.count.reached_entry, run.stderr
+        counts[q] = run.count
+    old, new = counts.values()
+    assert old.rep_logging == REP_PER_ITERATION and new.rep_logging == REP_PER_INSTRUCTION
+    assert new.rep_lines < old.rep_lines  # 10.0 shows each rep once ...
+    assert new.rep_iterations == old.rep_iterations == old.rep_lines  # ... standing for as many
+    assert new.instructions == old.instructions
+    assert (new.port_accesses, new.fwcfg_accesses) == (old.port_accesses, old.fwcfg_accesses)
 
 
 @pytest.mark.qemu

@@ -11,7 +11,7 @@ import pytest
 
 from bench import boot
 from bench.execlog import parse_trace
-from tests.support import need, need_kvm, need_qemu, need_singlestep
+from tests.support import need, need_kvm, need_qemu
 from tools.qemu import KVM_CPU, MACHINES, QBOOT_ROM, SEABIOS_128K, data_file, qemu_version
 
 T0 = 1795599458.0
@@ -217,7 +217,6 @@ def _bench(tmp_path: Path, *args: str) -> dict[str, object]:
 @pytest.mark.qemu
 def test_short_tcg_run_on_the_test_kernels(tmp_path: Path) -> None:
     need_qemu()
-    need_singlestep()  # the counts' exec-log run
     data = _bench(
         tmp_path,
         *("--accels", "tcg", "--machines", "microvm", "--runs", "2", "--warmup", "0"),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.procs import EXEC_LOG_ITEMS, LogRequest
 from tests.support import need_qemu
 from tools import qemu
 from tools.qemu import DEBUG_EXIT, KVM_CPU, TCG_CPU, qemu_command
@@ -97,9 +98,10 @@ def test_cpu_models_by_accelerator_and_guest() -> None:
     assert cpu_of(qemu_command(qemu="q", accel="tcg", cpu="Skylake-Client")) == "Skylake-Client"
 
 
-def test_logs_traces_and_extra_come_last_in_order() -> None:
+def test_logs_traces_and_extra_come_last_in_order(tmp_path: Path) -> None:
+    q = str(fake_qemu(tmp_path, singlestep=True))  # QEMU 7.2: -singlestep
     cmd = qemu_command(
-        qemu="q",
+        qemu=q,
         machine="q35",
         debug_exit=False,
         nographic=False,
@@ -112,10 +114,27 @@ def test_logs_traces_and_extra_come_last_in_order() -> None:
         extra=("-machine", "acpi=off"),
     )
     assert cmd == [
-        "q", "-M", "q35", "-accel", "tcg", "-singlestep", "-d", "exec,nochain",
+        q, "-M", "q35", "-accel", "tcg", "-singlestep", "-d", "exec,nochain",
         "-msg", "timestamp=on", "-D", "t.log", "-trace", "a", "-trace", "b",
         "-machine", "acpi=off",
     ]  # fmt: skip
+
+
+def test_singlestep_spelt_as_a_newer_qemu_takes_it(tmp_path: Path) -> None:
+    """QEMU >= 8.1 refuses -singlestep: the same request becomes the TCG accelerator's
+    one-insn-per-tb property; a log filter follows the log items."""
+    q = str(fake_qemu(tmp_path))
+    cmd = qemu_command(
+        qemu=q, machine="pc", debug_exit=False, singlestep=True, debug=("exec", "cpu"),
+        dfilter="0x1000+2,0x2000+1", log=Path("t.log"),
+    )  # fmt: skip
+    assert cmd == [
+        q, "-M", "pc", "-accel", "tcg,one-insn-per-tb=on", "-nographic", "-no-reboot",
+        "-d", "exec,cpu", "-dfilter", "0x1000+2,0x2000+1", "-D", "t.log",
+    ]  # fmt: skip
+    assert "-singlestep" not in cmd
+    with pytest.raises(ValueError, match="singlestep is a TCG option"):
+        qemu_command(qemu=q, accel="kvm", singlestep=True)
 
 
 def test_the_builder_refuses_a_second_cpu_and_an_unknown_accelerator() -> None:
@@ -350,9 +369,10 @@ def test_pvhfw_bench_runs_it(other_qemu: Path) -> None:
 
     a = boot.parse_args([])
     assert a.qemu == str(other_qemu)
-    cmd = boot.qemu_command(a.qemu, "tcg", "pc", None, Path("k"), log=Path("l"), exec_log=True)
+    request = LogRequest(EXEC_LOG_ITEMS)
+    cmd = boot.qemu_command(a.qemu, "tcg", "pc", None, Path("k"), log=Path("l"), exec_log=request)
     assert cmd[0] == str(other_qemu)
-    assert cmd[cmd.index("-d") + 1] == "exec,nochain" and cmd[cmd.index("-D") + 1] == "l"
+    assert cmd[cmd.index("-d") + 1] == "exec,nochain,in_asm" and cmd[cmd.index("-D") + 1] == "l"
 
 
 def test_the_benchmarks_take_qemus_own_firmware_files(other_qemu: Path) -> None:

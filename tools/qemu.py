@@ -47,6 +47,9 @@ KVM_CPU = "qemu64,-cx16,-xsave"
 # Full Linux boots run under TCG with every feature TCG emulates.
 TCG_CPU = "max"
 
+# QEMU >= 8.1's spelling of -singlestep: a property of the TCG accelerator.
+ONE_INSN_PER_TB = "one-insn-per-tb=on"
+
 DEBUG_EXIT_PORT = 0xF4  # a guest's write of v there ends QEMU with status (v << 1) | 1
 DEBUG_EXIT = f"isa-debug-exit,iobase={DEBUG_EXIT_PORT:#x},iosize=0x01"
 
@@ -206,10 +209,11 @@ def _accepts(path: str, options: tuple[str, ...]) -> bool:
 
 def singlestep_supported(qemu: str | None = None) -> bool:
     """Whether the binary takes `-singlestep` (one guest instruction per translation block,
-    what the exec-log counts need): QEMU 8.1 and later refuse it ("invalid option"; their
-    `-accel tcg,one-insn-per-tb=on` is refused by 7.2). Probed: ``qemu -singlestep
-    -version`` exits 0 only when QEMU parsed the option. False for a binary that is not
-    there."""
+    what the exec-log counts need): QEMU 8.1 and later refuse it ("invalid option") and
+    take the accelerator property `-accel tcg,one-insn-per-tb=on` instead, which 7.2
+    refuses. Probed: ``qemu -singlestep -version`` exits 0 only when QEMU parsed the
+    option (an -accel property is checked only once the machine starts, so the probe asks
+    about the old spelling). False for a binary that is not there."""
     path = qemu_path(qemu)
     return path is not None and _accepts(path, ("-singlestep",))
 
@@ -258,6 +262,7 @@ def qemu_command(
     no_reboot: bool = True,
     singlestep: bool = False,
     debug: Sequence[str] = (),
+    dfilter: str | None = None,
     trace: Sequence[str] = (),
     log: str | os.PathLike[str] | None = None,
     timestamp: bool = False,
@@ -265,17 +270,20 @@ def qemu_command(
 ) -> list[str]:
     """One QEMU command line, its arguments always in this order:
 
-    ``QEMU -M machine -accel accel [-m memory] [-nographic] [-no-reboot] [-bios bios]
-    [-kernel kernel] [-initrd initrd] [-append append] [-device isa-debug-exit,...] [-cpu cpu]
-    [-smp smp] [-singlestep] [-d debug,...] [-msg timestamp=on] [-D log] [-trace event]...
-    extra...``
+    ``QEMU -M machine -accel accel[,one-insn-per-tb=on] [-m memory] [-nographic] [-no-reboot]
+    [-bios bios] [-kernel kernel] [-initrd initrd] [-append append] [-device
+    isa-debug-exit,...] [-cpu cpu] [-smp smp] [-singlestep] [-d debug,...] [-dfilter ranges]
+    [-msg timestamp=on] [-D log] [-trace event]... extra...``
 
     ``qemu``: the binary (default :func:`qemu_binary`). ``cpu``: default
     :func:`default_cpu`. ``linux``: the guest is Linux (:func:`default_cpu`,
     :func:`linux_machine`). ``bios``: on microvm default :func:`microvm_bios` (qboot).
-    ``debug``: `-d` log items (exec, nochain, ...) written to ``log`` (else stderr), as the
-    ``trace`` events are; ``timestamp`` stamps each line with the wall clock. ``extra`` may
-    not name a CPU: pass ``cpu``.
+    ``singlestep``: one guest instruction per translation block (TCG only), spelt as the
+    binary takes it (:func:`singlestep_supported`: `-singlestep`, else the accelerator's
+    `one-insn-per-tb=on`). ``debug``: `-d` log items (exec, nochain, ...) written to ``log``
+    (else stderr), as the ``trace`` events are, for the pcs in ``dfilter`` only when given;
+    ``timestamp`` stamps each line with the wall clock. ``extra`` may not name a CPU: pass
+    ``cpu``.
     """
     if accel not in ACCELS:
         raise ValueError(f"unknown accelerator {accel!r}: choose from {', '.join(ACCELS)}")
@@ -286,7 +294,19 @@ def qemu_command(
     binary = qemu or qemu_binary()
     if bios is None and machine.split(",")[0] == "microvm":
         bios = microvm_bios(binary)
-    cmd = [binary, "-M", machine, "-accel", accel]
+    old_singlestep = False
+    if singlestep:
+        if accel != "tcg":
+            raise ValueError(f"singlestep is a TCG option, not one of {accel!r}")
+        old_singlestep = singlestep_supported(binary)
+    one_insn_per_tb = singlestep and not old_singlestep
+    cmd = [
+        binary,
+        "-M",
+        machine,
+        "-accel",
+        f"{accel},{ONE_INSN_PER_TB}" if one_insn_per_tb else accel,
+    ]
     if memory is not None:
         cmd += ["-m", str(memory)]
     if nographic:
@@ -305,10 +325,12 @@ def qemu_command(
         cmd += ["-cpu", model]
     if smp is not None:
         cmd += ["-smp", str(smp)]
-    if singlestep:
+    if old_singlestep:
         cmd.append("-singlestep")
     if debug:
         cmd += ["-d", ",".join(debug)]
+    if dfilter is not None:
+        cmd += ["-dfilter", dfilter]
     if timestamp:
         cmd += ["-msg", "timestamp=on"]
     if log is not None:
