@@ -87,7 +87,7 @@ def build_deb(out_dir: Path, package: str, version: str, files: dict[str, str | 
 
 
 def fake_backports(out_dir: Path, qemu_version: str = QEMU_DEB_VERSION) -> dict[str, Path]:
-    """The four packages, as far as the tools look into them."""
+    """The packages, as far as the tools look into them."""
     out_dir.mkdir(parents=True, exist_ok=True)
     contents: dict[str, tuple[str, dict[str, str | bytes]]] = {
         "qemu-system-x86": (qemu_version, {"usr/bin/qemu-system-x86_64": FAKE_QEMU}),
@@ -95,6 +95,14 @@ def fake_backports(out_dir: Path, qemu_version: str = QEMU_DEB_VERSION) -> dict[
         "qemu-system-common": (
             qemu_version,
             {"usr/lib/x86_64-linux-gnu/qemu/audio-oss.so": b"module"},
+        ),
+        "qemu-system-modules-opengl": (
+            qemu_version,
+            {"usr/lib/x86_64-linux-gnu/qemu/ui-opengl.so": b"module"},
+        ),
+        "qemu-system-modules-spice": (
+            qemu_version,
+            {"usr/lib/x86_64-linux-gnu/qemu/ui-spice-core.so": b"module"},
         ),
         "seabios": (
             SEABIOS_DEB_VERSION,
@@ -152,6 +160,8 @@ def test_installed_once_then_found_in_the_cache(
         "qemu-system-x86": QEMU_DEB_VERSION,
         "qemu-system-data": QEMU_DEB_VERSION,
         "qemu-system-common": QEMU_DEB_VERSION,
+        "qemu-system-modules-opengl": QEMU_DEB_VERSION,
+        "qemu-system-modules-spice": QEMU_DEB_VERSION,
         "seabios": SEABIOS_DEB_VERSION,
     }
     stamp = json.loads((work / "stamp.json").read_text())
@@ -268,6 +278,8 @@ def boot_without_a_disk(wrapper: str, machine: str) -> str:
         cmd, capture_output=True, timeout=60, check=False, stdin=subprocess.DEVNULL
     )
     assert out.returncode == 0, out
+    # its modules are its own: none looked for among the system QEMU's (refused, with a warning)
+    assert b"Only modules from the same build" not in out.stderr, out.stderr
     return out.stdout.decode(errors="replace")
 
 

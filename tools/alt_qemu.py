@@ -1,15 +1,16 @@
 """QEMU 10.0 beside the system's QEMU 7.2: Debian's build for bookworm, from bookworm-backports.
 
-The packages (qemu-system-x86, qemu-system-data, qemu-system-common and seabios, all from
-bookworm-backports) are fetched with ``apt-get download`` through a separate apt
-configuration (tools/debian_apt.py's :class:`~tools.debian_apt.AptSource`), so nothing
-replaces the system's QEMU, and unpacked side by side with ``dpkg-deb -x``. The binary runs
+The packages (qemu-system-x86, qemu-system-data, qemu-system-common, its opengl and spice
+modules, and seabios, all from bookworm-backports) are fetched with ``apt-get download``
+through a separate apt configuration (tools/debian_apt.py's
+:class:`~tools.debian_apt.AptSource`), so nothing replaces the system's QEMU, and unpacked
+side by side with ``dpkg-deb -x``. The binary runs
 with the libraries the system's qemu-system-x86 already pulled in. Cached in
 ``$PVHFW_CACHE`` (default ``~/.cache/pvhfw``)::
 
     apt/bookworm-backports/            the apt configuration: sources.list, lists, cache
     qemu-10.0/<package>_<version>_<arch>.deb   what apt-get download fetched
-    qemu-10.0/root/                    the four packages unpacked into one tree
+    qemu-10.0/root/                    the packages unpacked into one tree
     qemu-10.0/bin/qemu-system-x86_64   the wrapper to point $PVHFW_QEMU at
     qemu-10.0/stamp.json               written last; its presence means "done"
 
@@ -18,9 +19,10 @@ A second call finds the stamp and the files and returns at once.
 Without ``-L`` the unpacked binary would take its firmware files (SeaBIOS, pvh.bin, ...) from
 its compiled-in search path, the system's QEMU 7.2 files; the wrapper execs it with
 ``-L root/usr/share/qemu -L root/usr/share/seabios`` first, so it uses its own, and sets
-``QEMU_MODULE_DIR`` to its modules. (A module the four packages lack, ui-opengl, is still
-looked for among the system's, which QEMU 10 refuses with a warning on stderr: "Only modules
-from the same build can be loaded".) (That tree
+``QEMU_MODULE_DIR`` to its modules. (A module that directory lacks is still looked for
+among the system's, which QEMU 10 refuses with a warning on stderr, "Only modules from the
+same build can be loaded": the opengl and spice modules, which it tries on every start, are
+unpacked for that.) (That tree
 has no bios-microvm.bin in share/qemu, and QEMU then finds SeaBIOS's microvm build in
 share/seabios: tools/qemu.py passes qboot.rom on microvm in its place, see there.)
 
@@ -55,7 +57,16 @@ from tools.debian_apt import (
 
 SUITE = "bookworm-backports"
 SERIES = "10.0"  # the QEMU release series taken from SUITE (its newest build there)
-QEMU_PACKAGES = ("qemu-system-x86", "qemu-system-data", "qemu-system-common")
+# qemu-system-x86 and its files; the opengl and spice modules only because QEMU 10 looks
+# for a module it lacks among the system QEMU 7.2's and warns on every start ("Only modules
+# from the same build can be loaded"): with them its own are found first.
+QEMU_PACKAGES = (
+    "qemu-system-x86",
+    "qemu-system-data",
+    "qemu-system-common",
+    "qemu-system-modules-opengl",
+    "qemu-system-modules-spice",
+)
 PACKAGES = (*QEMU_PACKAGES, "seabios")
 BINARY = "qemu-system-x86_64"
 MODULE_DIR = "usr/lib/x86_64-linux-gnu/qemu"  # its loadable modules (audio, display, usb)
