@@ -5,6 +5,7 @@ module resolution (synthetic .ko files; the Debian kernel's own when it is cache
 from __future__ import annotations
 
 import gzip
+import lzma
 import os
 import shutil
 import stat
@@ -395,10 +396,17 @@ def fake_ko(modinfo: bytes) -> bytes:
     return ehdr + body + bytes(shoff - 64 - len(body)) + sections
 
 
-def fake_modules(moddir: Path, deps: dict[str, str], builtin: tuple[str, ...] = ()) -> None:
+def fake_modules(
+    moddir: Path, deps: dict[str, str], builtin: tuple[str, ...] = (), suffix: str = ".ko"
+) -> None:
+    """Module files as a kernel package holds them; *suffix* ".ko.xz" compresses them as
+    Debian 13's (xz with CRC32 checks, as kmod and the kernel's build write them)."""
     for name, depends in deps.items():
         info = b"license=GPL\0depends=" + depends.encode() + b"\0name=" + name.encode() + b"\0"
-        write(moddir / "kernel/drivers" / f"{name.replace('_', '-')}.ko", fake_ko(info))
+        ko = fake_ko(info)
+        if suffix == ".ko.xz":
+            ko = lzma.compress(ko, check=lzma.CHECK_CRC32)
+        write(moddir / "kernel/drivers" / f"{name.replace('_', '-')}{suffix}", ko)
     write(moddir / "modules.builtin", "".join(f"kernel/{b}.ko\n" for b in builtin))
 
 
@@ -416,6 +424,34 @@ def test_kernel_modules_dependencies_first(tmp_path: Path) -> None:
     assert order[2][1] == tmp_path / "kernel/drivers/virtio-blk.ko"
     with pytest.raises(ToolError, match="no module e1000"):
         ir.kernel_modules(tmp_path, ["e1000"])
+
+
+def test_compressed_modules_are_found_and_go_in_decompressed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Linux 6.12's modules are .ko.xz: their .modinfo is read through the compression and
+    the initramfs gets the plain ELF as <name>.ko, which /init's insmod loads as before."""
+    assert [ir.module_name(n) for n in ("a-b.ko", "a-b.ko.xz", "c.ko.zst", "d.ko.gz")] == [
+        "a_b", "a_b", "c", "d",
+    ]  # fmt: skip
+    assert ir.module_suffix("x.ko.xz") == ".ko.xz" and ir.module_suffix("x.ko.bz2") is None
+    monkeypatch.setenv("PVHFW_CACHE", str(tmp_path / "cache"))
+    fake_modules(tmp_path / "mods", {"virtio": "", "virtio_blk": "virtio"}, suffix=".ko.xz")
+    write(tmp_path / "mods/kernel/drivers/notes.ko.txt", b"not a module")
+    modules = ir.kernel_modules(tmp_path / "mods", ["virtio-blk"])
+    assert [(n, p.name) for n, p in modules] == [
+        ("virtio", "virtio.ko.xz"), ("virtio_blk", "virtio-blk.ko.xz"),
+    ]  # fmt: skip
+    busybox = tmp_path / "busybox"
+    busybox.write_bytes(ir.debug_exit_elf())
+    archive = ir.ensure_initramfs(busybox=busybox, modules=modules)
+    records = {r.name: r for r in read_newc(gzip.decompress(archive.read_bytes()))}
+    blk = records[f"{gv.MODULES_DIR}/virtio_blk.ko"].data
+    assert blk.startswith(b"\x7fELF") and blk == lzma.decompress(modules[1][1].read_bytes())
+    assert ir.module_depends(modules[1][1]) == ["virtio"]
+    (tmp_path / "mods/kernel/drivers/virtio.ko.xz").write_bytes(b"\xfd7zXZ\0broken")
+    with pytest.raises(ToolError, match=r"virtio\.ko\.xz: "):
+        ir.kernel_modules(tmp_path / "mods", ["virtio_blk"])
 
 
 def test_kernel_modules_refuses_a_cycle(tmp_path: Path) -> None:
@@ -462,6 +498,27 @@ def test_view_modules_come_from_the_kernel_package(tmp_path: Path) -> None:
     )  # fmt: skip
     assert [n for n, _ in ir.view_modules(kernel)] == [
         "virtio_ring", "virtio", "virtio_pci", "virtio_blk", "virtio_net",
+    ]  # fmt: skip
+
+
+def test_view_modules_of_a_merged_usr_package(tmp_path: Path) -> None:
+    """Debian 13's kernel packages have their modules in usr/lib/modules/<version>."""
+    root = tmp_path / "debian/pkg/root"
+    version = "6.12.117+deb13-cloud-amd64"
+    kernel = DebianKernel(
+        "pkg", version, tmp_path / "x.deb", root / f"boot/vmlinuz-{version}",
+        tmp_path / "vmlinux", root / f"boot/config-{version}",
+    )  # fmt: skip
+    fake_modules(
+        root / "usr/lib/modules" / version,
+        {"virtio_blk": "", "failover": "", "net_failover": "failover",
+         "virtio_net": "net_failover"},
+        builtin=("drivers/virtio/virtio_pci", "drivers/virtio/virtio_mmio"),
+        suffix=".ko.xz",
+    )  # fmt: skip
+    assert kernel.modules_dir == root / "usr/lib/modules" / version
+    assert [n for n, _ in ir.view_modules(kernel)] == [
+        "virtio_blk", "failover", "net_failover", "virtio_net",
     ]  # fmt: skip
 
 

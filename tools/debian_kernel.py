@@ -87,8 +87,13 @@ class DebianKernel:
 
     @property
     def modules_dir(self) -> Path:
-        """The package's ``lib/modules/<version>`` (beside the ``boot/`` of the bzImage)."""
-        return self.bzimage.parent.parent / "lib" / "modules" / self.version
+        """The package's ``lib/modules/<version>`` (beside the ``boot/`` of the bzImage), or
+        ``usr/lib/modules/<version>`` where the package has that instead (Debian 13's
+        packages are merged-/usr)."""
+        root = self.bzimage.parent.parent
+        top = root / "lib" / "modules" / self.version
+        usr = root / "usr" / "lib" / "modules" / self.version
+        return usr if usr.is_dir() and not top.is_dir() else top
 
 
 def package_name(package: str | None = None) -> str:
