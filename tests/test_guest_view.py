@@ -17,6 +17,7 @@ import pytest
 
 from tests.support import need
 from tests.test_tools import read_newc
+from tools import debian_kernel as dk
 from tools import guest_view as gv
 from tools import initramfs as ir
 from tools.debian_kernel import DebianKernel, ToolError
@@ -48,6 +49,7 @@ DMESG = """\
 [    0.500000] smp: Brought up 1 node, 2 CPUs
 [    0.500001] smpboot: Total of 2 processors activated (10400.56 BogoMIPS)
 [    0.600000] PCI: MMCONFIG for domain 0000 [bus 00-ff] at [mem 0xb0000000-0xbfffffff] (base 0xb0000000)
+[    0.600001] PCI: ECAM [mem 0xb0000000-0xbfffffff] (base 0xb0000000) for domain 0000 [bus 00-ff]
 [    0.700000] SMBIOS 2.8 present.
 """  # noqa: E501, W291 (a kernel log line, trailing blanks and all)
 
@@ -132,6 +134,8 @@ def test_view_script_over_fake_tree(fake_guest: tuple[Path, dict[str, str]]) -> 
         "pci.0000:00:03.0.ext_cap": "01008214",
         "dmesg.mmconfig.1": "PCI: MMCONFIG for domain 0000 [bus 00-ff] at "
         "[mem 0xb0000000-0xbfffffff] (base 0xb0000000)",
+        "dmesg.ecam.1": "PCI: ECAM [mem 0xb0000000-0xbfffffff] (base 0xb0000000) for domain "
+        "0000 [bus 00-ff]",
         "dmesg.pat.1": "x86/PAT: Configuration [0-7]: WB  WC  UC- UC  WB  WP  UC- WT",
         "dmesg.smbios.1": "SMBIOS 2.8 present.",
         "dmesg.dmi.1": "DMI: Vendor X Prod, BIOS 1.0 01/01/2020",
@@ -277,9 +281,29 @@ def test_compare_reports_real_differences() -> None:
     assert [d.key for d in gv.real_differences(gv.compare_views(REF, no_dmi))] == ["dmesg.dmi.1"]
 
 
+def test_a_one_sided_allowance_permits_only_its_line_on_one_side() -> None:
+    """Linux 6.12's early ECAM check line, which only a BIOS dated before 2016 gets."""
+    window = "PCI: ECAM [mem 0xb0000000-0xbfffffff] (base 0xb0000000) for domain 0000 [bus 00-ff]"
+    check = "PCI: ECAM [mem 0xb0000000-0xbfffffff] reserved as E820 entry"
+    ref = dict(REF, **{"dmesg.ecam.1": window, "dmesg.ecam.2": check})
+    ours = dict(REF, **{"dmesg.ecam.1": window})
+    (diff,) = gv.compare_views(ref, ours)
+    assert (diff.key, diff.reference, diff.other) == ("dmesg.ecam.2", check, None)
+    assert diff.allowed and "2016" in diff.allowed
+    assert gv.real_differences(gv.compare_views(ours, ref)) == []  # either side
+    # the window itself may not differ, nor be missing, nor the check line be another line
+    other = window.replace("0xb0000000)", "0xe0000000)")
+    for bad in (
+        dict(ours, **{"dmesg.ecam.1": other}),
+        {k: v for k, v in ref.items() if k != "dmesg.ecam.1"},
+        dict(ours, **{"dmesg.ecam.2": check.replace("E820 entry", "nothing")}),
+    ):
+        assert gv.real_differences(gv.compare_views(ref, bad)), bad
+
+
 def test_every_allowance_has_a_reason_and_matches_a_view_key() -> None:
     type0 = ("bios_vendor", "bios_version", "bios_date", "bios_release", "ec_firmware_release")
-    keys = {f"dmi.{n}" for n in type0} | {"dmesg.dmi.1", "dmesg.acpi.count"}
+    keys = {f"dmi.{n}" for n in type0} | {"dmesg.dmi.1", "dmesg.acpi.count", "dmesg.ecam.2"}
     for pattern, allow in gv.ALLOWED_DIFFERENCES.items():
         assert len(allow.reason) > 20, pattern
         assert any(gv.allowance(k) is allow for k in keys), pattern
@@ -525,3 +549,21 @@ def test_view_modules_of_a_merged_usr_package(tmp_path: Path) -> None:
 def test_initramfs_cli_package_needs_view_modules(capsys: pytest.CaptureFixture[str]) -> None:
     assert ir.main(["--package", "linux-image-x"]) == 1
     assert capsys.readouterr().err == "initramfs: --package goes with --view-modules\n"
+    assert ir.main(["--series", "6.12"]) == 1
+    assert capsys.readouterr().err == "initramfs: --series goes with --view-modules\n"
+
+
+def test_initramfs_cli_series_picks_its_kernel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    asked: list[str | None] = []
+
+    def kernel(*, package: str | None = None) -> DebianKernel:
+        asked.append(package)
+        raise ToolError("offline")
+
+    monkeypatch.setattr(ir, "ensure_debian_kernel", kernel)
+    assert ir.main(["--view-modules", "--series", "6.12"]) == 1
+    assert ir.main(["--view-modules"]) == 1
+    assert asked == [dk.TRIXIE_PACKAGE, None]
+    assert capsys.readouterr().err == "initramfs: offline\n" * 2

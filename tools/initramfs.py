@@ -27,7 +27,8 @@ loads a plain ELF whatever its build decompresses and the kernel needs no module
 decompression.
 Without modules the archive is the one every boot test uses.
 
-CLI: ``python -m tools.initramfs [-o OUT] [--marker TEXT] [--view-modules [--package PKG]]``.
+CLI: ``python -m tools.initramfs [-o OUT] [--marker TEXT] [--view-modules [--package PKG |
+--series 6.1|6.12]]``.
 Without ``-o`` the archive is built once into the cache, ``$PVHFW_CACHE/initramfs-<hash>.cpio.gz``,
 where <hash> covers the /init script (and so the marker) and the modules' names and contents.
 ``--view-modules`` adds the guest view's modules from the Debian kernel package
@@ -50,11 +51,14 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from tools.debian_kernel import (
+    DEFAULT_SERIES,
+    SERIES,
     DebianKernel,
     ToolError,
     cache_dir,
     decompress,
     ensure_debian_kernel,
+    series_package,
     write_atomic,
 )
 from tools.guest_view import MODULES_DIR, MODULES_ORDER, VIEW_MODULES, view_call, view_script
@@ -459,14 +463,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--view-modules", action="store_true",
         help="add the guest view's kernel modules (virtio) from the Debian kernel package",
     )  # fmt: skip
-    parser.add_argument("--package", help="with --view-modules: the kernel package")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--package", help="with --view-modules: the kernel package")
+    which.add_argument(
+        "--series", choices=SERIES,
+        help=f"with --view-modules: the cloud kernel of that series (default {DEFAULT_SERIES})",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     try:
         modules: list[Module] = []
+        package = series_package(args.series) if args.series else args.package
         if args.view_modules:
-            modules = view_modules(ensure_debian_kernel(package=args.package))
-        elif args.package:
-            raise ToolError("--package goes with --view-modules")
+            modules = view_modules(ensure_debian_kernel(package=package))
+        elif package:
+            raise ToolError(f"--{'series' if args.series else 'package'} goes with --view-modules")
         if args.output is not None:
             path = build_initramfs(args.output, args.marker, modules=modules)
         else:

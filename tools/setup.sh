@@ -68,4 +68,7 @@ python3 -m tools.initramfs
 say "initramfs with the guest view's modules"
 python3 -m tools.initramfs --view-modules
 
+say "initramfs with the guest view's modules, Linux 6.12"
+python3 -m tools.initramfs --view-modules --series 6.12
+
 say "done"
