@@ -263,8 +263,8 @@ ALLOWED_DIFFERENCES: dict[str, Allowance] = {
         "Linux 6.12 checks the ECAM (MMCONFIG) window against the E820 map early, and logs "
         "'reserved as E820 entry', only for a BIOS dated before 2016 (pci_mmcfg_reserved: "
         "dmi_get_bios_year() < 2016; 6.1 always does): SeaBIOS's type 0 says 2014, pvhfw's "
-        "its build date. pvhfw's map reserves the window all the same (with a 2014 type 0, "
-        "-smbios type=0,date=..., Linux logs the line through pvhfw too).",
+        "its release date (layout.SMBIOS_BIOS_DATE, 2026). pvhfw's map reserves the window "
+        "all the same (with a 2014 type 0, -smbios type=0,date=..., the line appears).",
         one_sided=r"PCI: ECAM \[mem 0x[0-9a-f]+-0x[0-9a-f]+\] reserved as E820 entry",
     ),
     "dmesg.acpi.count": Allowance(
