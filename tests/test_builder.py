@@ -72,16 +72,17 @@ def test_pvh_entry_agrees_with_readelf(built_kernels: dict[str, Path], which: st
     assert kernel.entry == entries[0]
 
 
-def test_real_kernel_entry_agrees_with_readelf_and_lief() -> None:
-    from tools.debian_kernel import ToolError, ensure_debian_kernel
+@pytest.mark.parametrize(("series", "entry"), [("6.1", 0x1000850), ("6.12", 0x1000B20)])
+def test_real_kernel_entry_agrees_with_readelf_and_lief(series: str, entry: int) -> None:
+    from tools.debian_kernel import ToolError, ensure_debian_kernel, series_package
 
     try:
-        vmlinux = ensure_debian_kernel().vmlinux
+        vmlinux = ensure_debian_kernel(package=series_package(series)).vmlinux
     except ToolError as e:
         need(False, f"Debian kernel unavailable: {e}")
         raise
     kernel = read_kernel(vmlinux.read_bytes(), str(vmlinux))
-    assert [kernel.entry] == readelf_pvh_entries(vmlinux) == [0x1000850]
+    assert [kernel.entry] == readelf_pvh_entries(vmlinux) == [entry]
     assert kernel.entry_source.startswith("PT_NOTE segment")
     # LIEF, an independent reader, sees the same loaded segments and so the same load range
     import lief

@@ -638,12 +638,12 @@ def test_mutated_bzimage_headers_build_or_refuse_cleanly(real_kernels: dict[str,
     check()
 
 
-def debian_cached(which: str) -> Path | None:
-    """The Debian vmlinux or bzImage if tools/debian_kernel.py has already cached it (never
-    downloads)."""
+def debian_cached(which: str, series: str) -> Path | None:
+    """The Debian vmlinux or bzImage of a kernel series if tools/debian_kernel.py has already
+    cached it (never downloads)."""
     from tools import debian_kernel
 
-    package = debian_kernel.package_name()
+    package = debian_kernel.series_package(series)
     root = Path(os.environ.get(debian_kernel.ENV_CACHE) or Path.home() / ".cache" / "pvhfw")
     work = root.expanduser() / "debian" / package
     kernel = debian_kernel._from_stamp(work, package) if work.is_dir() else None
@@ -652,10 +652,15 @@ def debian_cached(which: str) -> Path | None:
     return kernel.vmlinux if which == "vmlinux" else kernel.bzimage
 
 
-def test_mutated_debian_bzimage_header_builds_or_refuses_cleanly() -> None:
-    """The same for Debian's vmlinuz (the bzImage the vmlinux was extracted from)."""
-    path = debian_cached("bzimage")
-    need(path is not None, "Debian kernel not cached (python3 -m tools.debian_kernel)")
+@pytest.mark.parametrize("series", ["6.1", "6.12"])
+def test_mutated_debian_bzimage_header_builds_or_refuses_cleanly(series: str) -> None:
+    """The same for Debian's vmlinuz (the bzImage the vmlinux was extracted from; 6.1's
+    payload LZ4, 6.12's zstd)."""
+    path = debian_cached("bzimage", series)
+    need(
+        path is not None,
+        f"Debian kernel not cached (python3 -m tools.debian_kernel --series {series})",
+    )
     assert path is not None
     data = path.read_bytes()
     assert build(data, "vmlinuz").boot_path == "linux32"
@@ -668,10 +673,14 @@ def test_mutated_debian_bzimage_header_builds_or_refuses_cleanly() -> None:
     check()
 
 
-def test_mutated_debian_vmlinux_header_builds_or_refuses_cleanly() -> None:
+@pytest.mark.parametrize("series", ["6.1", "6.12"])
+def test_mutated_debian_vmlinux_header_builds_or_refuses_cleanly(series: str) -> None:
     """The same for the real Debian kernel, its first 64 KiB only (ELF and program headers)."""
-    path = debian_cached("vmlinux")
-    need(path is not None, "Debian vmlinux not cached (python3 -m tools.debian_kernel)")
+    path = debian_cached("vmlinux", series)
+    need(
+        path is not None,
+        f"Debian vmlinux not cached (python3 -m tools.debian_kernel --series {series})",
+    )
     assert path is not None
     data = path.read_bytes()
     regions = [(a, min(b, 64 * 1024)) for a, b in elf_regions(data) if a < 64 * 1024]

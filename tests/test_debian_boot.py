@@ -1,7 +1,9 @@
 """The Debian layer: Debian's cloud kernel (ELF vmlinux, PVH entry) booted by our firmware.
 
 - Under TCG (`-cpu max`) on pc, q35 and microvm the kernel reaches the initramfs's /init,
-  which echoes the command line and ends QEMU through isa-debug-exit (status 15).
+  which echoes the command line and ends QEMU through isa-debug-exit (status 15): the vmlinux
+  and the bzImage of each kernel series (tools.debian_kernel.SERIES: Debian 12's 6.1,
+  Debian 13's 6.12). The other tests boot the 6.1 kernel only.
 - Under this machine's KVM (PVM: kernel-mode code runs in KVM's instruction emulator, and no
   stock Linux gets to userspace, see machines.md in the shared reference) only early boot is
   checked: banner, command line, memory map and initrd reservation; QEMU is stopped as soon
@@ -38,7 +40,13 @@ from tests.kernels.build import (
 )
 from tests.kernels.qemu import QemuRun, run_command_until, run_kernel
 from tests.support import build_firmware, need, need_kvm, need_qemu
-from tools.debian_kernel import ToolError, ensure_debian_kernel
+from tools.debian_kernel import (
+    DEFAULT_SERIES,
+    SERIES,
+    ToolError,
+    ensure_debian_kernel,
+    series_package,
+)
 from tools.guest import tcg_kernel_args
 from tools.initramfs import DEFAULT_MARKER, QEMU_EXIT_STATUS, ensure_initramfs
 from tools.qemu import KVM_CPU, TCG_CPU, qemu_command
@@ -164,25 +172,50 @@ class Debian:
 
 
 @pytest.fixture(scope="module")
-def debian(tmp_path_factory: pytest.TempPathFactory) -> Debian:
-    """The Debian vmlinux and vmlinuz, the reporting initramfs and our firmware built for
-    each."""
+def initramfs() -> Path:
+    """The reporting initramfs, the same for every kernel (it holds no modules)."""
     need_qemu()
     try:
-        kernel = ensure_debian_kernel()
-    except ToolError as e:
-        need(False, f"Debian kernel: {e}")
-        raise
-    try:
-        initramfs = ensure_initramfs()
+        return ensure_initramfs()
     except ToolError as e:
         need(False, f"initramfs: {e}")
         raise
-    out = tmp_path_factory.mktemp("debian-fw")
-    firmware, _ = build_firmware(kernel.vmlinux, out)
-    firmware_bz, built = build_firmware(kernel.bzimage, out)
-    assert built.boot_path == "linux32"
-    return Debian(kernel.vmlinux, initramfs, firmware, kernel.version, kernel.bzimage, firmware_bz)
+
+
+DebianGetter = Callable[[str], Debian]
+
+
+@pytest.fixture(scope="module")
+def debian_series(tmp_path_factory: pytest.TempPathFactory, initramfs: Path) -> DebianGetter:
+    """debian_series(series): that series' Debian vmlinux and vmlinuz, the reporting
+    initramfs and our firmware built for each; each series fetched and built once."""
+    cache: dict[str, Debian] = {}
+
+    def get(series: str) -> Debian:
+        if series in cache:
+            return cache[series]
+        try:
+            kernel = ensure_debian_kernel(package=series_package(series))
+        except ToolError as e:
+            need(False, f"Debian kernel {series}: {e}")
+            raise
+        assert kernel.version.startswith(f"{series}."), kernel
+        out = tmp_path_factory.mktemp(f"debian-fw-{series}")
+        firmware, _ = build_firmware(kernel.vmlinux, out)
+        firmware_bz, built = build_firmware(kernel.bzimage, out)
+        assert built.boot_path == "linux32"
+        cache[series] = Debian(
+            kernel.vmlinux, initramfs, firmware, kernel.version, kernel.bzimage, firmware_bz
+        )
+        return cache[series]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def debian(debian_series: DebianGetter) -> Debian:
+    """The default series' kernel (6.1), which the tests that boot one series use."""
+    return debian_series(DEFAULT_SERIES)
 
 
 @dataclass(frozen=True)
@@ -200,7 +233,7 @@ PvhcheckFactory = Callable[[str, str, str], FwCfgView]
 
 
 @pytest.fixture(scope="module")
-def fwcfg_view(kernels_dir: Path, debian: Debian) -> PvhcheckFactory:
+def fwcfg_view(kernels_dir: Path, initramfs: Path) -> PvhcheckFactory:
     """fwcfg_view(machine, accel, cpu): pvhcheck's report for that -M/-accel/-cpu, -m 512 and
     the same initramfs as -initrd (so fw_cfg's INITRD_ADDR is the one the Debian boot gets).
     Each configuration is booted once."""
@@ -221,7 +254,7 @@ def fwcfg_view(kernels_dir: Path, debian: Debian) -> PvhcheckFactory:
             pytest.fail(f"pvhcheck does not build: {e}")
         firmware, _ = build_firmware(elf, kernels_dir / f"fw-{elf.stem}")
         run = run_kernel(
-            elf, initrd=debian.initramfs, append="pvhcheck", machine=machine, accel=accel,
+            elf, initrd=initramfs, append="pvhcheck", machine=machine, accel=accel,
             memory=MEMORY, bios=firmware, cpu=cpu, timeout=BOOT_TIMEOUT,
         )  # fmt: skip
         report = parse_report(run.stdout)
@@ -234,7 +267,7 @@ def fwcfg_view(kernels_dir: Path, debian: Debian) -> PvhcheckFactory:
         assert ok, f"module 0 is not fw_cfg's initrd: {detail}\n{run.describe()}"
         initrd_addr, initrd_size = report.fwcfg["initrd_addr"], report.fwcfg["initrd_size"]
         assert isinstance(initrd_addr, int) and isinstance(initrd_size, int)
-        assert initrd_size == debian.initramfs.stat().st_size, run.describe()
+        assert initrd_size == initramfs.stat().st_size, run.describe()
         view = FwCfgView(report, run, list(e820), initrd_addr, initrd_size)
         cache[key] = view
         return view
@@ -299,18 +332,22 @@ def record(request: pytest.FixtureRequest, boot: Boot, view: FwCfgView) -> None:
 
 @pytest.mark.parametrize("kind", ["vmlinux", "bzImage"])
 @pytest.mark.parametrize("machine", ["pc", "q35", "microvm,pit=on"])
+@pytest.mark.parametrize("series", list(SERIES))
 def test_debian_userspace_tcg(
-    debian: Debian,
+    debian_series: DebianGetter,
     fwcfg_view: PvhcheckFactory,
+    series: str,
     machine: str,
     kind: str,
     request: pytest.FixtureRequest,
 ) -> None:
-    """TCG: the Debian kernel boots from our firmware to the initramfs's /init, which sees our
-    command line and exits QEMU with 15; the kernel's command line, e820 map and initrd
-    reservation match fw_cfg for the same machine. The vmlinux enters through PVH; the
-    bzImage (Debian's vmlinuz) through the Linux boot protocol's 32-bit entry, where its own
-    decompressor runs first, and ends with the same map: the firmware builds one for both."""
+    """TCG: the Debian kernel of each series boots from our firmware to the initramfs's
+    /init, which sees our command line and exits QEMU with 15; the kernel's command line,
+    e820 map and initrd reservation match fw_cfg for the same machine. The vmlinux enters
+    through PVH; the bzImage (Debian's vmlinuz; its payload LZ4 in 6.1, zstd in 6.12)
+    through the Linux boot protocol's 32-bit entry, where its own decompressor runs first,
+    and ends with the same map: the firmware builds one for both."""
+    debian = debian_series(series)
     view = fwcfg_view(machine, "tcg", TCG_CPU)
     # No `quiet`: the kernel's early lines (BIOS-e820, RAMDISK) must reach the console.
     cmdline = " ".join(

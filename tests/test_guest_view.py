@@ -5,6 +5,7 @@ module resolution (synthetic .ko files; the Debian kernel's own when it is cache
 from __future__ import annotations
 
 import gzip
+import lzma
 import os
 import shutil
 import stat
@@ -16,6 +17,7 @@ import pytest
 
 from tests.support import need
 from tests.test_tools import read_newc
+from tools import debian_kernel as dk
 from tools import guest_view as gv
 from tools import initramfs as ir
 from tools.debian_kernel import DebianKernel, ToolError
@@ -47,6 +49,7 @@ DMESG = """\
 [    0.500000] smp: Brought up 1 node, 2 CPUs
 [    0.500001] smpboot: Total of 2 processors activated (10400.56 BogoMIPS)
 [    0.600000] PCI: MMCONFIG for domain 0000 [bus 00-ff] at [mem 0xb0000000-0xbfffffff] (base 0xb0000000)
+[    0.600001] PCI: ECAM [mem 0xb0000000-0xbfffffff] (base 0xb0000000) for domain 0000 [bus 00-ff]
 [    0.700000] SMBIOS 2.8 present.
 """  # noqa: E501, W291 (a kernel log line, trailing blanks and all)
 
@@ -131,6 +134,8 @@ def test_view_script_over_fake_tree(fake_guest: tuple[Path, dict[str, str]]) -> 
         "pci.0000:00:03.0.ext_cap": "01008214",
         "dmesg.mmconfig.1": "PCI: MMCONFIG for domain 0000 [bus 00-ff] at "
         "[mem 0xb0000000-0xbfffffff] (base 0xb0000000)",
+        "dmesg.ecam.1": "PCI: ECAM [mem 0xb0000000-0xbfffffff] (base 0xb0000000) for domain "
+        "0000 [bus 00-ff]",
         "dmesg.pat.1": "x86/PAT: Configuration [0-7]: WB  WC  UC- UC  WB  WP  UC- WT",
         "dmesg.smbios.1": "SMBIOS 2.8 present.",
         "dmesg.dmi.1": "DMI: Vendor X Prod, BIOS 1.0 01/01/2020",
@@ -276,9 +281,29 @@ def test_compare_reports_real_differences() -> None:
     assert [d.key for d in gv.real_differences(gv.compare_views(REF, no_dmi))] == ["dmesg.dmi.1"]
 
 
+def test_a_one_sided_allowance_permits_only_its_line_on_one_side() -> None:
+    """Linux 6.12's early ECAM check line, which only a BIOS dated before 2016 gets."""
+    window = "PCI: ECAM [mem 0xb0000000-0xbfffffff] (base 0xb0000000) for domain 0000 [bus 00-ff]"
+    check = "PCI: ECAM [mem 0xb0000000-0xbfffffff] reserved as E820 entry"
+    ref = dict(REF, **{"dmesg.ecam.1": window, "dmesg.ecam.2": check})
+    ours = dict(REF, **{"dmesg.ecam.1": window})
+    (diff,) = gv.compare_views(ref, ours)
+    assert (diff.key, diff.reference, diff.other) == ("dmesg.ecam.2", check, None)
+    assert diff.allowed and "2016" in diff.allowed
+    assert gv.real_differences(gv.compare_views(ours, ref)) == []  # either side
+    # the window itself may not differ, nor be missing, nor the check line be another line
+    other = window.replace("0xb0000000)", "0xe0000000)")
+    for bad in (
+        dict(ours, **{"dmesg.ecam.1": other}),
+        {k: v for k, v in ref.items() if k != "dmesg.ecam.1"},
+        dict(ours, **{"dmesg.ecam.2": check.replace("E820 entry", "nothing")}),
+    ):
+        assert gv.real_differences(gv.compare_views(ref, bad)), bad
+
+
 def test_every_allowance_has_a_reason_and_matches_a_view_key() -> None:
     type0 = ("bios_vendor", "bios_version", "bios_date", "bios_release", "ec_firmware_release")
-    keys = {f"dmi.{n}" for n in type0} | {"dmesg.dmi.1", "dmesg.acpi.count"}
+    keys = {f"dmi.{n}" for n in type0} | {"dmesg.dmi.1", "dmesg.acpi.count", "dmesg.ecam.2"}
     for pattern, allow in gv.ALLOWED_DIFFERENCES.items():
         assert len(allow.reason) > 20, pattern
         assert any(gv.allowance(k) is allow for k in keys), pattern
@@ -395,10 +420,17 @@ def fake_ko(modinfo: bytes) -> bytes:
     return ehdr + body + bytes(shoff - 64 - len(body)) + sections
 
 
-def fake_modules(moddir: Path, deps: dict[str, str], builtin: tuple[str, ...] = ()) -> None:
+def fake_modules(
+    moddir: Path, deps: dict[str, str], builtin: tuple[str, ...] = (), suffix: str = ".ko"
+) -> None:
+    """Module files as a kernel package holds them; *suffix* ".ko.xz" compresses them as
+    Debian 13's (xz with CRC32 checks, as kmod and the kernel's build write them)."""
     for name, depends in deps.items():
         info = b"license=GPL\0depends=" + depends.encode() + b"\0name=" + name.encode() + b"\0"
-        write(moddir / "kernel/drivers" / f"{name.replace('_', '-')}.ko", fake_ko(info))
+        ko = fake_ko(info)
+        if suffix == ".ko.xz":
+            ko = lzma.compress(ko, check=lzma.CHECK_CRC32)
+        write(moddir / "kernel/drivers" / f"{name.replace('_', '-')}{suffix}", ko)
     write(moddir / "modules.builtin", "".join(f"kernel/{b}.ko\n" for b in builtin))
 
 
@@ -416,6 +448,34 @@ def test_kernel_modules_dependencies_first(tmp_path: Path) -> None:
     assert order[2][1] == tmp_path / "kernel/drivers/virtio-blk.ko"
     with pytest.raises(ToolError, match="no module e1000"):
         ir.kernel_modules(tmp_path, ["e1000"])
+
+
+def test_compressed_modules_are_found_and_go_in_decompressed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Linux 6.12's modules are .ko.xz: their .modinfo is read through the compression and
+    the initramfs gets the plain ELF as <name>.ko, which /init's insmod loads as before."""
+    assert [ir.module_name(n) for n in ("a-b.ko", "a-b.ko.xz", "c.ko.zst", "d.ko.gz")] == [
+        "a_b", "a_b", "c", "d",
+    ]  # fmt: skip
+    assert ir.module_suffix("x.ko.xz") == ".ko.xz" and ir.module_suffix("x.ko.bz2") is None
+    monkeypatch.setenv("PVHFW_CACHE", str(tmp_path / "cache"))
+    fake_modules(tmp_path / "mods", {"virtio": "", "virtio_blk": "virtio"}, suffix=".ko.xz")
+    write(tmp_path / "mods/kernel/drivers/notes.ko.txt", b"not a module")
+    modules = ir.kernel_modules(tmp_path / "mods", ["virtio-blk"])
+    assert [(n, p.name) for n, p in modules] == [
+        ("virtio", "virtio.ko.xz"), ("virtio_blk", "virtio-blk.ko.xz"),
+    ]  # fmt: skip
+    busybox = tmp_path / "busybox"
+    busybox.write_bytes(ir.debug_exit_elf())
+    archive = ir.ensure_initramfs(busybox=busybox, modules=modules)
+    records = {r.name: r for r in read_newc(gzip.decompress(archive.read_bytes()))}
+    blk = records[f"{gv.MODULES_DIR}/virtio_blk.ko"].data
+    assert blk.startswith(b"\x7fELF") and blk == lzma.decompress(modules[1][1].read_bytes())
+    assert ir.module_depends(modules[1][1]) == ["virtio"]
+    (tmp_path / "mods/kernel/drivers/virtio.ko.xz").write_bytes(b"\xfd7zXZ\0broken")
+    with pytest.raises(ToolError, match=r"virtio\.ko\.xz: "):
+        ir.kernel_modules(tmp_path / "mods", ["virtio_blk"])
 
 
 def test_kernel_modules_refuses_a_cycle(tmp_path: Path) -> None:
@@ -465,6 +525,45 @@ def test_view_modules_come_from_the_kernel_package(tmp_path: Path) -> None:
     ]  # fmt: skip
 
 
+def test_view_modules_of_a_merged_usr_package(tmp_path: Path) -> None:
+    """Debian 13's kernel packages have their modules in usr/lib/modules/<version>."""
+    root = tmp_path / "debian/pkg/root"
+    version = "6.12.117+deb13-cloud-amd64"
+    kernel = DebianKernel(
+        "pkg", version, tmp_path / "x.deb", root / f"boot/vmlinuz-{version}",
+        tmp_path / "vmlinux", root / f"boot/config-{version}",
+    )  # fmt: skip
+    fake_modules(
+        root / "usr/lib/modules" / version,
+        {"virtio_blk": "", "failover": "", "net_failover": "failover",
+         "virtio_net": "net_failover"},
+        builtin=("drivers/virtio/virtio_pci", "drivers/virtio/virtio_mmio"),
+        suffix=".ko.xz",
+    )  # fmt: skip
+    assert kernel.modules_dir == root / "usr/lib/modules" / version
+    assert [n for n, _ in ir.view_modules(kernel)] == [
+        "virtio_blk", "failover", "net_failover", "virtio_net",
+    ]  # fmt: skip
+
+
 def test_initramfs_cli_package_needs_view_modules(capsys: pytest.CaptureFixture[str]) -> None:
     assert ir.main(["--package", "linux-image-x"]) == 1
     assert capsys.readouterr().err == "initramfs: --package goes with --view-modules\n"
+    assert ir.main(["--series", "6.12"]) == 1
+    assert capsys.readouterr().err == "initramfs: --series goes with --view-modules\n"
+
+
+def test_initramfs_cli_series_picks_its_kernel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    asked: list[str | None] = []
+
+    def kernel(*, package: str | None = None) -> DebianKernel:
+        asked.append(package)
+        raise ToolError("offline")
+
+    monkeypatch.setattr(ir, "ensure_debian_kernel", kernel)
+    assert ir.main(["--view-modules", "--series", "6.12"]) == 1
+    assert ir.main(["--view-modules"]) == 1
+    assert asked == [dk.TRIXIE_PACKAGE, None]
+    assert capsys.readouterr().err == "initramfs: offline\n" * 2

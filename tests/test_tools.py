@@ -10,7 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import lzma
-import os
+import re
 import shutil
 import stat
 import struct
@@ -21,8 +21,10 @@ from pathlib import Path
 import pytest
 
 from tests.bzgen import bzimage
+from tests.support import need
 from tools import debian_kernel as dk
 from tools import initramfs as ir
+from tools.debian_apt import AptSource
 from tools.debian_kernel import ToolError
 
 # ---------------------------------------------------------------------------
@@ -337,6 +339,34 @@ def test_bzimage_payload_lz4_legacy_with_size() -> None:
     assert dk.decompress_payload(name, payload) == raw
 
 
+def test_bzimage_payload_zstd_with_size() -> None:
+    """Linux 6.12's payload (Debian 13): a zstd frame and the kernel's 4-byte size after it,
+    which `zstd -d` alone refuses; decompress_payload cuts it off and checks it."""
+    need(shutil.which("zstd") is not None, "no zstd command (apt-get install zstd)")
+    raw = ELF * 50
+    frame = subprocess.run(["zstd", "-19", "-c"], input=raw, capture_output=True, check=True)
+    compressed = with_size(frame.stdout, raw)
+    name, payload = dk.bzimage_payload(make_bzimage(compressed))
+    assert (name, payload) == ("zstd", compressed)
+    alone = subprocess.run(["zstd", "-dc"], input=payload, capture_output=True, check=False)
+    assert alone.returncode != 0  # the trailer is not a zstd frame
+    assert dk.decompress_payload(name, payload) == raw
+    with pytest.raises(ToolError, match="says"):
+        dk.decompress_payload(name, frame.stdout + struct.pack("<I", len(raw) - 1))
+    with pytest.raises(ToolError, match=r"^zstd payload: 'zstd -dc' failed: "):
+        dk.decompress_payload(name, frame.stdout[:-100] + struct.pack("<I", len(raw)))
+
+
+def test_decompress_names_its_data() -> None:
+    """decompress: one complete stream, as a module file holds (no size trailer)."""
+    assert dk.decompress("xz", lzma.compress(ELF, check=lzma.CHECK_CRC32)) == ELF
+    assert dk.decompress("gzip", gzip.compress(ELF)) == ELF
+    with pytest.raises(ToolError, match=r"^m\.ko\.xz: compressed stream is truncated$"):
+        dk.decompress("xz", lzma.compress(ELF)[:-20], "m.ko.xz")
+    with pytest.raises(ToolError, match=r"^lzo data: unknown compression 'lzo'$"):
+        dk.decompress("lzo", b"\x89LZO")
+
+
 def test_lz4_legacy_trim_pure() -> None:
     magic = struct.pack("<I", 0x184C2102)
     blocks = struct.pack("<I", 3) + b"abc" + struct.pack("<I", 2) + b"de"
@@ -457,10 +487,12 @@ def test_debian_kernel_cli_error(
 def test_debian_kernel_cli_flavours(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    asked: list[str | None] = []
+    asked: list[tuple[str | None, str | None]] = []
 
-    def fake(cache: Path | None = None, *, package: str | None = None) -> dk.DebianKernel:
-        asked.append(package)
+    def fake(
+        cache: Path | None = None, *, package: str | None = None, suite: str | None = None
+    ) -> dk.DebianKernel:
+        asked.append((package, suite))
         f = tmp_path / "f"
         return dk.DebianKernel(package or dk.DEFAULT_PACKAGE, "6.1.0-50-amd64", f, f, f, f)
 
@@ -468,10 +500,60 @@ def test_debian_kernel_cli_flavours(
     assert dk.main([]) == 0
     assert dk.main(["--generic"]) == 0
     assert dk.main(["--package", "linux-image-x"]) == 0
-    assert asked == [None, dk.GENERIC_PACKAGE, "linux-image-x"]
+    assert dk.main(["--series", "6.12"]) == 0
+    assert dk.main(["--series", "6.1"]) == 0
+    assert dk.main(["--package", "linux-image-y", "--suite", "trixie"]) == 0
+    assert asked == [
+        (None, None), (dk.GENERIC_PACKAGE, None), ("linux-image-x", None),
+        (dk.TRIXIE_PACKAGE, None), (dk.DEFAULT_PACKAGE, None), ("linux-image-y", "trixie"),
+    ]  # fmt: skip
     assert "version=6.1.0-50-amd64" in capsys.readouterr().out
-    with pytest.raises(SystemExit):
-        dk.main(["--generic", "--package", "linux-image-x"])
+    for bad in (
+        ["--generic", "--package", "linux-image-x"],
+        ["--series", "6.12", "--generic"],
+        ["--series", "5.10"],
+        ["--suite", "trixie"],  # a suite without a package
+    ):
+        with pytest.raises(SystemExit):
+            dk.main(bad)
+
+
+def test_the_series_kernels_are_pinned_and_6_12_comes_from_trixie() -> None:
+    assert list(dk.SERIES) == ["6.1", "6.12"] and dk.DEFAULT_SERIES == "6.1"
+    assert dk.SERIES["6.1"] == dk.DEFAULT_PACKAGE
+    assert dk.series_package("6.12") == dk.TRIXIE_PACKAGE
+    assert re.fullmatch(r"linux-image-6\.12\.\d+\+deb13-cloud-amd64-unsigned", dk.TRIXIE_PACKAGE)
+    assert dk.SUITES == {dk.TRIXIE_PACKAGE: "trixie"}
+    with pytest.raises(ToolError, match=r"^Linux 5\.10: not a kernel series of the project"):
+        dk.series_package("5.10")
+
+
+@pytest.mark.parametrize(
+    ("package", "suite", "want"),
+    [
+        (dk.TRIXIE_PACKAGE, None, f"{dk.TRIXIE_PACKAGE}/trixie"),  # SUITES says where
+        ("linux-image-z", "trixie", "linux-image-z/trixie"),
+        (dk.DEFAULT_PACKAGE, None, dk.DEFAULT_PACKAGE),  # the system's apt
+    ],
+)
+def test_a_kernel_of_another_suite_is_fetched_through_its_apt_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, package: str, suite: str | None, want: str
+) -> None:
+    calls: list[tuple[list[str], Path, object]] = []
+
+    def download(packages: list[str], dest: Path, **kwargs: object) -> list[Path]:
+        calls.append((list(packages), dest, kwargs.get("source")))
+        raise ToolError("offline")
+
+    monkeypatch.setattr(dk, "apt_download", download)
+    with pytest.raises(ToolError, match="offline"):
+        dk.ensure_debian_kernel(tmp_path, package=package, suite=suite)
+    ((packages, dest, source),) = calls
+    assert packages == [want] and dest == tmp_path / "debian" / package
+    if "/" in want:
+        assert source == AptSource.in_cache("trixie", tmp_path)
+    else:
+        assert source is None
 
 
 def test_cache_dir_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -507,15 +589,21 @@ def _elf_notes(data: bytes) -> list[tuple[bytes, int, bytes]]:
     return notes
 
 
+# What each series' payload is (machines.md, "Debian kernels" and "Newer QEMU and kernels").
+SERIES_COMPRESSION = {"6.1": "lz4", "6.12": "zstd"}
+
+
 @pytest.mark.debian
-def test_debian_kernel_vmlinux() -> None:
+@pytest.mark.parametrize("series", list(dk.SERIES))
+def test_debian_kernel_vmlinux(series: str) -> None:
     try:
-        kernel = dk.ensure_debian_kernel()
+        kernel = dk.ensure_debian_kernel(package=dk.series_package(series))
     except ToolError as e:
-        reason = f"Debian kernel unavailable (no apt-get/network?): {e}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        need(False, f"Debian kernel unavailable (no apt-get/network?): {e}")
+        raise
+    assert kernel.version.startswith(f"{series}.")
+    bz = kernel.bzimage.read_bytes()
+    assert dk.bzimage_payload(bz)[0] == SERIES_COMPRESSION[series]
     data = kernel.vmlinux.read_bytes()
     assert data[:4] == b"\x7fELF"
     assert data[4] == 2, "not ELF64"

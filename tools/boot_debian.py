@@ -1,9 +1,10 @@
 """The main job: build the firmware for Debian's cloud kernel and boot it in stock QEMU.
 
     python3 -m tools.boot_debian [--machine pc|q35|microvm] [--accel tcg|kvm] [--bzimage]
-                                 [--append ...]
+                                 [--series 6.1|6.12] [--append ...]
 
-Gets the kernel and the initramfs (cached; tools/debian_kernel.py, tools/initramfs.py), runs
+Gets the kernel (Debian 12's 6.1 cloud kernel; with --series 6.12 Debian 13's) and the
+initramfs (cached; tools/debian_kernel.py, tools/initramfs.py), runs
 `build-fw --kernel <vmlinux> -o out/bios.bin` (with --bzimage: Debian's vmlinuz, booted
 through the Linux boot protocol), then boots QEMU with that firmware, streams the
 serial console, and reports whether the initramfs's marker arrived: under TCG the kernel
@@ -23,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pvhfw.builder.cli import main as build_fw
-from tools.debian_kernel import ToolError, ensure_debian_kernel
+from tools.debian_kernel import DEFAULT_SERIES, SERIES, ToolError, ensure_debian_kernel
 from tools.guest import tcg_kernel_args
 from tools.initramfs import DEFAULT_MARKER, ensure_initramfs
 from tools.qemu import ACCELS, MACHINES, describe_qemu, qemu_path
@@ -70,6 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="boot Debian's vmlinuz (bzImage) instead of the vmlinux",
     )
+    p.add_argument(
+        "--series",
+        choices=SERIES,
+        default=DEFAULT_SERIES,
+        help="the kernel series: " + ", ".join(f"{name} {pkg}" for name, pkg in SERIES.items()),
+    )
     p.add_argument("--out", type=Path, default=REPO / "out" / "bios.bin")
     p.add_argument("--timeout", type=float, default=120.0)
     args = p.parse_args(argv)
@@ -84,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     print(f"boot_debian: qemu: {which}", flush=True)
     try:
-        kernel = ensure_debian_kernel()
+        kernel = ensure_debian_kernel(package=SERIES[args.series])
         initrd = ensure_initramfs()
     except ToolError as e:
         print(f"boot_debian: {e}", file=sys.stderr)

@@ -9,13 +9,19 @@ Everything is cached outside the source tree, in ``$PVHFW_CACHE`` (default
     stamp.json                      written last; its presence means "done"
 
 A second call finds the stamp and the files and returns at once. The download and the
-unpacking are tools/debian_apt.py's, through the system's apt configuration.
+unpacking are tools/debian_apt.py's: through the system's apt configuration (Debian 12), or,
+for a package of another suite (:data:`SUITES`: Debian 13's 6.12 kernel, from trixie),
+through that suite's own apt configuration in the cache, which changes nothing of the
+system's apt.
 
-Another flavour: ``package=`` (or ``$PVHFW_DEBIAN_KERNEL_PKG``), e.g. :data:`GENERIC_PACKAGE`.
+The kernel series the Debian layer boots are :data:`SERIES`: each one's cloud kernel, pinned.
+Another flavour: ``package=`` (or ``$PVHFW_DEBIAN_KERNEL_PKG``), e.g. :data:`GENERIC_PACKAGE`,
+with ``suite=`` when it is not the system's.
 
-CLI: ``python -m tools.debian_kernel [--cache DIR] [--package PKG | --generic]`` prints
-``bzimage=``, ``vmlinux=``, ``config=`` and ``version=`` lines; on failure it prints one
-``debian_kernel: <message>`` line to stderr and exits 1.
+CLI: ``python -m tools.debian_kernel [--cache DIR] [--series 6.1|6.12 | --generic |
+--package PKG [--suite SUITE]]`` prints ``bzimage=``, ``vmlinux=``, ``config=`` and
+``version=`` lines; on failure it prints one ``debian_kernel: <message>`` line to stderr and
+exits 1.
 """
 
 from __future__ import annotations
@@ -39,8 +45,8 @@ from pvhfw.firmware import abi
 
 # What the other tools import from here with the kernel (tools/debian_apt.py has them).
 from tools.debian_apt import ENV_CACHE as ENV_CACHE
+from tools.debian_apt import AptSource, apt_download, dpkg_extract, last_line, locked
 from tools.debian_apt import ToolError as ToolError
-from tools.debian_apt import apt_download, dpkg_extract, last_line, locked
 from tools.debian_apt import cache_dir as cache_dir
 from tools.debian_apt import write_atomic as write_atomic
 
@@ -48,6 +54,18 @@ DEFAULT_PACKAGE = "linux-image-6.1.0-50-cloud-amd64-unsigned"
 # The generic flavour (XZ payload): unlike the cloud kernel it parses MP tables
 # (CONFIG_X86_MPPARSE=y), so it finds a second CPU without ACPI. tools/setup.sh caches it too.
 GENERIC_PACKAGE = "linux-image-6.1.0-50-amd64-unsigned"
+# Debian 13's cloud kernel (zstd payload, modules .ko.xz), beside 6.1: the newest 6.12 ABI in
+# trixie's main when chosen (2026-12; 6.12.107 was there too), the one the metapackage
+# linux-image-cloud-amd64 6.12.117-1 depends on. The ABI is in the name: a new upload is a
+# new package, so this name is one build.
+TRIXIE_PACKAGE = "linux-image-6.12.117+deb13-cloud-amd64-unsigned"
+TRIXIE = "trixie"
+# The suite each package of another Debian release comes from (its own apt configuration in
+# the cache, tools.debian_apt.AptSource); any other package comes through the system's apt.
+SUITES = {TRIXIE_PACKAGE: TRIXIE}
+# The kernel series the Debian layer boots, oldest first: each one's cloud kernel.
+SERIES = {"6.1": DEFAULT_PACKAGE, "6.12": TRIXIE_PACKAGE}
+DEFAULT_SERIES = "6.1"
 ENV_PACKAGE = "PVHFW_DEBIAN_KERNEL_PKG"
 STAMP_NAME = "stamp.json"
 STAMP_FORMAT = 1
@@ -69,8 +87,13 @@ class DebianKernel:
 
     @property
     def modules_dir(self) -> Path:
-        """The package's ``lib/modules/<version>`` (beside the ``boot/`` of the bzImage)."""
-        return self.bzimage.parent.parent / "lib" / "modules" / self.version
+        """The package's ``lib/modules/<version>`` (beside the ``boot/`` of the bzImage), or
+        ``usr/lib/modules/<version>`` where the package has that instead (Debian 13's
+        packages are merged-/usr)."""
+        root = self.bzimage.parent.parent
+        top = root / "lib" / "modules" / self.version
+        usr = root / "usr" / "lib" / "modules" / self.version
+        return usr if usr.is_dir() and not top.is_dir() else top
 
 
 def package_name(package: str | None = None) -> str:
@@ -172,31 +195,42 @@ def _stream_decompress(
     return out
 
 
+def decompress(name: str, data: bytes, what: str | None = None) -> bytes:
+    """Decompress *data*, one complete stream in the format *name* (a name of
+    pvhfw.builder.bzimage's PAYLOAD_MAGIC but lzo): a bzImage's payload without its size
+    trailer (:func:`decompress_payload`), or a compressed kernel module (tools/initramfs.py's
+    .ko.xz, .ko.zst, .ko.gz). lz4 (the kernel's legacy format) and zstd go
+    through their commands, the others through Python's modules. *what* names the data in
+    errors."""
+    what = what or f"{name} data"
+    if name == "gzip":
+        return _stream_decompress(zlib.decompressobj(16 + zlib.MAX_WBITS), data, what)
+    if name == "xz":
+        return _stream_decompress(lzma.LZMADecompressor(lzma.FORMAT_XZ), data, what)
+    if name == "lzma":
+        return _stream_decompress(lzma.LZMADecompressor(lzma.FORMAT_ALONE), data, what)
+    if name == "bzip2":
+        return _stream_decompress(bz2.BZ2Decompressor(), data, what)
+    if name == "lz4":
+        return _run_filter(["lz4", "-dc"], lz4_legacy_trim(data), what)
+    if name == "zstd":
+        return _run_filter(["zstd", "-dc"], data, what)
+    raise ToolError(f"{what}: unknown compression '{name}'")
+
+
 def decompress_payload(name: str, payload: bytes) -> bytes:
     """Decompress a bzImage payload as returned by :func:`bzimage_payload`.
 
-    Checks the result's length against the size stored in the last 4 bytes.
+    Every format but gzip has the uncompressed size appended (4 bytes, little-endian) after
+    its stream; it is cut off before decompressing (``zstd -d`` would take it for the start
+    of another frame and fail) and checked against the result's length. A
+    gzip member's own trailer ends with that field (ISIZE): it is decoded whole.
     """
     what = f"{name} payload"
     if len(payload) < 8:
         raise ToolError(f"{what}: only {len(payload)} bytes")
     (size,) = struct.unpack_from("<I", payload, len(payload) - 4)
-    body = payload[:-4]
-    if name == "gzip":
-        # The gzip trailer's ISIZE *is* the size field: decode the whole member.
-        out = _stream_decompress(zlib.decompressobj(16 + zlib.MAX_WBITS), payload, what)
-    elif name == "xz":
-        out = _stream_decompress(lzma.LZMADecompressor(lzma.FORMAT_XZ), body, what)
-    elif name == "lzma":
-        out = _stream_decompress(lzma.LZMADecompressor(lzma.FORMAT_ALONE), body, what)
-    elif name == "bzip2":
-        out = _stream_decompress(bz2.BZ2Decompressor(), body, what)
-    elif name == "lz4":
-        out = _run_filter(["lz4", "-dc"], lz4_legacy_trim(body), what)
-    elif name == "zstd":
-        out = _run_filter(["zstd", "-dc"], body, what)
-    else:
-        raise ToolError(f"unknown compression '{name}'")
+    out = decompress(name, payload if name == "gzip" else payload[:-4], what)
     if len(out) & 0xFFFFFFFF != size:
         raise ToolError(f"{what}: decompressed {len(out)} bytes, the payload says {size}")
     return out
@@ -305,16 +339,30 @@ def _from_stamp(work: Path, package: str) -> DebianKernel | None:
     return kernel
 
 
-def ensure_debian_kernel(cache: Path | None = None, *, package: str | None = None) -> DebianKernel:
+def series_package(series: str) -> str:
+    """The cloud kernel package of a kernel series of :data:`SERIES` ("6.1", "6.12")."""
+    try:
+        return SERIES[series]
+    except KeyError:
+        known = ", ".join(SERIES)
+        raise ToolError(f"Linux {series}: not a kernel series of the project ({known})") from None
+
+
+def ensure_debian_kernel(
+    cache: Path | None = None, *, package: str | None = None, suite: str | None = None
+) -> DebianKernel:
     """Download, unpack and extract the Debian kernel once; return its paths.
 
     *cache* defaults to $PVHFW_CACHE or ~/.cache/pvhfw; *package* to
-    $PVHFW_DEBIAN_KERNEL_PKG or :data:`DEFAULT_PACKAGE`. Raises ToolError.
+    $PVHFW_DEBIAN_KERNEL_PKG or :data:`DEFAULT_PACKAGE`; *suite*, where the package comes
+    from, to its entry in :data:`SUITES`, else the system's apt sources. Raises ToolError.
     """
     package = package_name(package)
     if "/" in package or package.startswith("."):
         raise ToolError(f"{package}: not a package name")
-    work = cache_dir(cache) / "debian" / package
+    suite = suite or SUITES.get(package)
+    root = cache_dir(cache)
+    work = root / "debian" / package
     try:
         work.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -327,13 +375,14 @@ def ensure_debian_kernel(cache: Path | None = None, *, package: str | None = Non
             kernel = _from_stamp(work, package)  # another process may have finished
             if kernel is not None:
                 return kernel
-            return _build(work, package)
+            source = None if suite is None else AptSource.in_cache(suite, root)
+            return _build(work, package, source)
     except OSError as e:
         where = e.filename or work
         raise ToolError(f"{package}: {where}: {e.strerror or e}") from e
 
 
-def _build(work: Path, package: str) -> DebianKernel:
+def _build(work: Path, package: str, source: AptSource | None) -> DebianKernel:
     (work / STAMP_NAME).unlink(missing_ok=True)
     root = work / "root"
     debs = sorted(work.glob(f"{package}_*.deb"))
@@ -348,8 +397,12 @@ def _build(work: Path, package: str) -> DebianKernel:
     if deb is None:
         for old in debs:
             old.unlink()
-        _note(f"downloading {package}")
-        (deb,) = apt_download([package], work, note=_note)
+        if source is None:
+            _note(f"downloading {package}")
+            (deb,) = apt_download([package], work, note=_note)
+        else:
+            _note(f"downloading {package} from {source.suite}")
+            (deb,) = apt_download([f"{package}/{source.suite}"], work, source=source, note=_note)
         _note(f"unpacking {deb.name}")
         dpkg_extract([deb], root)
     version, bzimage, config = _find_boot_files(root, package)
@@ -380,10 +433,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     which.add_argument(
         "--generic", action="store_true", help=f"the generic flavour, {GENERIC_PACKAGE}"
     )
+    which.add_argument(
+        "--series",
+        choices=SERIES,
+        help="the cloud kernel of a series: "
+        + ", ".join(f"{name} {pkg}" for name, pkg in SERIES.items()),
+    )
+    parser.add_argument(
+        "--suite",
+        help="with --package: the Debian suite it comes from, through an apt configuration of "
+        "its own in the cache (default: the system's apt sources)",
+    )
     args = parser.parse_args(argv)
+    if args.suite and not args.package:
+        parser.error("--suite goes with --package")
     try:
-        package = GENERIC_PACKAGE if args.generic else args.package
-        kernel = ensure_debian_kernel(args.cache, package=package)
+        if args.series:
+            package = series_package(args.series)
+        else:
+            package = GENERIC_PACKAGE if args.generic else args.package
+        kernel = ensure_debian_kernel(args.cache, package=package, suite=args.suite)
     except ToolError as e:
         print(f"debian_kernel: {e}", file=sys.stderr)
         return 1

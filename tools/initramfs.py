@@ -22,9 +22,13 @@ still there, ``reboot -f`` (QEMU exits under ``-no-reboot``), then ``poweroff -f
 Kernel modules (for the view: the virtio drivers of Debian's cloud kernel, which builds them
 as modules) go to /lib/modules/<name>.ko, with /lib/modules/pvhfw.order listing them in load
 order: :func:`kernel_modules` finds them and their dependencies in an unpacked kernel package.
+A compressed module (Debian 13's are .ko.xz) goes in decompressed, so /init's busybox insmod
+loads a plain ELF whatever its build decompresses and the kernel needs no module
+decompression.
 Without modules the archive is the one every boot test uses.
 
-CLI: ``python -m tools.initramfs [-o OUT] [--marker TEXT] [--view-modules [--package PKG]]``.
+CLI: ``python -m tools.initramfs [-o OUT] [--marker TEXT] [--view-modules [--package PKG |
+--series 6.1|6.12]]``.
 Without ``-o`` the archive is built once into the cache, ``$PVHFW_CACHE/initramfs-<hash>.cpio.gz``,
 where <hash> covers the /init script (and so the marker) and the modules' names and contents.
 ``--view-modules`` adds the guest view's modules from the Debian kernel package
@@ -47,10 +51,14 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from tools.debian_kernel import (
+    DEFAULT_SERIES,
+    SERIES,
     DebianKernel,
     ToolError,
     cache_dir,
+    decompress,
     ensure_debian_kernel,
+    series_package,
     write_atomic,
 )
 from tools.guest_view import MODULES_DIR, MODULES_ORDER, VIEW_MODULES, view_call, view_script
@@ -282,19 +290,45 @@ def initramfs_entries(
 # ---- kernel modules ------------------------------------------------------------------------
 
 
-def module_name(path: str | PurePosixPath | Path) -> str:
-    """A module's name from its file name: no directory, no .ko, '_' for '-' (as Linux)."""
+# A module file's suffixes and their compression (kmod's names; CONFIG_MODULE_COMPRESS_*).
+MODULE_SUFFIXES = {".ko": None, ".ko.gz": "gzip", ".ko.xz": "xz", ".ko.zst": "zstd"}
+
+
+def module_suffix(path: str | PurePosixPath | Path) -> str | None:
+    """The module suffix (:data:`MODULE_SUFFIXES`) *path*'s name ends with, else None."""
     name = PurePosixPath(path).name
-    return name.removesuffix(".ko").replace("-", "_")
+    for suffix in MODULE_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return suffix
+    return None
+
+
+def module_name(path: str | PurePosixPath | Path) -> str:
+    """A module's name from its file name: no directory, no .ko (.ko.xz...), '_' for '-' (as
+    Linux)."""
+    name = PurePosixPath(path).name
+    suffix = module_suffix(name)
+    if suffix is not None:
+        name = name.removesuffix(suffix)
+    return name.replace("-", "_")
+
+
+def read_module(ko: Path) -> bytes:
+    """A module file's ELF object: its bytes, decompressed when its suffix says so."""
+    try:
+        data = ko.read_bytes()
+    except OSError as e:
+        raise ToolError(f"{ko}: {e.strerror or e}") from e
+    compression = MODULE_SUFFIXES.get(module_suffix(ko) or "")
+    return data if compression is None else decompress(compression, data, str(ko))
 
 
 def module_depends(ko: Path) -> list[str]:
     """The modules *ko* needs: the ``depends=`` entry of its .modinfo section."""
     try:
-        with ko.open("rb") as f:
-            section = ELFFile(f).get_section_by_name(".modinfo")
-            data = b"" if section is None else section.data()
-    except (OSError, ELFError) as e:
+        section = ELFFile(io.BytesIO(read_module(ko))).get_section_by_name(".modinfo")
+        data = b"" if section is None else section.data()
+    except ELFError as e:
         raise ToolError(f"{ko}: cannot read its .modinfo: {e}") from e
     for item in data.split(b"\0"):
         if item.startswith(b"depends="):
@@ -305,18 +339,20 @@ def module_depends(ko: Path) -> list[str]:
 def kernel_modules(moddir: Path, names: Iterable[str]) -> list[Module]:
     """The modules of *names* and everything they depend on, dependencies first, from an
     unpacked kernel's module tree *moddir* (``lib/modules/<version>``; Debian's packages
-    ship no modules.dep: the dependencies come from each module's .modinfo). A name that is
-    built into the kernel (modules.builtin) is left out; one that is neither is an error."""
+    ship no modules.dep: the dependencies come from each module's .modinfo). A module file
+    may be compressed (:data:`MODULE_SUFFIXES`). A name that is built into the kernel
+    (modules.builtin) is left out; one that is neither is an error."""
     files: dict[str, Path] = {}
-    for ko in sorted((moddir / "kernel").rglob("*.ko")):
-        files.setdefault(module_name(ko), ko)
+    for ko in sorted((moddir / "kernel").rglob("*.ko*")):
+        if module_suffix(ko) is not None:
+            files.setdefault(module_name(ko), ko)
     builtin_list = moddir / "modules.builtin"
     try:
         builtin = {module_name(line) for line in builtin_list.read_text().split()}
     except OSError:
         builtin = set()
     if not files:
-        raise ToolError(f"{moddir}: no kernel modules (*.ko) there")
+        raise ToolError(f"{moddir}: no kernel modules (*.ko, *.ko.xz...) there")
     order: list[Module] = []
     done: set[str] = set()
 
@@ -346,13 +382,7 @@ def view_modules(kernel: DebianKernel) -> list[Module]:
 
 
 def _read_modules(modules: Sequence[Module]) -> list[tuple[str, bytes]]:
-    out = []
-    for name, path in modules:
-        try:
-            out.append((name, path.read_bytes()))
-        except OSError as e:
-            raise ToolError(f"{path}: {e.strerror or e}") from e
-    return out
+    return [(name, read_module(path)) for name, path in modules]
 
 
 def _has_interp(elf: bytes) -> bool:
@@ -433,14 +463,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--view-modules", action="store_true",
         help="add the guest view's kernel modules (virtio) from the Debian kernel package",
     )  # fmt: skip
-    parser.add_argument("--package", help="with --view-modules: the kernel package")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--package", help="with --view-modules: the kernel package")
+    which.add_argument(
+        "--series", choices=SERIES,
+        help=f"with --view-modules: the cloud kernel of that series (default {DEFAULT_SERIES})",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     try:
         modules: list[Module] = []
+        package = series_package(args.series) if args.series else args.package
         if args.view_modules:
-            modules = view_modules(ensure_debian_kernel(package=args.package))
-        elif args.package:
-            raise ToolError("--package goes with --view-modules")
+            modules = view_modules(ensure_debian_kernel(package=package))
+        elif package:
+            raise ToolError(f"--{'series' if args.series else 'package'} goes with --view-modules")
         if args.output is not None:
             path = build_initramfs(args.output, args.marker, modules=modules)
         else:

@@ -55,6 +55,7 @@ from tools.initramfs import (
     initramfs_entries,
     kernel_modules,
     newc_archive,
+    read_module,
 )
 from tools.qemu import DEFAULT_QEMU, QBOOT_ROM, data_dirs, data_file, qemu_command, qemu_path
 
@@ -198,7 +199,7 @@ def l1_init(boots: Sequence[tuple[str, list[str]]]) -> str:
 def l1_archive(kernel: DebianKernel, images: dict[str, str | None], work: Path) -> Path:
     """L1's initramfs (uncompressed newc): see the module's docstring."""
     modules = kernel_modules(kernel.modules_dir, KVM_MODULES)
-    read = [(name, path.read_bytes()) for name, path in modules]
+    read = [(name, read_module(path)) for name, path in modules]
     entries = [e for e in initramfs_entries(modules=read) if e[0] != "init"]
     entries.append(("bin/awk", stat.S_IFLNK | 0o777, "busybox"))
     entries.append(("bin/cut", stat.S_IFLNK | 0o777, "busybox"))

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepare a Debian 12 machine (as root) for pvhfw: apt packages, the Python
 # package in editable mode with its dev extras, Debian's kernels (the cloud
-# flavour; the generic one, which parses MP tables), QEMU 10.0 beside the
+# flavour; the generic one, which parses MP tables; Debian 13's 6.12 cloud
+# kernel, from trixie through an apt configuration of its own), QEMU 10.0 beside the
 # system's 7.2 (Debian's build from bookworm-backports, unpacked, never
 # installed) and the boot-test initramfs, plain and with the guest view's
 # modules (all cached in $PVHFW_CACHE, default ~/.cache/pvhfw).
@@ -22,7 +23,7 @@ installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'
 }
 
-packages=(qemu-system-x86 qemu-system-data busybox-static cpio lz4 xz-utils binutils gcc make)
+packages=(qemu-system-x86 qemu-system-data busybox-static cpio lz4 zstd xz-utils binutils gcc make)
 command -v python3 >/dev/null || packages+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
 
@@ -55,6 +56,9 @@ python3 -m tools.debian_kernel
 say "Debian kernel, generic flavour"
 python3 -m tools.debian_kernel --generic
 
+say "Debian 13's kernel, Linux 6.12 (trixie)"
+python3 -m tools.debian_kernel --series 6.12
+
 say "QEMU 10.0 beside the system's (bookworm-backports)"
 python3 -m tools.alt_qemu
 
@@ -63,5 +67,8 @@ python3 -m tools.initramfs
 
 say "initramfs with the guest view's modules"
 python3 -m tools.initramfs --view-modules
+
+say "initramfs with the guest view's modules, Linux 6.12"
+python3 -m tools.initramfs --view-modules --series 6.12
 
 say "done"
