@@ -1,16 +1,16 @@
-; Every way the boot can fail, each one line on the serial port (serial.s: fatal).
+; Every way the boot can fail, each one line on the serial port (failure.s: fatal).
 ; ERR_ARGS holds the numbers a message prints, in order.
 
-fatal_no_fwcfg:
+fatal_no_fwcfg:                         ; these three leave fw_cfg unusable (failure.s)
     mov esi, msg_no_fwcfg
-    jmp fatal
+    jmp fatal_without_fwcfg
 fatal_dma:
     mov esi, msg_dma
-    jmp fatal
+    jmp fatal_without_fwcfg
 fatal_dir_too_big:
     mov dword ptr [ERR_ARGS + 4], FILE_DIR_MAX
     mov esi, msg_dir_too_big
-    jmp fatal
+    jmp fatal_without_fwcfg
 fatal_e820_too_big:
     mov dword ptr [ERR_ARGS + 4], E820_MAX * SIZEOF_E820
     mov esi, msg_e820_too_big

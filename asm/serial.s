@@ -1,9 +1,9 @@
-; Serial diagnostics: one line on COM1 (a 16550, polled) and a halt, for every error. The
-; success path never touches the serial port.
+; Serial diagnostics: one line on COM1 (a 16550, polled) for every error. The success path
+; never touches the serial port.
 
-; fatal: print "pvhfw: " + the message at ESI + CR LF, then halt forever. In the message,
-; each '%' prints the next u32 of ERR_ARGS as 0x%08x.
-fatal:
+; serial_line: print "pvhfw: " + the message at ESI + CR LF (failure.s: then what follows a
+; failed boot). In the message, each '%' prints the next u32 of ERR_ARGS as 0x%08x.
+serial_line:
     mov ebx, ERR_ARGS
     push esi
     mov esi, msg_prefix
@@ -11,11 +11,7 @@ fatal:
     pop esi
     call serial_puts
     mov esi, msg_crlf
-    call serial_puts
-halt:
-    cli
-    hlt
-    jmp halt
+    jmp serial_puts
 
 ; serial_puts: ESI = NUL-terminated string; '%' prints [EBX] in hex and advances EBX.
 serial_puts:

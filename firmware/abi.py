@@ -306,6 +306,16 @@ PORT_BOOT_EVENT: Final = 0xF5
 BOOT_EVENT_FW_START: Final = 1
 BOOT_EVENT_FW_DO_BOOT: Final = 5
 
+# --- After a failed boot: QEMU's pvpanic (docs/specs/pvpanic.rst), the 8254 PIT -----------------
+PORT_PVPANIC: Final = 0x505  # ISA pvpanic: reads the events it supports (0xff: no device)
+PVPANIC_PANICKED: Final = 0x01  # the "guest panicked" event, written to the same port
+BOOT_FAIL_WAIT_NEVER: Final = 0xFFFF_FFFF  # etc/boot-fail-wait: -1, no reboot (QEMU's default)
+PORT_PIT_CH0: Final = 0x40  # counter 0
+PORT_PIT_CMD: Final = 0x43  # mode/command register
+PIT_CMD_CH0_RATE: Final = 0x34  # counter 0, low byte then high byte, mode 2 (rate), binary
+PIT_CMD_LATCH_CH0: Final = 0x00  # counter 0: latch its count for reading
+PIT_HZ: Final = 1_193_182  # the counters' input clock
+
 # --- A 16550 UART at COM1 -------------------------------------------------------------------
 PORT_COM1: Final = 0x3F8  # transmit holding register
 PORT_COM1_LSR: Final = 0x3FD  # line status register

@@ -135,6 +135,11 @@ FALLBACK_LOWMEM_MAX: Final = 0x8000_0000
 LOWMEM_END: Final = 0xA0000  # conventional memory ends at 640 KiB
 HIGHMEM_START: Final = 0x10_0000  # extended memory starts at 1 MiB
 
+# After a failed boot (asm/failure.s): polls of the PIT that may see its count unchanged
+# before the firmware takes it that there is no PIT (its ports read all ones) and resets at
+# once. A running PIT ticks every 0.84 us, a poll is three port accesses: a few polls a tick.
+PIT_STALL_POLLS: Final = 4096
+
 # The chipset's ACPI PM I/O block (asm/chipset.s): where SeaBIOS 1.16 puts it on pc and q35
 # (the kernel logs "ACPI: PM-Timer IO Port: 0x608" with either), so QEMU's FADT and DSDT
 # say the same.

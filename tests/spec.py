@@ -497,6 +497,15 @@ MSR_MTRR_DEF_TYPE: Final = 0x2FF
 MSR_MTRR_FIX: Final = (0x250, 0x258, 0x259, *range(0x268, 0x270))
 MSR_MTRR_PHYSBASE0: Final = 0x200
 
+# ---- after a failed boot: pvpanic (QEMU docs/specs/pvpanic.rst), the 8254 PIT ---------------
+PVPANIC_PORT: Final = 0x505
+PVPANIC_EVENT_PANICKED: Final = 1 << 0
+PVPANIC_EVENT_CRASH_LOADED: Final = 1 << 1
+BOOT_FAIL_WAIT_FOREVER: Final = -1  # etc/boot-fail-wait, a little-endian int32
+PIT_COUNTER0: Final = 0x40
+PIT_CONTROL: Final = 0x43
+PIT_INPUT_HZ: Final = 1_193_182
+
 # ---- qemu-boot-time events, the 16550, PCI ---------------------------------------------------
 PORT_BOOT_EVENT: Final = 0xF5
 BOOT_EVENT_FW_START: Final = 1

@@ -175,6 +175,14 @@ NUMBERS = {
     "MTRR_TYPE_UC": 0,
     "MTRR_TYPE_WP": 5,
     "MTRR_TYPE_WB": 6,
+    "PORT_PVPANIC": spec.PVPANIC_PORT,
+    "PVPANIC_PANICKED": spec.PVPANIC_EVENT_PANICKED,
+    "BOOT_FAIL_WAIT_NEVER": spec.BOOT_FAIL_WAIT_FOREVER & 0xFFFF_FFFF,
+    "PORT_PIT_CH0": spec.PIT_COUNTER0,
+    "PORT_PIT_CMD": spec.PIT_CONTROL,
+    "PIT_CMD_CH0_RATE": 0b00_11_010_0,  # counter 0, lobyte/hibyte, mode 2, binary (8254)
+    "PIT_CMD_LATCH_CH0": 0b00_00_000_0,  # counter 0, counter latch command
+    "PIT_HZ": spec.PIT_INPUT_HZ,
 }
 
 

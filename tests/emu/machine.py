@@ -10,7 +10,8 @@ Memory, as QEMU maps a `-bios` image:
   above RAM but the high ROM) is unmapped: touching it ends the run with an error, where QEMU
   would read 0xff or a device.
 
-CPU: reset state of QEMU (CR0 0x60000010, EFLAGS 2, EDX 0x663, CS 0xF000 / IP 0xFFF0), except
+CPU: reset state of QEMU (CR0 0x60000010, EFLAGS 2, EDX 0x663, CS 0xF000 / IP 0xFFF0, IDTR
+base 0 limit 0xFFFF), except
 for the CS base: unicorn derives it from the selector (0xF0000, not 0xFFFF0000), so execution
 starts at linear 0xFFFF0, in the shadow copy. The 16-bit code runs from the shadow and sees
 the same bytes there as at 0xFFFFxxxx; a far jump to 32-bit code at 0xFFFFxxxx reaches the
@@ -23,8 +24,13 @@ log counts them. Unicorn fires its code hook once more after the last iteration 
 that ran its count register down to 0; that extra call is not counted.
 
 Ports: 0x510-0x51b SimFwCfg; 0x3f8-0x3ff a 16550 (THR bytes collect in `serial`, LSR reads
-0x60); writes to 0xf4/0xf5 are boot events; any other port reads all ones. Every access is in
-`RunResult.port_accesses` with the index of its instruction.
+0x60); writes to 0xf4/0xf5 are boot events; with `pit_ticks` an 8254's counter 0 at 0x40-0x43
+(rate mode and latch reads only), its clock `pit_ticks` ticks an instruction; with `pvpanic`
+an ISA pvpanic at 0x505 that reads that value; any other port reads all ones. Every access is
+in `RunResult.port_accesses` with the index of its instruction.
+
+A triple fault (an exception, `int` or `ud2` while the IDT's limit is 0) resets the
+machine, as QEMU does: the run ends with `RunResult.reset`, which is not an error.
 """
 
 # unicorn 2.1's Python API is untyped:
@@ -32,6 +38,7 @@ Ports: 0x510-0x51b SimFwCfg; 0x3f8-0x3ff a 16550 (THR bytes collect in `serial`,
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -107,6 +114,7 @@ class RunResult:
     fwcfg: SimFwCfg
     uc: Any = field(repr=False)  # the unicorn.Uc, kept for mem()
     pci_writes: list[tuple[int, int, int]] = field(default_factory=list)  # (address, value, size)
+    reset: bool = False  # ended by a triple fault: the machine resets
     trace: list[int] = field(default_factory=list)  # addresses in execution order (profile=True)
     writes: list[tuple[int, int]] = field(default_factory=list)  # (address, size): track_writes
 
@@ -154,6 +162,48 @@ class _Uart:
         if reg in (0, 1) and self.regs[3] & 0x80:
             return self.divisor[reg]
         return self.regs[reg]
+
+
+class _Pit:
+    """Counter 0 of an 8254 in rate mode (2), the only use the firmware makes of it: the
+    reload value (low byte, high byte; 0 is 65536), counting down one a tick from when the
+    high byte is written, and the latch command. Time is the machine's instruction count."""
+
+    def __init__(self, ticks_per_instruction: int, clock: Callable[[], int]) -> None:
+        self.rate = ticks_per_instruction
+        self.clock = clock  # instructions so far
+        self.reload = 0x10000
+        self.loaded_at: int | None = None
+        self.pending_low: int | None = None
+        self.latched: list[int] = []
+
+    def _count(self) -> int:
+        if self.loaded_at is None:
+            return 0
+        ticks = (self.clock() - self.loaded_at) * self.rate
+        return (self.reload - 1 - ticks % self.reload) & 0xFFFF
+
+    def write(self, port: int, value: int) -> None:
+        if port == spec.PIT_CONTROL:
+            if value & 0xF0 == 0x00:  # counter 0 latch
+                count = self._count()
+                self.latched = [count & 0xFF, count >> 8]
+            elif value & 0xFE == 0x34:  # counter 0, low then high byte, mode 2
+                self.loaded_at, self.pending_low = None, None
+            return
+        if self.pending_low is None:
+            self.pending_low = value & 0xFF
+            return
+        self.reload = (value & 0xFF) << 8 | self.pending_low or 0x10000
+        self.pending_low = None
+        self.loaded_at = self.clock()
+
+    def read(self, port: int) -> int:
+        if port != spec.PIT_COUNTER0:
+            return 0xFF
+        if self.latched:
+            return self.latched.pop(0)
+        return self._count() & 0xFF
 
 
 class _GuestMemory:
@@ -233,7 +283,13 @@ class _PciConfig:
 
 class _Machine:
     def __init__(
-        self, image: bytes, fwcfg: SimFwCfg, ram_size: int, pci: dict[int, int] | None = None
+        self,
+        image: bytes,
+        fwcfg: SimFwCfg,
+        ram_size: int,
+        pci: dict[int, int] | None = None,
+        pit_ticks: int | None = None,
+        pvpanic: int | None = None,
     ) -> None:
         size = len(image)
         if size == 0 or size % 0x10000:
@@ -275,6 +331,9 @@ class _Machine:
         self.max_instructions = 0
         self.stopped_at_entry = self.halted = self.timeout = False
         self.exception: int | None = None
+        self.reset = False
+        self.pit = None if pit_ticks is None else _Pit(pit_ticks, lambda: self.count)
+        self.pvpanic = pvpanic
 
         uc.hook_add(UC_HOOK_CODE, self._on_code)
         uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
@@ -283,6 +342,7 @@ class _Machine:
         uc.hook_add(UC_HOOK_INSN, self._on_out, None, 1, 0, x86.UC_X86_INS_OUT)
 
         uc.reg_write(x86.UC_X86_REG_CR0, 0x60000010)
+        uc.reg_write(x86.UC_X86_REG_IDTR, (0, 0, 0xFFFF, 0))  # the reset IDTR: base 0, 64 KiB
         uc.reg_write(x86.UC_X86_REG_EDX, 0x663)  # CPUID.1 EAX of -cpu qemu64
         uc.reg_write(x86.UC_X86_REG_CS, RESET_CS)
 
@@ -347,8 +407,25 @@ class _Machine:
         return bool(high & (1 << 22))
 
     def _on_interrupt(self, uc: Any, vector: int, _: Any) -> None:
-        self.exception = vector
+        if self._idt_empty():
+            self.reset = True  # no vector can be delivered: a triple fault
+        else:
+            self.exception = vector
         uc.emu_stop()
+
+    def _idt_empty(self) -> bool:
+        _, _, idt_limit, _ = self.uc.reg_read(x86.UC_X86_REG_IDTR)
+        return idt_limit == 0 and bool(self.uc.reg_read(x86.UC_X86_REG_CR0) & 1)
+
+    def _triple_fault(self) -> bool:
+        """A ud2 (which unicorn reports as an invalid instruction) with no IDT: a triple
+        fault, as on a CPU."""
+        eip = self.uc.reg_read(x86.UC_X86_REG_EIP)
+        try:
+            code = bytes(self.uc.mem_read(eip, 2))
+        except UcError:
+            return False
+        return code == b"\x0f\x0b" and self._idt_empty()
 
     def _on_rom_write(
         self, uc: Any, access: int, address: int, size: int, value: int, _: Any
@@ -383,6 +460,8 @@ class _Machine:
             for i in range(size):
                 if port + i < UART_BASE + 8:
                     self.uart.write(port + i - UART_BASE, (value >> (8 * i)) & 0xFF)
+        elif self.pit is not None and spec.PIT_COUNTER0 <= port <= spec.PIT_CONTROL:
+            self.pit.write(port, value & 0xFF)
 
     def _update_pam(self) -> None:
         """Map the F segment as the host bridge's PAM0 says (i440FX at 0x59, Q35 at 0x90; its
@@ -417,6 +496,10 @@ class _Machine:
     def _byte_in(self, port: int) -> int:
         if UART_BASE <= port < UART_BASE + 8:
             return self.uart.read(port - UART_BASE)
+        if self.pit is not None and spec.PIT_COUNTER0 <= port <= spec.PIT_CONTROL:
+            return self.pit.read(port)
+        if port == spec.PVPANIC_PORT and self.pvpanic is not None:
+            return self.pvpanic
         return 0xFF
 
     # -- running ---------------------------------------------------------------------------
@@ -428,7 +511,10 @@ class _Machine:
         try:
             self.uc.emu_start(RESET_CS * 16 + RESET_IP, (1 << 64) - 1)
         except UcError as e:
-            error = f"{e} at eip {self.uc.reg_read(x86.UC_X86_REG_EIP):#x}"
+            if self._triple_fault():
+                self.reset = True
+            else:
+                error = f"{e} at eip {self.uc.reg_read(x86.UC_X86_REG_EIP):#x}"
         regs = {name: self.uc.reg_read(reg) for name, reg in _REGS.items()}
         _, regs["gdtr_base"], regs["gdtr_limit"], _ = self.uc.reg_read(x86.UC_X86_REG_GDTR)
         _, regs["idtr_base"], regs["idtr_limit"], _ = self.uc.reg_read(x86.UC_X86_REG_IDTR)
@@ -451,6 +537,7 @@ class _Machine:
             fwcfg=self.fwcfg,
             uc=self.uc,
             pci_writes=self.pci.writes,
+            reset=self.reset and error is None,
             trace=self.trace or [],
             writes=self.writes or [],
         )
@@ -466,6 +553,8 @@ def run_firmware(
     pci: dict[int, int] | None = None,
     profile: bool = False,
     track_writes: bool = False,
+    pit_ticks: int | None = None,
+    pvpanic: int | None = None,
 ) -> RunResult:
     """Run `image` from the reset vector until `stop_at` (a linear address, which is EIP under
     a flat CS; that instruction is not executed or counted), a hlt, an error, or
@@ -476,8 +565,12 @@ def run_firmware(
     `profile`: record the address of every instruction counted (RunResult.trace; the 16-bit
     code runs in the F segment, at 0xF0000 + its offset in the top 64 KiB). `track_writes`:
     every write to memory, the CPU's and fw_cfg DMA's (RunResult.writes). Code anywhere but
-    the ROM ends the run with an error."""
-    machine = _Machine(image, fwcfg, ram_size, PC_HOST_BRIDGE if pci is None else pci)
+    the ROM ends the run with an error. `pit_ticks`: a PIT whose clock ticks that many times
+    an instruction (None: no PIT, its ports read all ones); `pvpanic`: what an ISA pvpanic's
+    port reads (None: no device)."""
+    machine = _Machine(
+        image, fwcfg, ram_size, PC_HOST_BRIDGE if pci is None else pci, pit_ticks, pvpanic
+    )
     if profile:
         machine.trace = []
     for addr, data in (ram_init or {}).items():
