@@ -87,7 +87,7 @@ def build_deb(out_dir: Path, package: str, version: str, files: dict[str, str | 
 
 
 def fake_backports(out_dir: Path, qemu_version: str = QEMU_DEB_VERSION) -> dict[str, Path]:
-    """The four packages, as far as the tools look into them."""
+    """The packages, as far as the tools look into them."""
     out_dir.mkdir(parents=True, exist_ok=True)
     contents: dict[str, tuple[str, dict[str, str | bytes]]] = {
         "qemu-system-x86": (qemu_version, {"usr/bin/qemu-system-x86_64": FAKE_QEMU}),
@@ -95,6 +95,14 @@ def fake_backports(out_dir: Path, qemu_version: str = QEMU_DEB_VERSION) -> dict[
         "qemu-system-common": (
             qemu_version,
             {"usr/lib/x86_64-linux-gnu/qemu/audio-oss.so": b"module"},
+        ),
+        "qemu-system-modules-opengl": (
+            qemu_version,
+            {"usr/lib/x86_64-linux-gnu/qemu/ui-opengl.so": b"module"},
+        ),
+        "qemu-system-modules-spice": (
+            qemu_version,
+            {"usr/lib/x86_64-linux-gnu/qemu/ui-spice-core.so": b"module"},
         ),
         "seabios": (
             SEABIOS_DEB_VERSION,
@@ -152,6 +160,8 @@ def test_installed_once_then_found_in_the_cache(
         "qemu-system-x86": QEMU_DEB_VERSION,
         "qemu-system-data": QEMU_DEB_VERSION,
         "qemu-system-common": QEMU_DEB_VERSION,
+        "qemu-system-modules-opengl": QEMU_DEB_VERSION,
+        "qemu-system-modules-spice": QEMU_DEB_VERSION,
         "seabios": SEABIOS_DEB_VERSION,
     }
     stamp = json.loads((work / "stamp.json").read_text())
@@ -293,3 +303,21 @@ def test_the_installed_qemu_10_uses_its_own_firmware() -> None:
     cmd = qemu.qemu_command(qemu=wrapper, machine="microvm")
     assert cmd[cmd.index("-bios") + 1] == str(share / "qemu" / "qboot.rom")
     assert not qemu.singlestep_supported(wrapper)
+
+
+@pytest.mark.qemu
+def test_the_installed_qemu_10_loads_every_module_it_knows() -> None:
+    """`qom-list-types` (libvirt's capability probe sends it) loads every module QEMU 10
+    knows. A module missing from the tree is then looked for among the system QEMU 7.2's,
+    which QEMU 10 refuses after running its constructors, and the next load aborts
+    (`module_load_dso: Assertion ... failed`): the tree must hold them all."""
+    alt = need_alt_qemu()
+    qmp = '{"execute": "qmp_capabilities"}\n{"execute": "qom-list-types"}\n{"execute": "quit"}\n'
+    cmd = [str(alt.wrapper), "-S", "-nodefaults", "-nographic", "-machine", "none"]
+    out = subprocess.run(
+        [*cmd, "-qmp", "stdio"], input=qmp, capture_output=True, text=True, timeout=60,
+        check=False, env={"PATH": os.environ.get("PATH", "")},
+    )  # fmt: skip
+    assert out.returncode == 0, out
+    assert "Only modules from the same build" not in out.stdout + out.stderr, out
+    assert '"name": "isa-debug-exit"' in out.stdout, out
