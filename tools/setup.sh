@@ -3,8 +3,9 @@
 # package in editable mode with its dev extras, Debian's kernels (the cloud
 # flavour; the generic one, which parses MP tables), QEMU 10.0 beside the
 # system's 7.2 (Debian's build from bookworm-backports, unpacked, never
-# installed) and the boot-test initramfs, plain and with the guest view's
-# modules (all cached in $PVHFW_CACHE, default ~/.cache/pvhfw).
+# installed), the boot-test initramfs, plain and with the guest view's
+# modules (all cached in $PVHFW_CACHE, default ~/.cache/pvhfw), and libvirt
+# for its client test (never started here: the test runs a libvirtd of its own).
 # Idempotent: a second run installs nothing and rebuilds nothing.
 set -euo pipefail
 
@@ -22,7 +23,8 @@ installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'
 }
 
-packages=(qemu-system-x86 qemu-system-data busybox-static cpio lz4 xz-utils binutils gcc make)
+packages=(qemu-system-x86 qemu-system-data busybox-static cpio lz4 xz-utils binutils gcc make
+    libvirt-daemon-system libvirt-clients)
 command -v python3 >/dev/null || packages+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
 
