@@ -4,8 +4,9 @@
 # flavour; the generic one, which parses MP tables), QEMU 10.0 beside the
 # system's 7.2 (Debian's build from bookworm-backports, unpacked, never
 # installed), the boot-test initramfs, plain and with the guest view's
-# modules (all cached in $PVHFW_CACHE, default ~/.cache/pvhfw), and libvirt
-# for its client test (never started here: the test runs a libvirtd of its own).
+# modules, virtme-ng in a venv with the generic kernel laid out for it (all
+# cached in $PVHFW_CACHE, default ~/.cache/pvhfw), and libvirt for its client
+# test (never started here: the test runs a libvirtd of its own).
 # Idempotent: a second run installs nothing and rebuilds nothing.
 set -euo pipefail
 
@@ -24,7 +25,7 @@ installed() {
 }
 
 packages=(qemu-system-x86 qemu-system-data busybox-static cpio lz4 xz-utils binutils gcc make
-    libvirt-daemon-system libvirt-clients)
+    libvirt-daemon-system libvirt-clients kmod udev python3-venv)
 command -v python3 >/dev/null || packages+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
 
@@ -65,5 +66,8 @@ python3 -m tools.initramfs
 
 say "initramfs with the guest view's modules"
 python3 -m tools.initramfs --view-modules
+
+say "virtme-ng in a venv, Debian's generic kernel laid out for it"
+python3 -m tools.vng
 
 say "done"
