@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import stat
 from collections.abc import Callable
@@ -9,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pvhfw.builder import cli
 from pvhfw.builder.build import BuildResult, build
 from tools.qemu import QEMU_ENV, qemu_binary, qemu_path
 
@@ -56,6 +59,28 @@ def build_firmware(kernel: Path, out_dir: Path, variant: str = "pvh") -> tuple[P
     image = out_dir / f"{kernel.stem}-{variant}.bin"
     image.write_bytes(result.image)
     return image, result
+
+
+# The kinds of image the client tests (libvirt, virtme-ng) boot a kernel with, as build-fw's
+# arguments besides `-o OUT` for that kernel; a kind is one entry.
+IMAGE_KINDS: dict[str, Callable[[Path], list[str]]] = {
+    "pre-patched": lambda kernel: ["--kernel", str(kernel)],  # tied to that kernel
+}
+
+
+def build_image(kind: str, kernel: Path, out_dir: Path) -> Path:
+    """`build-fw ARGS -o OUT` for `kernel` and the image kind (IMAGE_KINDS), run in-process
+    as a user runs it; OUT is out_dir/<kind>.bin. A failed build fails the test with
+    build-fw's line."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{kind}.bin"
+    argv = [*IMAGE_KINDS[kind](kernel), "-o", str(out), "-q"]
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        status = cli.main(argv)
+    if status != 0:
+        pytest.fail(f"build-fw {' '.join(argv)}: exit status {status}: {err.getvalue().strip()}")
+    return out
 
 
 def write_executable(path: Path, text: str) -> Path:

@@ -305,3 +305,21 @@ def test_the_installed_qemu_10_uses_its_own_firmware() -> None:
     cmd = qemu.qemu_command(qemu=wrapper, machine="microvm")
     assert cmd[cmd.index("-bios") + 1] == str(share / "qemu" / "qboot.rom")
     assert not qemu.singlestep_supported(wrapper)
+
+
+@pytest.mark.qemu
+def test_the_installed_qemu_10_loads_every_module_it_knows() -> None:
+    """`qom-list-types` (libvirt's capability probe sends it) loads every module QEMU 10
+    knows. A module missing from the tree is then looked for among the system QEMU 7.2's,
+    which QEMU 10 refuses after running its constructors, and the next load aborts
+    (`module_load_dso: Assertion ... failed`): the tree must hold them all."""
+    alt = need_alt_qemu()
+    qmp = '{"execute": "qmp_capabilities"}\n{"execute": "qom-list-types"}\n{"execute": "quit"}\n'
+    cmd = [str(alt.wrapper), "-S", "-nodefaults", "-nographic", "-machine", "none"]
+    out = subprocess.run(
+        [*cmd, "-qmp", "stdio"], input=qmp, capture_output=True, text=True, timeout=60,
+        check=False, env={"PATH": os.environ.get("PATH", "")},
+    )  # fmt: skip
+    assert out.returncode == 0, out
+    assert "Only modules from the same build" not in out.stdout + out.stderr, out
+    assert '"name": "isa-debug-exit"' in out.stdout, out

@@ -1,11 +1,11 @@
 """QEMU 10.0 beside the system's QEMU 7.2: Debian's build for bookworm, from bookworm-backports.
 
-The packages (qemu-system-x86, qemu-system-data, qemu-system-common, its opengl and spice
-modules, and seabios, all from bookworm-backports) are fetched with ``apt-get download``
-through a separate apt configuration (tools/debian_apt.py's
+The packages (qemu-system-x86, qemu-system-data, qemu-system-common, the opengl and spice
+module packages, and seabios, all from bookworm-backports) are fetched with ``apt-get
+download`` through a separate apt configuration (tools/debian_apt.py's
 :class:`~tools.debian_apt.AptSource`), so nothing replaces the system's QEMU, and unpacked
-side by side with ``dpkg-deb -x``. The binary runs
-with the libraries the system's qemu-system-x86 already pulled in. Cached in
+side by side with ``dpkg-deb -x``. The binary runs with the libraries the system's
+qemu-system-x86 already pulled in. Cached in
 ``$PVHFW_CACHE`` (default ``~/.cache/pvhfw``)::
 
     apt/bookworm-backports/            the apt configuration: sources.list, lists, cache
@@ -19,10 +19,13 @@ A second call finds the stamp and the files and returns at once.
 Without ``-L`` the unpacked binary would take its firmware files (SeaBIOS, pvh.bin, ...) from
 its compiled-in search path, the system's QEMU 7.2 files; the wrapper execs it with
 ``-L root/usr/share/qemu -L root/usr/share/seabios`` first, so it uses its own, and sets
-``QEMU_MODULE_DIR`` to its modules. (A module that directory lacks is still looked for
-among the system's, which QEMU 10 refuses with a warning on stderr, "Only modules from the
-same build can be loaded": the opengl and spice modules, which it tries on every start, are
-unpacked for that.) (That tree
+``QEMU_MODULE_DIR`` to its modules. QEMU 10 still looks for a module that is not there in the
+system's module directory, and loading one of QEMU 7.2's modules ("Only modules from the same
+build can be loaded") leaves its constructors registered: the next module load aborts
+(`module_load_dso: Assertion ... failed`). `qom-list-types`, which libvirt's capability probe
+sends, loads every module QEMU 10 knows; so the tree holds all of them, the opengl and spice
+ones included (those whose libraries are missing, virglrenderer's, fail to open, harmlessly,
+with a warning). (That tree
 has no bios-microvm.bin in share/qemu, and QEMU then finds SeaBIOS's microvm build in
 share/seabios: tools/qemu.py passes qboot.rom on microvm in its place, see there.)
 
@@ -57,13 +60,11 @@ from tools.debian_apt import (
 
 SUITE = "bookworm-backports"
 SERIES = "10.0"  # the QEMU release series taken from SUITE (its newest build there)
-# qemu-system-x86 and its files; the opengl and spice modules only because QEMU 10 looks
-# for a module it lacks among the system QEMU 7.2's and warns on every start ("Only modules
-# from the same build can be loaded"): with them its own are found first.
 QEMU_PACKAGES = (
     "qemu-system-x86",
     "qemu-system-data",
     "qemu-system-common",
+    # Every module QEMU 10 may load, so that none comes from the system's QEMU 7.2 (above).
     "qemu-system-modules-opengl",
     "qemu-system-modules-spice",
 )

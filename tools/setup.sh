@@ -4,8 +4,10 @@
 # flavour; the generic one, which parses MP tables; Debian 13's 6.12 cloud
 # kernel, from trixie through an apt configuration of its own), QEMU 10.0 beside the
 # system's 7.2 (Debian's build from bookworm-backports, unpacked, never
-# installed) and the boot-test initramfs, plain and with the guest view's
-# modules (all cached in $PVHFW_CACHE, default ~/.cache/pvhfw).
+# installed), the boot-test initramfs, plain and with the guest view's
+# modules, virtme-ng in a venv with the generic kernel laid out for it (all
+# cached in $PVHFW_CACHE, default ~/.cache/pvhfw), and libvirt for its client
+# test (never started here: the test runs a libvirtd of its own).
 # Idempotent: a second run installs nothing and rebuilds nothing.
 set -euo pipefail
 
@@ -23,7 +25,8 @@ installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'
 }
 
-packages=(qemu-system-x86 qemu-system-data busybox-static cpio lz4 zstd xz-utils binutils gcc make)
+packages=(qemu-system-x86 qemu-system-data busybox-static cpio lz4 zstd xz-utils binutils gcc make
+    libvirt-daemon-system libvirt-clients kmod udev python3-venv)
 command -v python3 >/dev/null || packages+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
 
@@ -70,5 +73,8 @@ python3 -m tools.initramfs --view-modules
 
 say "initramfs with the guest view's modules, Linux 6.12"
 python3 -m tools.initramfs --view-modules --series 6.12
+
+say "virtme-ng in a venv, Debian's generic kernel laid out for it"
+python3 -m tools.vng
 
 say "done"
