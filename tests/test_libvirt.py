@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import IMAGE_KINDS, build_image, need, need_qemu
+from tests.support import IMAGE_KINDS, KernelGetter, build_image, need, need_qemu
 from tools import libvirt
 from tools.debian_kernel import ToolError, ensure_debian_kernel
 from tools.guest import tcg_kernel_args
@@ -201,3 +201,39 @@ def test_a_libvirt_domain_boots_debian_to_userspace(
     cpus = INIT_CPUS.search(serial)
     assert cpus and cpus[1] == "2", f"the kernel did not bring up both vCPUs\n{what}"
     assert run.state == "shut off (shutdown)", what  # the init's reboot, not a crash
+
+
+@pytest.mark.qemu
+@pytest.mark.debian
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("how", "state"),
+    [("panic", "shut off (crashed)"), ("reboot-timeout", "shut off (shutdown)")],
+)
+def test_a_domain_whose_boot_fails_ends(
+    libvirtd: libvirt.Libvirtd,
+    images: dict[str, Path],
+    kernel: KernelGetter,
+    how: str,
+    state: str,
+    tmp_path: Path,
+) -> None:
+    """A domain started with the wrong kernel (a test kernel, not the vmlinux the image was
+    built for) ends instead of running forever: with `<panic model='isa'/>` and
+    `<on_crash>destroy</on_crash>` it crashes; with `<bios rebootTimeout='0'/>` and
+    `<on_reboot>destroy</on_reboot>` (libvirt passes -no-reboot) it resets and QEMU shuts
+    down. The line comes first."""
+    name = f"pvhfw-fails-{how}"
+    serial_log = tmp_path / "serial.log"
+    xml = libvirt.domain_xml(
+        firmware=images["pre-patched"], kernel=kernel("exitfirst", 0x200000), machine="pc",
+        name=name, serial_log=serial_log, emulator=need_qemu(), oneshot=True,
+        panic=how == "panic", reboot_timeout_ms=0 if how == "reboot-timeout" else None,
+    )  # fmt: skip
+    run = libvirtd.run_oneshot(name, xml, 60)
+    serial = serial_log.read_text(errors="replace") if serial_log.exists() else ""
+    what = f"{run.describe()}\n--- serial log ---\n{serial[-2000:]}"
+    assert not run.timed_out and run.state == state, what
+    assert [ln for ln in serial.splitlines() if ln.startswith("pvhfw: ")] == [
+        next(ln for ln in serial.splitlines() if ln.startswith("pvhfw: kernel entry "))
+    ], what

@@ -105,6 +105,8 @@ def domain_xml(
     serial_log: str | os.PathLike[str] | None = None,
     emulator: str | os.PathLike[str] | None = None,
     oneshot: bool = False,
+    panic: bool = False,
+    reboot_timeout_ms: int | None = None,
 ) -> str:
     """The domain XML: a TCG domain booting ``kernel`` through the pvhfw image ``firmware``.
 
@@ -112,7 +114,10 @@ def domain_xml(
     ``serial_log``: the first serial port (the console with ``console=ttyS0``) goes to that
     file; None: to a pty (``virsh console``). ``emulator``: the QEMU binary; None: libvirt's
     default for the architecture. ``oneshot``: the guest's reboot, poweroff or crash ends
-    the domain (shut off) instead of restarting it.
+    the domain (shut off) instead of restarting it. ``panic``: an ISA pvpanic device
+    (`<panic model='isa'/>`), which the firmware tells of a failed boot;
+    ``reboot_timeout_ms``: `<bios rebootTimeout=...>`, the wait before it resets the machine
+    after a failed boot (QEMU's `-boot reboot-timeout`).
     """
     base, *options = linux_machine(machine, "tcg").split(",")
     if base not in MACHINES:
@@ -128,6 +133,8 @@ def domain_xml(
     if initrd is not None:
         _sub(os_el, "initrd", os.fspath(initrd))
     _sub(os_el, "cmdline", cmdline)
+    if reboot_timeout_ms is not None:
+        _sub(os_el, "bios", rebootTimeout=str(reboot_timeout_ms))
     _sub(_sub(domain, "features"), "acpi")
     _sub(domain, "cpu", mode="maximum")
     if oneshot:
@@ -142,6 +149,8 @@ def domain_xml(
         _sub(_sub(devices, "serial", type="file"), "source", path=os.fspath(serial_log))
     _sub(devices, "controller", type="usb", model="none")
     _sub(devices, "memballoon", model="none")
+    if panic:
+        _sub(devices, "panic", model="isa")
     if options:
         commandline = _sub(domain, f"{{{QEMU_NS}}}commandline")
         for value in ("-machine", ",".join(options)):
