@@ -32,7 +32,7 @@ from tests.acpi_loader import (
 from tests.kernels.build import KernelToolchainMissing
 from tests.support import need, need_qemu
 from tools import alt_qemu, record_fwcfg
-from tools.qemu import MACHINES, QEMU_ENV, qemu_path, qemu_version
+from tools.qemu import DEFAULT_QEMU, MACHINES, QEMU_ENV, qemu_path, qemu_version
 
 WANTED = ("etc/table-loader", "etc/acpi/rsdp", "etc/acpi/tables", "etc/e820")
 SMBIOS = ("etc/smbios/smbios-anchor", "etc/smbios/smbios-tables")  # not on microvm
@@ -267,9 +267,9 @@ def test_parse_dump_rejects(old: str, new: str, message: str) -> None:
 
 
 def qemus_here() -> dict[str, str]:
-    """The QEMUs of this machine, by their --version line: the one the tests run and the QEMU
-    10 tools/alt_qemu.py installed."""
-    binaries = [qemu_path()]
+    """The QEMUs of this machine, by their --version line: the one the tests run, the
+    system's (qemu-system-x86_64) and the QEMU 10 tools/alt_qemu.py installed."""
+    binaries = [qemu_path(), qemu_path(DEFAULT_QEMU)]
     alt = alt_qemu.installed()
     if alt is not None:
         binaries.append(str(alt.wrapper))
@@ -287,11 +287,12 @@ def test_recordings_are_current(
     need(shutil.which("gcc") is not None, "gcc not installed")
     recorded = load_recording("pc", qemu=series).qemu
     here = qemus_here()
-    if recorded not in here:
-        pytest.skip(
-            f"the QEMU {series} recordings come from {recorded!r}; this machine has "
-            f"{', '.join(repr(v) for v in here) or 'no QEMU'}"
-        )
+    need(
+        recorded in here,
+        f"the QEMU {series} recordings come from {recorded!r}; this machine has "
+        f"{', '.join(repr(v) for v in here) or 'no QEMU'}: re-take them with a QEMU "
+        f"{series} of this machine (PVHFW_QEMU=... python3 -m tools.record_fwcfg)",
+    )
     monkeypatch.setenv(QEMU_ENV, here[recorded])
     try:
         status = record_fwcfg.main(["--out-dir", str(tmp_path)])

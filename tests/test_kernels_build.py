@@ -6,7 +6,6 @@ under CI (env CI=true), where a missing tool is a failure.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import struct
@@ -33,18 +32,12 @@ from tests.kernels.build import (
     elf_symbol,
     parse_report,
 )
-from tests.kernels.qemu import qemu_available, run_kernel
-from tools.qemu import QBOOT_ROM, data_file, qemu_binary
+from tests.kernels.qemu import run_kernel
+from tests.support import need, need_kvm, need_qemu
+from tools.qemu import QBOOT_ROM, data_file
 
-IN_CI = os.environ.get("CI") == "true"
 LOAD_ADDRS = (0x200000, 0x1000000)
 LINUX_VADDR_OFFSET = 0xFFFFFFFF80000000
-
-
-def skip_or_fail(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: missing tools are failures)")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
@@ -67,21 +60,16 @@ def kernel(kernel_dir: Path) -> KernelFactory:
             try:
                 cache[key] = build_kernel(name, kernel_dir, load_addr, **options)
             except KernelToolchainMissing as exc:
-                skip_or_fail(str(exc))
+                need(False, str(exc))
         return cache[key]
 
     return get
 
 
-def need_qemu() -> None:
-    if not qemu_available():
-        skip_or_fail(f"{qemu_binary()} not found (apt-get install qemu-system-x86)")
-
-
 def readelf(*args: str) -> str:
     tool = shutil.which("readelf")
     if tool is None:
-        skip_or_fail("readelf not found (binutils)")
+        need(False, "readelf not found (binutils)")
         raise AssertionError  # unreachable
     return subprocess.run([tool, *args], capture_output=True, text=True, check=True).stdout
 
@@ -196,7 +184,7 @@ def test_missing_toolchain_is_reported(tmp_path: Path, monkeypatch: pytest.Monke
 
 def test_tool_failure_names_tool_and_stderr(tmp_path: Path) -> None:
     if shutil.which("gcc") is None:
-        skip_or_fail("gcc not found")
+        need(False, "gcc not found")
     bad = tmp_path / "bad.c"
     bad.write_text("this is not C\n")
     with pytest.raises(KernelBuildError) as info:
@@ -591,10 +579,6 @@ def test_pvhcheck_extra_note_under_stock_qemu(kernel: KernelFactory) -> None:
     assert run.returncode == EXIT_SUCCESS, run.describe()
 
 
-def kvm_usable() -> bool:
-    return os.access("/dev/kvm", os.R_OK | os.W_OK)
-
-
 @pytest.mark.qemu
 @pytest.mark.kvm
 @pytest.mark.slow
@@ -604,8 +588,7 @@ def test_kernels_under_kvm(kernel: KernelFactory, tmp_path: Path, name: str) -> 
     lar=False: this machine's PVM-backed KVM emulates firmware/kernel code and stops with
     "KVM internal error" on lar/lsl."""
     need_qemu()
-    if not kvm_usable():
-        pytest.skip("/dev/kvm not accessible")
+    need_kvm()
     options: dict[str, object] = {"lar": False} if name == "pvhcheck" else {}
     path = kernel(name, 0x200000, **options)
     initrd = tmp_path / "initrd.bin"

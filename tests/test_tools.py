@@ -142,8 +142,11 @@ def test_newc_archive_rejects(entries: list[ir.Entry], message: str) -> None:
         ir.newc_archive(entries)
 
 
-@pytest.mark.skipif(shutil.which("cpio") is None, reason="no cpio command to cross-check with")
 def test_newc_archive_readable_by_gnu_cpio() -> None:
+    need(
+        shutil.which("cpio") is not None,
+        "no cpio command to cross-check with (apt-get install cpio)",
+    )
     proc = subprocess.run(
         ["cpio", "-it", "--quiet"], input=ir.newc_archive(SAMPLE), capture_output=True, check=True
     )
@@ -189,8 +192,8 @@ def test_init_script_shell_syntax_and_marker_quoting() -> None:
     marker = "odd 'marker' $HOME `id` \\n %s \"q\""
     script = ir.init_script(marker)
     sh = shutil.which("sh")
-    if sh is None:
-        pytest.skip("no sh to check the script with")
+    need(sh is not None, "no sh to check the script with")
+    assert sh is not None
     subprocess.run([sh, "-n", "-c", script], check=True)
     line = next(ln for ln in script.splitlines() if ln.startswith("printf '\\n%s\\n'"))
     out = subprocess.run([sh, "-c", line], capture_output=True, check=True).stdout
@@ -240,7 +243,8 @@ def test_debug_exit_elf_encoding() -> None:
     dk.check_elf(elf)
     (entry,) = struct.unpack_from("<Q", elf, 0x18)
     code = elf[entry - 0x400000 :]
-    keystone = pytest.importorskip("keystone")
+    import keystone  # a dependency of the package
+
     ks = keystone.Ks(keystone.KS_ARCH_X86, keystone.KS_MODE_64)
     asm = (
         "mov edi, 0xf4; mov esi, 1; mov edx, 1; mov eax, 173; syscall; mov edi, 1;"
@@ -326,8 +330,8 @@ def test_bzimage_payload_lzma_and_bzip2() -> None:
         assert dk.decompress_payload(got_name, payload) == ELF
 
 
-@pytest.mark.skipif(shutil.which("lz4") is None, reason="no lz4 command (apt-get install lz4)")
 def test_bzimage_payload_lz4_legacy_with_size() -> None:
+    need(shutil.which("lz4") is not None, "no lz4 command (apt-get install lz4)")
     raw = ELF * 50
     legacy = subprocess.run(
         ["lz4", "-l", "-12", "-c"], input=raw, capture_output=True, check=True
