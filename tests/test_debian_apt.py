@@ -5,6 +5,7 @@ packages with: the separate apt configuration, the download and its one retry af
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,17 @@ def test_the_system_configuration_is_the_default(tmp_path: Path, fake_apt: Path)
         "update",
         "download linux-image-x",
     ]
+
+
+def test_run_tool_turns_failures_into_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    def fails(exc: BaseException) -> Callable[[], int]:
+        def body() -> int:
+            raise exc
+
+        return body
+
+    assert debian_apt.run_tool("t", lambda: 3) == 3
+    assert debian_apt.run_tool("t", fails(debian_apt.ToolError("x.deb: broken"))) == 1
+    assert debian_apt.run_tool("t", fails(FileNotFoundError(2, "No such file", "/a"))) == 1
+    assert debian_apt.run_tool("t", fails(KeyboardInterrupt())) == 130
+    assert capsys.readouterr().err == ("t: x.deb: broken\nt: /a: No such file\nt: interrupted\n")

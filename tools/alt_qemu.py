@@ -55,6 +55,7 @@ from tools.debian_apt import (
     last_line,
     locked,
     run,
+    run_tool,
     write_atomic,
 )
 
@@ -277,24 +278,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         print(found.wrapper)
         return 0
-    try:
+
+    def install() -> int:
         alt = ensure_alt_qemu(args.cache)
-    except ToolError as e:
-        print(f"alt_qemu: {e}", file=sys.stderr)
-        return 1
-    except OSError as e:
-        print(f"alt_qemu: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("alt_qemu: interrupted", file=sys.stderr)
-        return 130
-    if args.print_path:
-        print(alt.wrapper)
+        if args.print_path:
+            print(alt.wrapper)
+            return 0
+        print(f"qemu={alt.wrapper}")
+        print(f"version={alt.version}")
+        print(f"root={alt.root}")
         return 0
-    print(f"qemu={alt.wrapper}")
-    print(f"version={alt.version}")
-    print(f"root={alt.root}")
-    return 0
+
+    return run_tool("alt_qemu", install)
 
 
 if __name__ == "__main__":

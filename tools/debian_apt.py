@@ -25,6 +25,7 @@ import fcntl
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -37,6 +38,21 @@ DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
 class ToolError(Exception):
     """A failure with a one-line message naming the file/package and the problem."""
+
+
+def run_tool(prog: str, body: Callable[[], int]) -> int:
+    """A tool's main after its arguments: ``body()``'s status, or, when it fails, one line
+    ``<prog>: <message>`` on stderr and status 1 (130 when interrupted): no traceback."""
+    try:
+        return body()
+    except ToolError as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+    except OSError as e:
+        print(f"{prog}: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    return 1
 
 
 def cache_dir(cache: Path | None = None) -> Path:

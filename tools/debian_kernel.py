@@ -45,7 +45,7 @@ from pvhfw.firmware import abi
 
 # What the other tools import from here with the kernel (tools/debian_apt.py has them).
 from tools.debian_apt import ENV_CACHE as ENV_CACHE
-from tools.debian_apt import AptSource, apt_download, dpkg_extract, last_line, locked
+from tools.debian_apt import AptSource, apt_download, dpkg_extract, last_line, locked, run_tool
 from tools.debian_apt import ToolError as ToolError
 from tools.debian_apt import cache_dir as cache_dir
 from tools.debian_apt import write_atomic as write_atomic
@@ -447,26 +447,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.suite and not args.package:
         parser.error("--suite goes with --package")
-    try:
+
+    def fetch() -> int:
         if args.series:
             package = series_package(args.series)
         else:
             package = GENERIC_PACKAGE if args.generic else args.package
         kernel = ensure_debian_kernel(args.cache, package=package, suite=args.suite)
-    except ToolError as e:
-        print(f"debian_kernel: {e}", file=sys.stderr)
-        return 1
-    except OSError as e:
-        print(f"debian_kernel: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("debian_kernel: interrupted", file=sys.stderr)
-        return 130
-    print(f"bzimage={kernel.bzimage}")
-    print(f"vmlinux={kernel.vmlinux}")
-    print(f"config={kernel.config}")
-    print(f"version={kernel.version}")
-    return 0
+        print(f"bzimage={kernel.bzimage}")
+        print(f"vmlinux={kernel.vmlinux}")
+        print(f"config={kernel.config}")
+        print(f"version={kernel.version}")
+        return 0
+
+    return run_tool("debian_kernel", fetch)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ from pathlib import Path, PurePosixPath
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
+from tools.debian_apt import run_tool
 from tools.debian_kernel import (
     DEFAULT_SERIES,
     SERIES,
@@ -470,7 +471,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"with --view-modules: the cloud kernel of that series (default {DEFAULT_SERIES})",
     )  # fmt: skip
     args = parser.parse_args(argv)
-    try:
+
+    def build() -> int:
         modules: list[Module] = []
         package = series_package(args.series) if args.series else args.package
         if args.view_modules:
@@ -478,17 +480,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif package:
             raise ToolError(f"--{'series' if args.series else 'package'} goes with --view-modules")
         if args.output is not None:
-            path = build_initramfs(args.output, args.marker, modules=modules)
+            print(build_initramfs(args.output, args.marker, modules=modules))
         else:
-            path = ensure_initramfs(args.marker, modules=modules)
-    except ToolError as e:
-        print(f"initramfs: {e}", file=sys.stderr)
-        return 1
-    except OSError as e:
-        print(f"initramfs: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
-        return 1
-    print(path)
-    return 0
+            print(ensure_initramfs(args.marker, modules=modules))
+        return 0
+
+    return run_tool("initramfs", build)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.debian_apt import ToolError, cache_dir, last_line, locked, write_atomic
+from tools.debian_apt import ToolError, cache_dir, last_line, locked, run_tool, write_atomic
 from tools.debian_kernel import GENERIC_PACKAGE, DebianKernel, ensure_debian_kernel
 
 PACKAGE = "virtme-ng"
@@ -219,22 +219,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--cache", type=Path, help="cache directory (default $PVHFW_CACHE)")
     args = parser.parse_args(argv)
-    try:
+
+    def install() -> int:
         vng = ensure_vng(args.cache)
         image = kernel_root(ensure_debian_kernel(args.cache, package=GENERIC_PACKAGE), args.cache)
-    except ToolError as e:
-        print(f"vng: {e}", file=sys.stderr)
-        return 1
-    except OSError as e:
-        print(f"vng: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("vng: interrupted", file=sys.stderr)
-        return 130
-    print(f"vng={vng}")
-    print(f"path={vng.parent}")
-    print(f"kernel={image}")
-    return 0
+        print(f"vng={vng}")
+        print(f"path={vng.parent}")
+        print(f"kernel={image}")
+        return 0
+
+    return run_tool("vng", install)
 
 
 if __name__ == "__main__":
