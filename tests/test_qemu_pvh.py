@@ -402,7 +402,11 @@ def test_error_unpatched_image(
     raw = tmp_path / "unpatched.bin"
     raw.write_bytes(pvh_firmware.image)
     run = run_error(pvhcheck(kernel, "tcg"), raw)
-    assert_error(run, "pvhfw: this image has no kernel entry: build it with build-fw --kernel")
+    assert_error(
+        run,
+        "pvhfw: this image has no kernel entry: build it with build-fw --kernel KERNEL or "
+        "--any-kernel",
+    )
 
 
 def test_cmdline_at_the_limit_boots(
