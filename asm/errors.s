@@ -24,6 +24,9 @@ fatal_unpatched:
     jmp fatal
 fatal_no_kernel:
     mov esi, msg_no_kernel
+    cmp dword ptr [patch_boot_path], BOOT_PATH_ANY
+    jne fatal
+    mov esi, msg_no_kernel_any          ; an any-kernel image was built for no kernel
     jmp fatal
 fatal_not_bootable:
     mov esi, msg_not_bootable
@@ -133,6 +136,8 @@ msg_unpatched:
     .asciz "this image has no kernel entry: build it with build-fw --kernel KERNEL or --any-kernel"
 msg_no_kernel:
     .asciz "no kernel: start QEMU with -kernel (the vmlinux this image was built for)"
+msg_no_kernel_any:
+    .asciz "no kernel: start QEMU with -kernel (a vmlinux with a PVH note, or a bzImage)"
 msg_not_bootable:
     .asciz "QEMU's -kernel is neither an ELF with a PVH note nor a bzImage"
 msg_built_for_pvh:

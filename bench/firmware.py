@@ -219,7 +219,7 @@ def prepare(work: Path) -> Setup:
     builds: dict[str, BuildResult] = {}
     for variant in ("pvh", "floor"):
         result = build(data, str(kernel), variant)
-        if result.kernel.entry != entry:
+        if result.kernel is None or result.kernel.entry != entry:
             raise RuntimeError(f"build-fw and the ELF notes disagree on the entry of {kernel}")
         path = work / f"{kernel.stem}-{variant}.bin"
         path.write_bytes(result.image)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pvhfw.builder.build import BuildResult, build
+from pvhfw.builder.build import BuildResult, build, build_any_kernel
 from tools.qemu import QEMU_ENV, qemu_binary, qemu_path
 
 KernelGetter = Callable[..., Path]  # the `kernel` fixture: (name, load_addr, **options) -> ELF
@@ -56,6 +56,19 @@ def build_firmware(kernel: Path, out_dir: Path, variant: str = "pvh") -> tuple[P
     image = out_dir / f"{kernel.stem}-{variant}.bin"
     image.write_bytes(result.image)
     return image, result
+
+
+def build_any_firmware(out_dir: Path) -> Path:
+    """build-fw --any-kernel's image, in-process, written to out_dir."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    image = out_dir / "any-kernel.bin"
+    image.write_bytes(build_any_kernel().image)
+    return image
+
+
+# The two kinds of image the QEMU and Debian layers boot a kernel with: the one build-fw
+# made for it, and the any-kernel one.
+IMAGE_KINDS = ("pre-patched", "any-kernel")
 
 
 def write_executable(path: Path, text: str) -> Path:

@@ -112,6 +112,15 @@ def test_any_kernel_at_the_edges_boots(pvh_firmware: Firmware, any_image: bytes)
 
 # --- the run-time checks, each with its line ------------------------------------------------
 
+
+def test_no_kernel(any_image: bytes) -> None:
+    sim = SimFwCfg(files={"etc/e820": spec.e820_pack([(0, RAM, 1)])})  # no kernel items
+    r = run_firmware(any_image, sim, ram_size=RAM)
+    assert fatal_line(r) == (
+        "pvhfw: no kernel: start QEMU with -kernel (a vmlinux with a PVH note, or a bzImage)"
+    )
+
+
 PVH_FAILURES = [
     (
         {"kernel_entry": KADDR + KSIZE},
