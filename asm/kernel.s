@@ -134,13 +134,12 @@ kernel_check_any:
     call fwcfg_read_u32
     mov dword ptr [VAR_KERNEL_ADDR], eax
     mov ecx, dword ptr [VAR_KERNEL_SIZE]
-    cmp eax, HIGHMEM_START
-    jb kernel_bad_place                 ; the firmware's RAM, the EBDA, its ROM's shadow
-    mov edx, eax
-    add edx, ecx
-    jc kernel_bad_place                 ; past 4 GiB
-    cmp edx, ROM_BASE
-    ja kernel_bad_place                 ; into the ROM
+    lea edi, [eax - HIGHMEM_START]      ; the address above 1 MiB (huge below it)
+    mov edx, ROM_BASE - HIGHMEM_START
+    sub edx, edi                        ; room from the address to the ROM ...
+    jb kernel_bad_place                 ; ... none: below 1 MiB (the firmware's RAM, the
+    cmp ecx, edx                        ;     EBDA, its ROM's shadow) or above the ROM's start
+    ja kernel_bad_place                 ; into the ROM, or past 4 GiB
     mov edx, dword ptr [VAR_ENTRY]
     sub edx, eax
     cmp edx, ecx
