@@ -5,9 +5,12 @@ more; and each check it makes at run time in place of the builder's gives its on
 
 from __future__ import annotations
 
+import functools
 import random
 
 import pytest
+from hypothesis import event, given
+from hypothesis import strategies as st
 
 from pvhfw.builder.build import build, build_any_kernel
 from pvhfw.builder.errors import BuildError
@@ -25,6 +28,7 @@ from tests.test_firmware_emu_linux32 import (
     entry_state_is_the_protocols,
     linux32_image,
 )
+from tests.test_firmware_fuzz import fuzz
 
 MiB = 1 << 20
 RAM = 256 * MiB
@@ -36,9 +40,14 @@ MAX_EXTRA_INSTRUCTIONS = 40
 STACK = (layout.STACK_TOP - 0x400, layout.STACK_TOP)
 
 
+@functools.cache
+def any_kernel_image() -> bytes:
+    return build_any_kernel().image
+
+
 @pytest.fixture(scope="module")
 def any_image() -> bytes:
-    return build_any_kernel().image
+    return any_kernel_image()
 
 
 def assert_same_state(pre: RunResult, any_: RunResult, ram: int = RAM) -> None:
@@ -267,3 +276,103 @@ def test_the_pre_patched_images_trust_their_build(pvh_firmware: Firmware) -> Non
     bz = bzimage(PM, boot_flag=0x55AA)  # build-fw refuses this; QEMU loads it
     r, _ = boot_bz(pvh_firmware, bz, image=linux32_image(pvh_firmware, bz))
     entry_state_is_the_protocols(r)
+
+
+# --- the run-time checks against build-fw's, on headers hypothesis makes --------------------
+
+
+# A good header (it boots), and for each field the edges of the checks made on it.
+GOOD = {
+    "boot_flag": 0xAA55,
+    "protocol": 0x020F,
+    "loadflags": 0x01,
+    "syssize": (len(PM) + 15) // 16,
+    "payload_offset": 0x100,
+    "payload_length": 0x200,
+    "pref_address": 0x1000000,
+    "init_size": 0x800000,
+    "code32_start": MiB,
+}
+ROOM = layout.ROM_BASE - GOOD["pref_address"]  # init_size that ends at the ROM
+EDGES: dict[str, tuple[int, ...]] = {
+    "boot_flag": (0x55AA, 0, 0xAA54, 0xAA55),
+    "protocol": (0x0200, 0x0209, 0x020A, 0x0300),
+    "loadflags": (0x00, 0x80, 0x81),
+    "syssize": (0, len(PM) // 16, len(PM) // 16 + 1, 0xFFFFFFFF),
+    "payload_offset": (0, len(PM) - 0x200, len(PM), 0xFFFFFF00),
+    "payload_length": (0, len(PM) - 0x100, len(PM), 0xFFFFFFFF),
+    "pref_address": (0x80000, MiB, layout.ROM_BASE - GOOD["init_size"], 1 << 32 | MiB),
+    "init_size": (0, 1, ROOM, 0xFFFFFFFF - GOOD["pref_address"]),
+    "code32_start": (0xFFFFF, MiB, MiB + len(PM), 0xFFFFFFFF),
+}
+
+
+# The header field each one is (bzgen's names but the version's), for its size.
+FIELD = {name: "version" if name == "protocol" else name for name in GOOD}
+
+
+def _around(name: str) -> list[int]:
+    """Each edge of field `name` and its neighbours that fit the field."""
+    out = {v + d for v in EDGES[name] for d in (-2, -1, 0, 1, 2)}
+    return sorted(v for v in out if 0 <= v < 1 << (8 * spec.bp_size(FIELD[name])))
+
+
+def _header(fields: dict[str, int]) -> bytes:
+    """The bzImage of `fields` (GOOD for the rest); its payload, if inside the code, starts
+    with gzip's magic: the compression, which only build-fw reads, is right."""
+    f = {**GOOD, **fields}
+    start, length = f.pop("payload_offset"), f.pop("payload_length")
+    pm = bytearray(PM)
+    if length and start + 2 <= len(pm):
+        pm[start : start + 2] = b"\x1f\x8b"
+    return bzimage(bytes(pm), payload=(start, length), **f)
+
+
+def _agrees(fw: Firmware, bz: bytes) -> bool:
+    """The any-kernel image reaches code32_start exactly when build-fw accepts the bzImage,
+    and otherwise gives one line. True: it booted."""
+    try:
+        build(bz, "bzImage")
+        accepted = True
+    except BuildError:
+        accepted = False
+    r, _ = boot_bz(fw, bz, image=any_kernel_image())
+    if accepted:
+        entry_state_is_the_protocols(r)
+    else:
+        fatal_line(r)
+    return accepted
+
+
+def test_each_edge_of_each_check(pvh_firmware: Firmware) -> None:
+    """Every field of a good header at and around each edge of the checks on it, one field
+    at a time: the firmware and build-fw agree on every one."""
+    booted = refused = 0
+    for name in EDGES:
+        for value in _around(name):
+            if _agrees(pvh_firmware, _header({name: value})):
+                booted += 1
+            else:
+                refused += 1
+    assert booted > 20 and refused > 60, (booted, refused)
+
+
+@fuzz(200)
+@given(data=st.data())
+def test_the_firmware_refuses_what_build_fw_refuses(
+    pvh_firmware: Firmware, data: st.DataObject
+) -> None:
+    """A good setup header with two to four fields changed (to an edge, next to one, or
+    anything), booted by the any-kernel image: the firmware and build-fw agree."""
+    names = data.draw(st.lists(st.sampled_from(sorted(EDGES)), min_size=2, max_size=4, unique=True))
+    fields = {
+        name: data.draw(
+            st.one_of(
+                st.sampled_from(_around(name)),
+                st.integers(0, (1 << (8 * spec.bp_size(FIELD[name]))) - 1),
+            ),
+            label=name,
+        )
+        for name in names
+    }
+    event("booted" if _agrees(pvh_firmware, _header(fields)) else "refused")
