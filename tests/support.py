@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import stat
 from collections.abc import Callable
@@ -9,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pvhfw.builder.build import BuildResult, build, build_any_kernel
+from pvhfw.builder import cli
+from pvhfw.builder.build import BuildResult, build
 from tools.qemu import QEMU_ENV, qemu_binary, qemu_path
 
 KernelGetter = Callable[..., Path]  # the `kernel` fixture: (name, load_addr, **options) -> ELF
@@ -58,17 +61,27 @@ def build_firmware(kernel: Path, out_dir: Path, variant: str = "pvh") -> tuple[P
     return image, result
 
 
-def build_any_firmware(out_dir: Path) -> Path:
-    """build-fw --any-kernel's image, in-process, written to out_dir."""
+# The kinds of image the QEMU and Debian layers boot a kernel with, as build-fw's arguments
+# besides `-o OUT` for that kernel; a kind is one entry.
+IMAGE_KINDS: dict[str, Callable[[Path], list[str]]] = {
+    "pre-patched": lambda kernel: ["--kernel", str(kernel)],  # tied to that kernel
+    "any-kernel": lambda kernel: ["--any-kernel"],  # any kernel, checked at run time
+}
+
+
+def build_image(kind: str, kernel: Path, out_dir: Path) -> Path:
+    """`build-fw ARGS -o OUT` for `kernel` and the image kind (IMAGE_KINDS), run in-process
+    as a user runs it; OUT is out_dir/<kind>.bin. A failed build fails the test with
+    build-fw's line."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    image = out_dir / "any-kernel.bin"
-    image.write_bytes(build_any_kernel().image)
-    return image
-
-
-# The two kinds of image the QEMU and Debian layers boot a kernel with: the one build-fw
-# made for it, and the any-kernel one.
-IMAGE_KINDS = ("pre-patched", "any-kernel")
+    out = out_dir / f"{kind}.bin"
+    argv = [*IMAGE_KINDS[kind](kernel), "-o", str(out), "-q"]
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        status = cli.main(argv)
+    if status != 0:
+        pytest.fail(f"build-fw {' '.join(argv)}: exit status {status}: {err.getvalue().strip()}")
+    return out
 
 
 def write_executable(path: Path, text: str) -> Path:
