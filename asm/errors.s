@@ -24,6 +24,9 @@ fatal_unpatched:
     jmp fatal
 fatal_no_kernel:
     mov esi, msg_no_kernel
+    cmp dword ptr [patch_boot_path], BOOT_PATH_ANY
+    jne fatal
+    mov esi, msg_no_kernel_any          ; an any-kernel image was built for no kernel
     jmp fatal
 fatal_not_bootable:
     mov esi, msg_not_bootable
@@ -39,6 +42,33 @@ fatal_wrong_entry:
     jmp fatal
 fatal_wrong_range:
     mov esi, msg_wrong_range
+    jmp fatal
+fatal_bad_entry:
+    mov esi, msg_bad_entry
+    jmp fatal
+fatal_kernel_place:
+    mov esi, msg_kernel_place
+    jmp fatal
+fatal_bz_boot_flag:
+    mov esi, msg_bz_boot_flag
+    jmp fatal
+fatal_bz_protocol:
+    mov esi, msg_bz_protocol
+    jmp fatal
+fatal_bz_zimage:
+    mov esi, msg_bz_zimage
+    jmp fatal
+fatal_bz_syssize:
+    mov esi, msg_bz_syssize
+    jmp fatal
+fatal_bz_payload:
+    mov esi, msg_bz_payload
+    jmp fatal
+fatal_bz_pref_high:
+    mov esi, msg_bz_pref_high
+    jmp fatal
+fatal_bz_decompress:
+    mov esi, msg_bz_decompress
     jmp fatal
 fatal_cmdline_long:
     mov dword ptr [ERR_ARGS + 4], CMDLINE_MAX
@@ -103,9 +133,11 @@ msg_e820_too_big:
 msg_memmap_full:
     .asciz "memory map needs more than % entries"
 msg_unpatched:
-    .asciz "this image has no kernel entry: build it with build-fw --kernel"
+    .asciz "this image has no kernel entry: build it with build-fw --kernel KERNEL or --any-kernel"
 msg_no_kernel:
     .asciz "no kernel: start QEMU with -kernel (the vmlinux this image was built for)"
+msg_no_kernel_any:
+    .asciz "no kernel: start QEMU with -kernel (a vmlinux with a PVH note, or a bzImage)"
 msg_not_bootable:
     .asciz "QEMU's -kernel is neither an ELF with a PVH note nor a bzImage"
 msg_built_for_pvh:
@@ -116,6 +148,24 @@ msg_wrong_entry:
     .asciz "kernel entry % from QEMU is not % of the kernel this image was built for"
 msg_wrong_range:
     .asciz "kernel loaded at %+% by QEMU, not %+% as the kernel this image was built for"
+msg_bad_entry:
+    .asciz "kernel entry % from QEMU is outside the kernel it loaded at %+%"
+msg_kernel_place:
+    .asciz "kernel loaded at %+% by QEMU is below 1 MiB or runs into the firmware's ROM below 4 GiB"
+msg_bz_boot_flag:
+    .asciz "QEMU's bzImage is corrupt: boot_flag is %, not 0xaa55"
+msg_bz_protocol:
+    .asciz "QEMU's bzImage has Linux boot protocol %, older than 2.10 (Linux 2.6.31), the oldest whose 32-bit entry this firmware uses"
+msg_bz_zimage:
+    .asciz "QEMU's -kernel is a zImage (loadflags % without LOADED_HIGH: its code loads below 1 MiB), not a bzImage"
+msg_bz_syssize:
+    .asciz "QEMU's bzImage is truncated: its syssize says % 16-byte units of protected-mode code, QEMU loaded % bytes"
+msg_bz_payload:
+    .asciz "QEMU's bzImage is corrupt: the payload at %+% runs past its protected-mode code (% bytes)"
+msg_bz_pref_high:
+    .asciz "QEMU's bzImage has pref_address above 4 GiB (high dword %), out of the 32-bit entry's reach"
+msg_bz_decompress:
+    .asciz "QEMU's bzImage has pref_address % + init_size %, not between 1 MiB and the firmware's ROM below 4 GiB"
 msg_cmdline_long:
     .asciz "command line is % bytes, more than %"
 msg_initrd_place:

@@ -52,4 +52,4 @@ linux32_handoff:
     xor ebp, ebp
     xor edi, edi
     xor ebx, ebx
-    jmp dword ptr [patch_entry]         ; = setup_header.code32_start (kernel_check)
+    jmp dword ptr [VAR_ENTRY]           ; = setup_header.code32_start (kernel_check)

@@ -50,4 +50,4 @@ pvh_handoff:
     mov al, BOOT_EVENT_FW_DO_BOOT       ; qemu-boot-time: fw_do_boot
     out PORT_BOOT_EVENT, al
     mov ebx, START_INFO
-    jmp dword ptr [patch_entry]
+    jmp dword ptr [VAR_ENTRY]           ; = the PVH entry (kernel_check)

@@ -6,7 +6,9 @@
 
 The kernel is tests/kernels' `exitfirst` (its first instructions end QEMU through
 isa-debug-exit with status 33), built from source; the images are build-fw's `pvh` variant
-and its `floor` variant (switch to 32-bit mode, jump: the baseline), both built for it.
+and its `floor` variant (switch to 32-bit mode, jump: the baseline), both built for it, and
+the any-kernel image (`build-fw --any-kernel`, which checks the kernel at run time: its rows
+show what those checks cost).
 
 1. Emulator counts (tests/emu, unicorn): both images under SimFwCfg configured as QEMU 7.2
    configures fw_cfg for `-M pc -m 512 -smp 2 -kernel exitfirst`, `-append`, a 4 KiB `-initrd`
@@ -66,7 +68,7 @@ from bench.profiles import profile as machine_profile
 from bench.report import progress, utc_date, write_json
 from bench.stats import Stats, delta_of_medians, firmware_ratio, ratio_of_medians
 from bench.steps import cost_by_step, main_steps
-from pvhfw.builder.build import BuildResult, build
+from pvhfw.builder.build import BuildResult, build, build_any_kernel
 from pvhfw.builder.kernel import Kernel
 from tests.acpi_loader import BASE_QEMU, RECORDED_QEMUS
 from tools.qemu import (
@@ -108,9 +110,26 @@ class Firmware:
 def firmwares(images: dict[str, Path], qemu: str | None = None) -> list[Firmware]:
     """Ours first, then QEMU's own, each with the machine types it applies to; qboot's ROM is
     the one of the QEMU binary `qemu` (tools.qemu.data_file)."""
-    pvh, floor = str(images["pvh"]), str(images["floor"])
+    pvh, floor, any_kernel = str(images["pvh"]), str(images["floor"]), str(images["any"])
     return [
         Firmware(key="pvh", label="pvhfw", machines=MACHINES, bios=pvh, ours=True),
+        Firmware(
+            key="pvh-any",
+            label="pvhfw --any-kernel",
+            machines=MACHINES,
+            bios=any_kernel,
+            ours=True,
+            kvm=False,
+        ),
+        Firmware(
+            key="pvh-any-noacpi",
+            label="pvhfw --any-kernel, ACPI off",
+            machines=MACHINES,
+            bios=any_kernel,
+            ours=True,
+            extra=("-machine", "acpi=off"),
+            kvm=False,
+        ),
         Firmware(
             key="pvh-nodma",
             label="pvhfw, fw_cfg DMA off",
@@ -219,11 +238,14 @@ def prepare(work: Path) -> Setup:
     builds: dict[str, BuildResult] = {}
     for variant in ("pvh", "floor"):
         result = build(data, str(kernel), variant)
-        if result.kernel.entry != entry:
+        if result.kernel is None or result.kernel.entry != entry:
             raise RuntimeError(f"build-fw and the ELF notes disagree on the entry of {kernel}")
         path = work / f"{kernel.stem}-{variant}.bin"
         path.write_bytes(result.image)
         images[variant], builds[variant] = path, result
+    builds["any"] = build_any_kernel()
+    images["any"] = work / "any-kernel.bin"
+    images["any"].write_bytes(builds["any"].image)
     return Setup(kernel=kernel, entry=entry, images=images, builds=builds, work=work)
 
 
@@ -316,23 +338,39 @@ class EmuResult:
     steps: dict[str, int] = field(default_factory=dict)  # instructions per step (bench.steps)
 
 
+# The firmware key (bench.firmware.firmwares) of each image's runs, before -nodma/-noacpi.
+TWIN_KEYS = {"pvh": "pvh", "floor": "floor", "any": "pvh-any"}
+
+
+def emu_images(config: EmuConfig) -> tuple[str, ...]:
+    """The images run under a config: pvhfw's under every one; the floor, which never
+    touches fw_cfg, only under DMA with ACPI (its run is the same under any fw_cfg); the
+    any-kernel image under those of the TCG runs with DMA (its TCG rows' twins)."""
+    out = ["pvh"]
+    if config.dma and config.acpi:
+        out.append("floor")
+    if config.dma and config.as_tcg:
+        out.append("any")
+    return tuple(out)
+
+
 def run_emulator(setup: Setup, configs: Sequence[EmuConfig]) -> list[EmuResult]:
-    """Both images under every config; the floor, which never touches fw_cfg, only under the
-    DMA ones (its run is the same under any fw_cfg)."""
+    """The images (emu_images) under every config."""
     from tests.emu.machine import run_firmware
 
     data = setup.kernel.read_bytes()
     ram = load_segments(str(setup.kernel))
+    kernel = setup.builds["pvh"].kernel  # what QEMU loads, whichever image boots it
+    if not isinstance(kernel, Kernel):
+        raise TypeError(f"{setup.kernel}: the emulator models only QEMU's PVH branch")
     results = []
     for config in configs:
-        for variant in ("pvh", "floor") if config.dma and config.acpi else ("pvh",):
+        for variant in emu_images(config):
             b = setup.builds[variant]
-            if not isinstance(b.kernel, Kernel):
-                raise TypeError(f"{setup.kernel}: the emulator models only QEMU's PVH branch")
             initrd = bytes(range(256)) * (config.initrd_size // 256) if config.initrd_size else None
             sim = sim_fwcfg(
                 config.profile(),
-                b.kernel,
+                kernel,
                 data,
                 cmdline=config.cmdline,
                 initrd=initrd,
@@ -349,9 +387,10 @@ def run_emulator(setup: Setup, configs: Sequence[EmuConfig]) -> list[EmuResult]:
             )
             twin = None
             if config.as_tcg:
-                twin = variant if config.dma else f"{variant}-nodma"
+                key = TWIN_KEYS[variant]
+                twin = key if config.dma else f"{key}-nodma"
                 if not config.acpi:
-                    twin = f"{variant}-noacpi"
+                    twin = f"{key}-noacpi"
             results.append(
                 EmuResult(
                     config=config.key,
@@ -464,7 +503,7 @@ def run_tcg(
                 result.emulator_fwcfg_accesses = twin.fwcfg_accesses
             if fw.ours:
                 profile = machine_profile(machine, series)
-                if fw.key == "pvh-noacpi":
+                if fw.key.endswith("-noacpi"):
                     profile = profile.without_acpi()
                 result.fwcfg_dir_matches_profile = count.fwcfg_files == profile.directory()
             log(
@@ -894,7 +933,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if opts.json is not None:
         data = report_json(meta, emu_shown, tcg, kvm_runs, kvm_exits, kvm, verdict)
         write_json(opts.json, data)
-    failed = [r for r in tcg if r.firmware in ("pvh", "floor") and not r.ok]
+    failed = [r for r in tcg if r.firmware in ("pvh", "pvh-any", "floor") and not r.ok]
     failed_kvm = [r for r in kvm_runs if r.firmware in ("pvh", "floor") and not r.ok]
     return 1 if failed or failed_kvm or any(r.error for r in emu_shown) else 0
 

@@ -48,6 +48,7 @@ def verdicts(
             r for r in emu if r.image == "pvh" and r.dma and r.config.endswith("-noacpi") != acpi
         ]
         ours_tcg = [r for r in tcg if r.firmware == ("pvh" if acpi else "pvh-noacpi")]
+        any_tcg = [r for r in tcg if r.firmware == ("pvh-any" if acpi else "pvh-any-noacpi")]
         what = "with ACPI" if acpi else "ACPI off"
         counted: list[tuple[str, list[tuple[int, int, str, bool]]]] = [
             (
@@ -60,6 +61,10 @@ def verdicts(
             (
                 "QEMU TCG exec log",
                 [(r.count.instructions, r.count.port_accesses, r.machine, r.ok) for r in ours_tcg],
+            ),
+            (
+                "QEMU TCG exec log, the --any-kernel image",
+                [(r.count.instructions, r.count.port_accesses, r.machine, r.ok) for r in any_tcg],
             ),
         ]
         for source, rows in counted:
@@ -79,6 +84,7 @@ def verdicts(
                         met=(ok and value <= limit) if not acpi else (None if ok else False),
                     )
                 )
+    out += any_kernel_cost(tcg)
     qboot = {r.machine: r for r in tcg if r.firmware in QBOOT_KEYS and r.ok}
     for r in tcg:
         if r.firmware != "pvh" or r.machine not in QBOOT_FRACTION:
@@ -127,6 +133,34 @@ def verdicts(
                 met=met,
             )
         )
+    return out
+
+
+def any_kernel_cost(tcg: Sequence[TcgResult]) -> list[Verdict]:
+    """What the any-kernel image's run-time checks cost over the image built for the kernel,
+    on each machine, with ACPI and without (QEMU TCG exec log): reported."""
+    ok = {(r.machine, r.firmware): r.count for r in tcg if r.ok}
+    out = []
+    for machine in dict.fromkeys(r.machine for r in tcg):
+        for pre, any_kernel, what in (
+            ("pvh", "pvh-any", "with ACPI"),
+            ("pvh-noacpi", "pvh-any-noacpi", "ACPI off"),
+        ):
+            a, b = ok.get((machine, any_kernel)), ok.get((machine, pre))
+            if a is None or b is None:
+                continue
+            out.append(
+                Verdict(
+                    name=f"the --any-kernel image's run-time checks, {machine}, {what}: "
+                    "instructions / port accesses over the pre-patched image's (QEMU TCG exec log)",
+                    limit="reported",
+                    measured=f"{a.instructions - b.instructions:+,} / "
+                    f"{a.port_accesses - b.port_accesses:+} "
+                    f"({a.instructions:,} / {a.port_accesses} against {b.instructions:,} / "
+                    f"{b.port_accesses})",
+                    met=None,
+                )
+            )
     return out
 
 

@@ -21,22 +21,41 @@ MANIFEST_FORMAT = 1
 
 
 # The manifest's boot_path, by the patch table's.
-BOOT_PATH_NAMES = {layout.BOOT_PATH_PVH: "pvh", layout.BOOT_PATH_LINUX32: "linux32"}
+BOOT_PATH_NAMES = {
+    layout.BOOT_PATH_PVH: "pvh",
+    layout.BOOT_PATH_LINUX32: "linux32",
+    layout.BOOT_PATH_ANY: "any",
+}
+# The manifest's kind: an image tied to the kernel it was built for (the fast path), or one
+# that boots any kernel QEMU loads, checking it at run time (build-fw --any-kernel).
+KIND_PRE_PATCHED = "pre-patched"
+KIND_ANY_KERNEL = "any-kernel"
+# The patch table of an any-kernel image: no kernel's facts, only the kind.
+ANY_KERNEL_PATCHES = {
+    "entry": 0,
+    "kernel_addr": 0,
+    "kernel_size": 0,
+    "boot_path": layout.BOOT_PATH_ANY,
+}
 
 
 @dataclass(frozen=True)
 class BuildResult:
     image: bytes
     firmware: Firmware
-    kernel: Kernel | BzImage
+    kernel: Kernel | BzImage | None  # None: an any-kernel image
     patches: dict[str, int]
     manifest: dict[str, Any]
     map_text: str
 
     @property
     def boot_path(self) -> str:
-        """ "pvh" (an ELF's PVH entry) or "linux32" (a bzImage's 32-bit entry)."""
+        """ "pvh" (an ELF's PVH entry), "linux32" (a bzImage's 32-bit entry) or "any"."""
         return BOOT_PATH_NAMES[self.patches["boot_path"]]
+
+    @property
+    def kind(self) -> str:
+        return KIND_ANY_KERNEL if self.kernel is None else KIND_PRE_PATCHED
 
 
 def _sha256(data: bytes) -> str:
@@ -79,8 +98,35 @@ def build(kernel_data: bytes, kernel_name: str, variant: str = "pvh") -> BuildRe
         "kernel_size": kernel.load_size,
         "boot_path": layout.BOOT_PATH_LINUX32 if linux32 else layout.BOOT_PATH_PVH,
     }
+    kernel_facts = {
+        "file": kernel_name,
+        "size": len(kernel_data),
+        "sha256": _sha256(kernel_data),
+        **_kernel_manifest(kernel),
+    }
+    return _result(firmware, patches, kernel, kernel_facts)
+
+
+def build_any_kernel(variant: str = "pvh") -> BuildResult:
+    """An image for no kernel in particular (build-fw --any-kernel): the firmware takes the
+    entry from fw_cfg (FW_CFG_KERNEL_ENTRY, or the bzImage's setup header) and checks at run
+    time what build() checks here (docs/design.md, "One image for any kernel")."""
+    if variant == "floor":
+        raise BuildError(
+            "--any-kernel: the floor variant has no fw_cfg code to find the kernel's entry "
+            "with; build it with --kernel"
+        )
+    return _result(assemble_firmware(variant), dict(ANY_KERNEL_PATCHES), None, None)
+
+
+def _result(
+    firmware: Firmware,
+    patches: dict[str, int],
+    kernel: Kernel | BzImage | None,
+    kernel_facts: dict[str, Any] | None,
+) -> BuildResult:
     image = patch_image(firmware, patches)
-    manifest = _manifest(image, firmware, kernel, kernel_data, kernel_name, patches)
+    manifest = _manifest(image, firmware, patches, kernel_facts)
     return BuildResult(image, firmware, kernel, patches, manifest, render_map(firmware, patches))
 
 
@@ -132,21 +178,16 @@ def _kernel_manifest(kernel: Kernel | BzImage) -> dict[str, Any]:
 def _manifest(
     image: bytes,
     firmware: Firmware,
-    kernel: Kernel | BzImage,
-    kernel_data: bytes,
-    kernel_name: str,
     patches: dict[str, int],
+    kernel_facts: dict[str, Any] | None,
 ) -> dict[str, Any]:
+    """The manifest; "kernel" only for a pre-patched image (an any-kernel one has none)."""
     return {
         "format": MANIFEST_FORMAT,
+        "kind": KIND_PRE_PATCHED if kernel_facts else KIND_ANY_KERNEL,
         "variant": firmware.variant,
         "boot_path": BOOT_PATH_NAMES[patches["boot_path"]],
-        "kernel": {
-            "file": kernel_name,
-            "size": len(kernel_data),
-            "sha256": _sha256(kernel_data),
-            **_kernel_manifest(kernel),
-        },
+        **({"kernel": kernel_facts} if kernel_facts else {}),
         "image": {
             "size": len(image),
             "sha256": _sha256(image),

@@ -11,8 +11,9 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
-from pvhfw.builder.build import build
+from pvhfw.builder.build import BuildResult, build, build_any_kernel
 from pvhfw.builder.errors import BuildError
 from pvhfw.firmware.assemble import VARIANTS, AssemblyError
 
@@ -27,6 +28,12 @@ image is tied to that kernel: it refuses to boot if QEMU loaded a kernel of the 
 or with another entry or load range. Boot it with the same kernel:
 
   qemu-system-x86_64 -bios OUT -kernel KERNEL [-initrd INITRD] [-append CMDLINE] ...
+
+With --any-kernel instead of --kernel, one image boots whichever vmlinux or bzImage QEMU
+is given: it takes the entry from fw_cfg and checks at run time what build-fw checks at build
+time (6 instructions more per boot for a vmlinux, 35 for a bzImage). The pre-patched image
+is the fast path; --any-kernel suits a libvirt domain or a kernel-testing loop, where the
+kernel changes and the image should not.
 
 The firmware reads QEMU's fw_cfg (DMA when offered), builds the memory map from etc/e820,
 loads ACPI tables, copies the initrd to where QEMU placed it and puts the command line in
@@ -43,8 +50,9 @@ outputs:
   OUT            the image: 64 KiB, reset vector in the last 16 bytes
   OUT.map        (default: OUT with suffix .map) patch table, every symbol, RAM layout,
                  assembly listing
-  OUT.json       (default: OUT with suffix .json) manifest: boot_path ("pvh" or
-                 "linux32"), kernel (hash, entry, segments or setup header), image (size,
+  OUT.json       (default: OUT with suffix .json) manifest: kind ("pre-patched" or
+                 "any-kernel"), boot_path ("pvh", "linux32" or "any"), kernel (hash,
+                 entry, segments or setup header; pre-patched only), image (size,
                  hashes), patch table, RAM layout, tool versions
 
 An output that is the kernel file (any path to it, a symlink or a hard link) is refused
@@ -54,19 +62,32 @@ exit status: 0 built, 1 the build failed (one line on stderr), 2 usage error.
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line, as every other error of build-fw."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog=PROG,
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument(
         "--kernel",
         "-k",
-        required=True,
         metavar="KERNEL",
         help="the vmlinux (ELF, 32- or 64-bit x86) with a PVH entry note, or a bzImage",
+    )
+    which.add_argument(
+        "--any-kernel",
+        action="store_true",
+        help="no kernel: the image boots any PVH vmlinux or bzImage QEMU loads, checking it "
+        "at run time (a few instructions slower than an image built for its kernel)",
     )
     p.add_argument(
         "--output",
@@ -129,11 +150,11 @@ def _same_file(a: str | Path, b: str | Path) -> bool:
         return False
 
 
-def check_outputs(kernel: str, outputs: Sequence[Path]) -> None:
+def check_outputs(kernel: str | None, outputs: Sequence[Path]) -> None:
     """Refuse, before anything is written, an output that is the kernel file (build-fw would
     replace its own input) or a directory."""
     for path in outputs:
-        if _same_file(path, kernel):
+        if kernel is not None and _same_file(path, kernel):
             raise BuildError(f"{path}: is the kernel file {kernel}; refusing to write over it")
         if path.is_dir():
             raise BuildError(f"{path}: is a directory, not an output file")
@@ -172,7 +193,13 @@ def write_outputs(outputs: Sequence[tuple[Path, bytes]]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.any_kernel and args.variant == "floor":
+        parser.error(
+            "--any-kernel with --variant floor: the floor has no fw_cfg code to find the "
+            "kernel's entry with"
+        )
     out: Path = args.output
     map_path: Path = args.map or out.with_suffix(".map")
     manifest_path: Path = args.manifest or out.with_suffix(".json")
@@ -183,8 +210,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         check_outputs(args.kernel, (out, map_path, manifest_path))
-        data = read_kernel_file(args.kernel)
-        result = build(data, args.kernel, args.variant)
+        if args.any_kernel:
+            result = build_any_kernel(args.variant)
+        else:
+            result = build(read_kernel_file(args.kernel), args.kernel, args.variant)
         manifest = {
             **result.manifest,
             "outputs": {"image": str(out), "map": str(map_path), "manifest": str(manifest_path)},
@@ -200,19 +229,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: {e}", file=sys.stderr)
         return 1
     if not args.quiet:
-        k = result.kernel
-        how = (
-            f"PVH entry {k.entry:#x}"
-            if result.boot_path == "pvh"
-            else f"bzImage, boot protocol {result.manifest['kernel']['boot_protocol']}, "
-            f"32-bit entry {k.entry:#x}"
-        )
         print(
-            f"{PROG}: {out}: {len(result.image)} bytes, {args.variant} firmware for {args.kernel} "
-            f"({how}, loaded at {k.load_addr:#x}+{k.load_size:#x}); "
-            f"map {map_path}, manifest {manifest_path}"
+            f"{PROG}: {out}: {len(result.image)} bytes, {args.variant} firmware for "
+            f"{_what(result, args.kernel)}; map {map_path}, manifest {manifest_path}"
         )
     return 0
+
+
+def _what(result: BuildResult, kernel_name: str | None) -> str:
+    """The kernel an image boots, for the success line."""
+    k = result.kernel
+    if k is None:
+        return "any kernel (a PVH vmlinux or a bzImage, checked at run time)"
+    how = (
+        f"PVH entry {k.entry:#x}"
+        if result.boot_path == "pvh"
+        else f"bzImage, boot protocol {result.manifest['kernel']['boot_protocol']}, "
+        f"32-bit entry {k.entry:#x}"
+    )
+    return f"{kernel_name} ({how}, loaded at {k.load_addr:#x}+{k.load_size:#x})"
 
 
 if __name__ == "__main__":

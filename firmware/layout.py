@@ -63,6 +63,7 @@ VARIABLES: Final = (
     ("VAR_KERNEL_SIZE", 4, "FW_CFG_KERNEL_SIZE"),
     ("VAR_KERNEL_END", 4, "end of the kernel's memory (a bzImage's: decompression too)"),
     ("VAR_LINUX32", 4, "nonzero: QEMU loaded a bzImage, boot it by the Linux protocol"),
+    ("VAR_ENTRY", 4, "the kernel's entry (PVH or code32_start), checked: the hand-off's jump"),
     ("VAR_HIGH_TOP", 4, "allocator, high zone: the next allocation ends here (grows down)"),
     ("VAR_HIGH_END", 4, "... where it started: the end of the highest RAM below 4 GiB"),
     ("VAR_HIGH_FLOOR", 4, "... no allocation below this (kernel, initrd, RAM start)"),
@@ -306,18 +307,29 @@ class PatchField:
 PATCH_FIELDS: Final = (
     PatchField(
         "entry",
-        "PVH entry (XEN_ELFNOTE_PHYS32_ENTRY) = FW_CFG_KERNEL_ENTRY, or a bzImage's code32_start",
+        "PVH entry (XEN_ELFNOTE_PHYS32_ENTRY) = FW_CFG_KERNEL_ENTRY, or a bzImage's "
+        "code32_start; 0 for any kernel",
     ),
     PatchField(
-        "kernel_addr", "lowest PT_LOAD p_paddr, or 1 MiB for a bzImage = FW_CFG_KERNEL_ADDR"
+        "kernel_addr",
+        "lowest PT_LOAD p_paddr, or 1 MiB for a bzImage = FW_CFG_KERNEL_ADDR; 0 for any kernel",
     ),
     PatchField(
-        "kernel_size", "PT_LOAD span, or a bzImage's protected-mode size = FW_CFG_KERNEL_SIZE"
+        "kernel_size",
+        "PT_LOAD span, or a bzImage's protected-mode size = FW_CFG_KERNEL_SIZE; 0 for any kernel",
     ),
-    PatchField("boot_path", "BOOT_PATH_PVH: an ELF's PVH entry; BOOT_PATH_LINUX32: a bzImage's"),
+    PatchField(
+        "boot_path",
+        "BOOT_PATH_PVH: an ELF's PVH entry; BOOT_PATH_LINUX32: a bzImage's; BOOT_PATH_ANY: "
+        "either, checked at run time",
+    ),
 )
+# The patch table's kinds. PVH and LINUX32 tie an image to one kernel ("pre-patched", the
+# fast path); ANY (build-fw --any-kernel) boots whichever kernel QEMU loaded, checking at run
+# time what the builder would have checked (asm/kernel.s, kernel_check_any).
 BOOT_PATH_PVH: Final = 1
 BOOT_PATH_LINUX32: Final = 2
+BOOT_PATH_ANY: Final = 3
 
 
 @dataclass(frozen=True)

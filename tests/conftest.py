@@ -10,7 +10,7 @@ import pytest
 
 from pvhfw.firmware.assemble import Firmware, assemble_firmware
 from tests.kernels.build import KernelToolchainMissing, build_kernel
-from tests.support import KernelGetter, build_firmware, need, need_qemu
+from tests.support import KernelGetter, build_firmware, build_image, need, need_qemu
 from tools.qemu import describe_qemu
 
 INITRD_SIZE = 300 * 1024 + 123  # a few hundred KiB, not a whole number of pages
@@ -75,6 +75,12 @@ def image(fw_dir: Path) -> Callable[[Path], Path]:
         return cache[kernel]
 
     return get
+
+
+@pytest.fixture(scope="module")
+def any_image(fw_dir: Path) -> Path:
+    """The image `build-fw --any-kernel -o OUT` makes (for no kernel: the path is unused)."""
+    return build_image("any-kernel", Path(), fw_dir)
 
 
 @pytest.fixture(scope="module")

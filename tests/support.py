@@ -61,10 +61,11 @@ def build_firmware(kernel: Path, out_dir: Path, variant: str = "pvh") -> tuple[P
     return image, result
 
 
-# The kinds of image the client tests (libvirt, virtme-ng) boot a kernel with, as build-fw's
-# arguments besides `-o OUT` for that kernel; a kind is one entry.
+# The kinds of image the QEMU, Debian and client (libvirt, virtme-ng) layers boot a kernel
+# with, as build-fw's arguments besides `-o OUT` for that kernel; a kind is one entry.
 IMAGE_KINDS: dict[str, Callable[[Path], list[str]]] = {
     "pre-patched": lambda kernel: ["--kernel", str(kernel)],  # tied to that kernel
+    "any-kernel": lambda kernel: ["--any-kernel"],  # any kernel, checked at run time
 }
 
 

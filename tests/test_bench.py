@@ -308,6 +308,10 @@ def test_budgets_against_qboot_and_kvm_exits() -> None:
     }
     assert {m: v.met for m, v in got.items()} == {"pc": True, "q35": False, "microvm": True}
     assert got["pc"].measured == "1/5.0 (10,000 / 50,000)" and got["microvm"].limit == "<= 1/3"
+    cost = firmware_report.any_kernel_cost(
+        [_tcg("pc", "pvh", 1_147), _tcg("pc", "pvh-any", 1_154), _tcg("q35", "pvh-any", 9)]
+    )
+    assert [(v.measured, v.met) for v in cost] == [("+7 / +0 (1,154 / 0 against 1,147 / 0)", None)]
     no_qboot = firmware_report.verdicts([], [_tcg("pc", "pvh", 10_000)], [])
     assert [v.met for v in no_qboot if "qboot" in v.name] == [None]  # not measured
 
@@ -344,10 +348,16 @@ def test_tcg_counts_agree_with_the_emulator(tmp_path: Path) -> None:
     assert data["meta"]["qemu"] == qemu
     assert data["meta"]["qemu_version"] == qemu_version(qemu)
     tcg = {r["firmware"]: r for r in data["tcg"]}
-    for key in ("pvh", "pvh-nodma", "floor"):
+    for key in ("pvh", "pvh-nodma", "floor", "pvh-any", "pvh-any-noacpi"):
         assert tcg[key]["ok"] and tcg[key]["agrees_with_emulator"], tcg[key]
         assert tcg[key]["reached_entry"]
     assert tcg["pvh"]["instructions"] > tcg["floor"]["instructions"]
+    # the any-kernel image's run-time checks: a few instructions, no port access
+    for pre, any_kernel in (("pvh", "pvh-any"), ("pvh-noacpi", "pvh-any-noacpi")):
+        assert 0 < tcg[any_kernel]["instructions"] - tcg[pre]["instructions"] < 40
+        assert tcg[any_kernel]["port_accesses"] == tcg[pre]["port_accesses"]
+    cost = [t for t in data["targets"] if "--any-kernel image's run-time checks" in t["name"]]
+    assert len(cost) == 2 and all(t["measured"].startswith("+") for t in cost), cost
     assert tcg["pvh-nodma"]["fwcfg_accesses"] > tcg["pvh"]["fwcfg_accesses"]
     assert tcg["microvm-default"]["ok"]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from capstone import CS_ARCH_X86, CS_MODE_16, CS_MODE_32, Cs
 
-from pvhfw.builder.build import build
+from pvhfw.builder.build import build, build_any_kernel
 from pvhfw.builder.cli import main
 from pvhfw.builder.errors import BuildError
 from pvhfw.builder.kernel import parse_notes, read_kernel, section_header, segment_header
@@ -454,6 +454,7 @@ def test_cli_help_and_usage_errors() -> None:
     assert result.returncode == 0
     for word in (
         "--kernel",
+        "--any-kernel",
         "--output",
         "--map",
         "--manifest",
@@ -466,3 +467,83 @@ def test_cli_help_and_usage_errors() -> None:
         assert word in result.stdout, word
     bad = subprocess.run(["build-fw"], capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.count("\n") == 1 and bad.stderr.startswith("build-fw: "), bad.stderr
+
+
+# --- build-fw --any-kernel -----------------------------------------------------------------
+
+
+def test_any_kernel_image_is_the_firmware_with_the_any_patch_table(
+    pvh_firmware: Firmware,
+) -> None:
+    """No kernel's facts: the patch table says BOOT_PATH_ANY and nothing else, the rest of
+    the image is the pre-patched images' firmware byte for byte, and the manifest says which
+    kind of image it is and has no "kernel"."""
+    result = build_any_kernel()
+    assert result.kernel is None and result.kind == "any-kernel" and result.boot_path == "any"
+    assert read_patches(pvh_firmware, result.image) == {
+        "entry": 0,
+        "kernel_addr": 0,
+        "kernel_size": 0,
+        "boot_path": layout.BOOT_PATH_ANY,
+    }
+    pre = build(simple_kernel(0x1000010).build(), "k")
+    assert pre.kind == "pre-patched" and pre.manifest["kind"] == "pre-patched"
+    table = pvh_firmware.symbol("patch_table").offset
+    fields = slice(table + len(layout.PATCH_MAGIC), table + len(layout.PATCH_MAGIC) + 16)
+    differ = [i for i in range(layout.IMAGE_SIZE) if result.image[i] != pre.image[i]]
+    assert differ and all(fields.start <= i < fields.stop for i in differ)
+    m = result.manifest
+    assert m["kind"] == "any-kernel" and m["boot_path"] == "any" and "kernel" not in m
+    assert m["image"]["unpatched_sha256"] == pre.manifest["image"]["unpatched_sha256"]
+    assert m["patch_table"]["fields"]["boot_path"] == "0x3"
+    assert build_any_kernel().image == result.image  # deterministic
+    assert re.search(r"^  boot_path\s+0x00000003 ", result.map_text, re.M)
+
+
+def test_any_kernel_floor_is_refused() -> None:
+    with pytest.raises(BuildError, match="floor variant has no fw_cfg code"):
+        build_any_kernel("floor")
+
+
+def test_cli_any_kernel(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out" / "any.bin"
+    assert main(["--any-kernel", "-o", str(out)]) == 0
+    assert out.read_bytes() == build_any_kernel().image
+    manifest = json.loads(out.with_suffix(".json").read_text())
+    assert manifest["kind"] == "any-kernel" and "kernel" not in manifest
+    assert manifest["outputs"]["map"] == str(out.with_suffix(".map"))
+    assert "patch table" in out.with_suffix(".map").read_text()
+    line = capsys.readouterr().out
+    assert line.count("\n") == 1 and "for any kernel" in line
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--any-kernel", "--kernel", "vmlinux"], "argument --kernel/-k: not allowed with"),
+        ([], "one of the arguments --kernel/-k --any-kernel is required"),
+        (["--any-kernel", "--variant", "floor"], "--any-kernel with --variant floor: the floor"),
+    ],
+    ids=["both", "neither", "floor"],
+)
+def test_cli_any_kernel_usage_errors_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], expected: str
+) -> None:
+    out = tmp_path / "bios.bin"
+    with pytest.raises(SystemExit) as e:
+        main([*args, "-o", str(out)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("build-fw: ") and expected in err, err
+    assert not out.exists()
+
+
+def test_cli_any_kernel_refuses_a_directory_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "bios.json").mkdir()
+    assert main(["--any-kernel", "-o", str(tmp_path / "bios.bin")]) == 1
+    err = capsys.readouterr().err
+    assert err == f"build-fw: {tmp_path / 'bios.json'}: is a directory, not an output file\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bios.json"]

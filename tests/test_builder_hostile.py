@@ -581,7 +581,7 @@ def builds_or_refuses_cleanly(data: bytes, name: str) -> None:
         assert message.startswith(f"{name}: ") and "\n" not in message, message
         return
     k = result.kernel
-    assert len(result.image) == layout.IMAGE_SIZE
+    assert k is not None and len(result.image) == layout.IMAGE_SIZE
     if isinstance(k, BzImage):
         start, end = k.memory
         assert k.load_addr <= k.entry < k.load_addr + k.pm_size
@@ -610,7 +610,8 @@ def test_mutated_kernel_headers_build_or_refuse_cleanly(
     of a real kernel, and truncations inside them: the builder builds, or raises BuildError
     with one line naming the file; nothing else escapes, and each example is quick."""
     data = real_kernels[which].read_bytes()
-    assert build(data, which).kernel.entry == elf_pvh_entry(real_kernels[which])  # unmutated
+    unmutated = build(data, which).kernel
+    assert unmutated is not None and unmutated.entry == elf_pvh_entry(real_kernels[which])
     regions = elf_regions(data)
 
     @PROPERTY

@@ -330,6 +330,7 @@ def record(request: pytest.FixtureRequest, boot: Boot, view: FwCfgView) -> None:
 # ---- the tests -----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("image", ["pre-patched", "any-kernel"])  # tests.support.IMAGE_KINDS
 @pytest.mark.parametrize("kind", ["vmlinux", "bzImage"])
 @pytest.mark.parametrize("machine", ["pc", "q35", "microvm,pit=on"])
 @pytest.mark.parametrize("series", list(SERIES))
@@ -339,6 +340,8 @@ def test_debian_userspace_tcg(
     series: str,
     machine: str,
     kind: str,
+    image: str,
+    any_image: Path,
     request: pytest.FixtureRequest,
 ) -> None:
     """TCG: the Debian kernel of each series boots from our firmware to the initramfs's
@@ -354,9 +357,11 @@ def test_debian_userspace_tcg(
         ["console=ttyS0", *tcg_kernel_args(machine, "tcg"), f"pvhfw.test={secrets.token_hex(8)}"]
     )
     bz = kind == "bzImage"
+    firmware = debian.firmware_bz if bz else debian.firmware  # the image built for the kernel
+    if image == "any-kernel":
+        firmware = any_image  # or the one image for both, which checks them at run time
     cmd = qemu_cmd(
-        machine=machine, accel="tcg", cpu=TCG_CPU,
-        firmware=debian.firmware_bz if bz else debian.firmware,
+        machine=machine, accel="tcg", cpu=TCG_CPU, firmware=firmware,
         kernel=debian.bzimage if bz else debian.vmlinux, initrd=debian.initramfs, append=cmdline,
     )  # fmt: skip
     boot = run_until(cmd, until=None)

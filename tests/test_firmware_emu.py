@@ -290,7 +290,10 @@ def test_image_built_for_another_kernel_range(pvh_firmware: Firmware) -> None:
 
 def test_unpatched_image(pvh_firmware: Firmware) -> None:
     r, _ = boot(pvh_firmware, image=pvh_firmware.image)
-    assert fatal_line(r) == "pvhfw: this image has no kernel entry: build it with build-fw --kernel"
+    assert fatal_line(r) == (
+        "pvhfw: this image has no kernel entry: build it with build-fw --kernel KERNEL or "
+        "--any-kernel"
+    )
 
 
 def test_command_line_too_long_and_longest_accepted(pvh_firmware: Firmware) -> None:

@@ -385,7 +385,7 @@ def test_the_benchmarks_take_qemus_own_firmware_files(other_qemu: Path) -> None:
     (share / "seabios").mkdir()
     (share / "seabios" / "bios.bin").write_bytes(b"seabios")
     qboot = str(share.resolve() / "qemu" / "qboot.rom")
-    images = {"pvh": Path("pvh.bin"), "floor": Path("floor.bin")}
+    images = {"pvh": Path("pvh.bin"), "floor": Path("floor.bin"), "any": Path("any.bin")}
     by_key = {fw.key: fw for fw in firmware.firmwares(images, str(other_qemu))}
     assert by_key["qboot"].bios == qboot
     path = boot.PATH_BY_KEY["qboot-bzimage"]

@@ -26,7 +26,7 @@ from tests.kernels.build import (
 )
 from tests.kernels.qemu import run_kernel
 from tests.model import acpi_size, machine_memmap
-from tests.support import KernelGetter, need, need_kvm
+from tests.support import IMAGE_KINDS, KernelGetter, need, need_kvm
 from tests.test_qemu_pvh import (
     ACCELS,
     APPEND,
@@ -75,24 +75,28 @@ def exitfirst_bz(kernels_dir: Path) -> Path:
         raise
 
 
+@pytest.mark.parametrize("kind", IMAGE_KINDS)
 @pytest.mark.parametrize("accel", ACCELS)
 @pytest.mark.parametrize("machine", MACHINES)
 def test_bzimage_boot(
     qemu: str,
     bzcheck: Callable[[str], Path],
     image: Callable[[Path], Path],
+    any_image: Path,
     initrd: Path,
     machine: str,
     accel: str,
+    kind: str,
 ) -> None:
     """Every check of the 32-bit boot protocol passes, with an initrd, a punctuated command
-    line and QEMU's ACPI; the zero page is the firmware's, its e820 table the PVH path's map."""
+    line and QEMU's ACPI; the zero page is the firmware's, its e820 table the PVH path's map;
+    by the image built for the bzImage and by the any-kernel image."""
     if accel == "kvm":
         need_kvm()
     bz = bzcheck(accel)
     run = run_kernel(
         bz,
-        bios=image(bz),
+        bios=image(bz) if kind == "pre-patched" else any_image,
         initrd=initrd,
         append=APPEND,
         machine=machine,
@@ -134,14 +138,17 @@ def test_bzimage_boot_without_acpi_has_the_exact_map(
     assert report.cmdline == b"" and report.modules == []
 
 
+@pytest.mark.parametrize("kind", IMAGE_KINDS)
 @pytest.mark.parametrize("accel", ACCELS)
 @pytest.mark.parametrize("machine", MACHINES)
 def test_exitfirst_bz_entered_at_code32_start(
     qemu: str,
     exitfirst_bz: Path,
     image: Callable[[Path], Path],
+    any_image: Path,
     machine: str,
     accel: str,
+    kind: str,
 ) -> None:
     """The benchmark's bzImage boots: exit 33 and no error line. Both of its entries exit
     with 33, so this shows only that the firmware reaches the kernel on each machine and
@@ -151,7 +158,7 @@ def test_exitfirst_bz_entered_at_code32_start(
         need_kvm()
     run = run_kernel(
         exitfirst_bz,
-        bios=image(exitfirst_bz),
+        bios=image(exitfirst_bz) if kind == "pre-patched" else any_image,
         machine=machine,
         accel=accel,
         timeout=KVM_TIMEOUT if accel == "kvm" else TCG_TIMEOUT,
@@ -211,4 +218,17 @@ def test_bzimage_image_given_another_bzimage(
         run,
         "pvhfw: kernel loaded at 0x00100000+0x00002000 by QEMU, not 0x00100000+0x00001000 as "
         "the kernel this image was built for",
+    )
+
+
+def test_any_kernel_image_given_an_old_bzimage(qemu: str, any_image: Path, tmp_path: Path) -> None:
+    """A bzImage of boot protocol 2.09, which build-fw refuses: the any-kernel image says so
+    at run time."""
+    old = tmp_path / "old.bzImage"
+    old.write_bytes(bzimage(protocol=0x0209))
+    run = run_error(old, any_image)
+    assert_error(
+        run,
+        "pvhfw: QEMU's bzImage has Linux boot protocol 0x00000209, older than 2.10 (Linux "
+        "2.6.31), the oldest whose 32-bit entry this firmware uses",
     )

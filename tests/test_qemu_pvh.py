@@ -27,6 +27,7 @@ from pvhfw.builder.kernel import read_kernel
 from pvhfw.firmware import layout
 from pvhfw.firmware.assemble import Firmware
 from tests import spec
+from tests.elfgen import simple_kernel
 from tests.kernels.build import (
     EXIT_SUCCESS,
     Report,
@@ -35,7 +36,7 @@ from tests.kernels.build import (
 )
 from tests.kernels.qemu import QemuRun, run_kernel, run_until_output
 from tests.model import machine_memmap
-from tests.support import KernelGetter, need_kvm
+from tests.support import IMAGE_KINDS, KernelGetter, need_kvm
 from tools.qemu import MACHINES
 
 pytestmark = pytest.mark.qemu
@@ -167,21 +168,26 @@ ACCELS = [
 ]
 
 
+@pytest.mark.parametrize("kind", IMAGE_KINDS)
 @pytest.mark.parametrize("accel", ACCELS)
 @pytest.mark.parametrize("machine", MACHINES)
 def test_boot(
     qemu: str,
     kernel: KernelGetter,
     image: Callable[[Path], Path],
+    any_image: Path,
     initrd: Path,
     machine: str,
     accel: str,
+    kind: str,
 ) -> None:
-    """pvhcheck at Linux's load address, with an initrd and a punctuated command line."""
+    """pvhcheck at Linux's load address, with an initrd and a punctuated command line; by the
+    image built for it and by the any-kernel image."""
     if accel == "kvm":
         need_kvm()
     elf = pvhcheck(kernel, accel)
-    run = run_boot(elf, image(elf), machine=machine, accel=accel, initrd=initrd, append=APPEND)
+    bios = image(elf) if kind == "pre-patched" else any_image
+    run = run_boot(elf, bios, machine=machine, accel=accel, initrd=initrd, append=APPEND)
     report = booted(run)
     assert_handoff(report, run)
     assert_cmdline_and_initrd(report, APPEND, initrd)
@@ -402,7 +408,11 @@ def test_error_unpatched_image(
     raw = tmp_path / "unpatched.bin"
     raw.write_bytes(pvh_firmware.image)
     run = run_error(pvhcheck(kernel, "tcg"), raw)
-    assert_error(run, "pvhfw: this image has no kernel entry: build it with build-fw --kernel")
+    assert_error(
+        run,
+        "pvhfw: this image has no kernel entry: build it with build-fw --kernel KERNEL or "
+        "--any-kernel",
+    )
 
 
 def test_cmdline_at_the_limit_boots(
@@ -436,4 +446,51 @@ def test_error_cmdline_too_long(
         run,
         f"pvhfw: command line is {layout.CMDLINE_MAX + 1:#010x} bytes, more than "
         f"{layout.CMDLINE_MAX:#010x}",
+    )
+
+
+# ---- the any-kernel image (build-fw --any-kernel) --------------------------------------------
+# It boots pvhcheck in test_boot (and pvhcheck's bzImage in test_qemu_linux32.py) as the
+# image built for it does; here the benchmark's kernel and the lines of its run-time checks.
+
+
+@pytest.mark.parametrize("accel", ACCELS)
+@pytest.mark.parametrize("machine", MACHINES)
+def test_any_kernel_image_enters_exitfirst(
+    qemu: str, kernel: KernelGetter, any_image: Path, machine: str, accel: str
+) -> None:
+    """The benchmark's kernel, whose first instruction exits QEMU with 33, entered by the
+    any-kernel image with QEMU's ACPI on."""
+    if accel == "kvm":
+        need_kvm()
+    run = run_kernel(
+        kernel("exitfirst", LINUX_LOAD),
+        bios=any_image,
+        machine=machine,
+        accel=accel,
+        timeout=KVM_TIMEOUT if accel == "kvm" else TCG_TIMEOUT,
+    )
+    assert run.returncode == EXIT_SUCCESS, run.describe()
+    assert "pvhfw:" not in run.stdout
+
+
+def test_any_kernel_image_error_no_kernel(qemu: str, any_image: Path) -> None:
+    run = run_error(None, any_image)
+    assert_error(
+        run, "pvhfw: no kernel: start QEMU with -kernel (a vmlinux with a PVH note, or a bzImage)"
+    )
+
+
+def test_any_kernel_image_error_kernel_below_1mib(
+    qemu: str, any_image: Path, tmp_path: Path
+) -> None:
+    """An ELF QEMU loads at 0x80000: below 1 MiB, where the firmware's areas are (the
+    firmware sees only the span QEMU loaded, not the segments build-fw would check)."""
+    elf = tmp_path / "low.elf"
+    elf.write_bytes(simple_kernel(0x80010, 0x80000).build())
+    run = run_error(elf, any_image)
+    assert_error(
+        run,
+        "pvhfw: kernel loaded at 0x00080000+0x00000040 by QEMU is below 1 MiB or runs into the "
+        "firmware's ROM below 4 GiB",
     )
