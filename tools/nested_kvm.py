@@ -196,8 +196,9 @@ def l1_init(boots: Sequence[tuple[str, list[str]]]) -> str:
     )
 
 
-def l1_archive(kernel: DebianKernel, images: dict[str, str | None], work: Path) -> Path:
-    """L1's initramfs (uncompressed newc): see the module's docstring."""
+def l1_archive(kernel: DebianKernel, images: dict[str, Path | None], work: Path) -> Path:
+    """L1's initramfs (uncompressed newc): see the module's docstring. ``images``: each
+    firmware's image on this machine, put in L1 as /l2/<name>.bin (None: QEMU's default)."""
     modules = kernel_modules(kernel.modules_dir, KVM_MODULES)
     read = [(name, read_module(path)) for name, path in modules]
     entries = [e for e in initramfs_entries(modules=read) if e[0] != "init"]
@@ -220,21 +221,18 @@ def l1_archive(kernel: DebianKernel, images: dict[str, str | None], work: Path) 
                     tree.add_file(str(src), src)
     tree.add_file(f"{L2_DIR}/vmlinux", kernel.vmlinux)
     tree.add_file(f"{L2_DIR}/initrd", ensure_initramfs())
+    boots = []
     for name, image in images.items():
-        if image is not None and not image.startswith("/usr/"):
-            tree.add_file(f"{L2_DIR}/{name}.bin", Path(image))
-    boots = [(name, l2_command(name, _l1_bios(name, image))) for name, image in images.items()]
+        bios = None
+        if image is not None:
+            bios = f"/{L2_DIR}/{name}.bin"
+            tree.add_file(bios, image)
+        boots.append((name, l2_command(name, bios)))
     tree.add("summary.awk", SUMMARY_AWK.encode())
     tree.add("init", l1_init(boots).encode(), 0o755)
     out = work / "l1.cpio"
     out.write_bytes(newc_archive(tree.entries))
     return out
-
-
-def _l1_bios(name: str, image: str | None) -> str | None:
-    if image is None or image.startswith("/usr/"):
-        return image  # QEMU's default, or one of its own files (the same path in L1)
-    return f"/{L2_DIR}/{name}.bin"
 
 
 def parse_output(text: str, firmwares: Sequence[str]) -> list[L2Boot]:
@@ -332,10 +330,7 @@ def run(
     pvhfw = work / "pvhfw.bin"
     if build_fw(["--kernel", str(kernel.vmlinux), "-o", str(pvhfw), "--quiet"]) != 0:
         raise ToolError(f"build-fw failed for {kernel.vmlinux}")
-    qboot = data_file(QBOOT_ROM, DEFAULT_QEMU)
-    choices: dict[str, str | None] = {"pvhfw": str(pvhfw), "seabios": None}
-    if qboot is not None:
-        choices["qboot"] = qboot
+    choices = {"pvhfw": pvhfw, "qboot": Path(data_file(QBOOT_ROM, DEFAULT_QEMU)), "seabios": None}
     images = {}
     for name in firmwares:
         if name not in choices:
