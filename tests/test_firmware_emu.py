@@ -54,6 +54,7 @@ def boot(
     initrd: bytes | None = None,
     dma: bool = True,
     image: bytes | None = None,
+    ram_init: dict[int, bytes] | None = None,
     **cfg: object,
 ) -> tuple[RunResult, SimFwCfg]:
     sim = SimFwCfg.for_pvh_boot(
@@ -66,7 +67,9 @@ def boot(
         dma=dma,
         **cfg,  # type: ignore[arg-type]
     )
-    result = run_firmware(image or image_for(fw), sim, ram_size=ram, stop_at=ENTRY)
+    result = run_firmware(
+        image or image_for(fw), sim, ram_size=ram, stop_at=ENTRY, ram_init=ram_init
+    )
     return result, sim
 
 
@@ -172,22 +175,37 @@ def test_no_initrd_and_empty_cmdline(pvh_firmware: Firmware) -> None:
     assert si.cmdline_paddr == layout.CMDLINE and r.mem(layout.CMDLINE, 1) == b"\0"
 
 
-def test_stale_ram_from_a_previous_boot_is_overwritten(pvh_firmware: Firmware) -> None:
-    """RAM survives a guest reboot: every field must be written, none assumed zero."""
-    junk = {layout.FW_RAM_BASE: b"\xa5" * (layout.FW_RAM_END - layout.FW_RAM_BASE - 0x1000)}
-    sim = SimFwCfg.for_pvh_boot(
-        ram_below_4g=128 * MiB,
-        kernel_entry=ENTRY,
-        kernel_addr=KADDR,
-        kernel_size=KSIZE,
-        cmdline=b"x",
-        initrd=None,
+# RAM survives a guest reboot: the firmware runs again over what the previous boot left.
+STALE_RAM = random.Random(13).randbytes(layout.FW_RAM_END - layout.FW_RAM_BASE)
+
+
+@pytest.mark.parametrize("initrd", [None, 70_001], ids=["no-initrd", "initrd"])
+def test_stale_ram_from_a_previous_boot_is_overwritten(
+    pvh_firmware: Firmware, initrd: int | None
+) -> None:
+    """Every field of hvm_start_info, the module list and the memory map is written, none
+    assumed zero: byte for byte what the PVH ABI and the model say, over RAM of old bytes."""
+    rd = initrd_bytes(initrd) if initrd else None
+    r, sim = boot(pvh_firmware, ram=128 * MiB, initrd=rd, ram_init={layout.FW_RAM_BASE: STALE_RAM})
+    assert r.stopped_at_entry, (r.error, r.serial)
+    want_map = expected_memmap(parse_e820_file(sim.items[sim.file_keys["etc/e820"]]))
+    entry = spec.HVM_MEMMAP_TABLE_ENTRY
+    table = b"".join(entry.pack(addr=a, size=s, type=t) for a, s, t in want_map)
+    assert r.mem(layout.MEMMAP, len(table)) == table
+    assert r.mem(layout.START_INFO, spec.HVM_START_INFO.size) == spec.HVM_START_INFO.pack(
+        magic=spec.XEN_HVM_START_MAGIC_VALUE,
+        version=1,
+        nr_modules=1 if rd else 0,
+        modlist_paddr=layout.MODLIST if rd else 0,
+        cmdline_paddr=layout.CMDLINE,
+        memmap_paddr=layout.MEMMAP,
+        memmap_entries=len(want_map),
     )
-    r = run_firmware(image_for(pvh_firmware), sim, ram_size=128 * MiB, stop_at=ENTRY, ram_init=junk)
-    assert r.stopped_at_entry
-    si = start_info(r)
-    assert (si.flags, si.nr_modules, si.modlist_paddr, si.rsdp_paddr, si.reserved) == (0,) * 5
-    assert memmap(r) == expected_memmap([(0, 128 * MiB, 1)])
+    if rd:
+        module = spec.HVM_MODLIST_ENTRY.pack(
+            paddr=int.from_bytes(sim.items[spec.FW_CFG_INITRD_ADDR], "little"), size=len(rd)
+        )
+        assert r.mem(layout.MODLIST, spec.HVM_MODLIST_ENTRY.size) == module
 
 
 def test_ram_above_4g_and_reserved_entries_pass_through(pvh_firmware: Firmware) -> None:

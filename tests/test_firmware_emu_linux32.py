@@ -17,7 +17,14 @@ from tests.bzgen import bzimage
 from tests.emu.fwcfg import SimFwCfg
 from tests.emu.machine import RunResult, run_firmware
 from tests.model import expected_memmap, with_acpi
-from tests.test_firmware_emu import CMDLINE, acpi_files, boot, fatal_line, image_for
+from tests.test_firmware_emu import (
+    CMDLINE,
+    STALE_RAM,
+    acpi_files,
+    boot,
+    fatal_line,
+    image_for,
+)
 
 MiB = 1 << 20
 RAM = 256 * MiB
@@ -43,11 +50,14 @@ def boot_bz(
     *,
     ram: int = RAM,
     image: bytes | None = None,
+    ram_init: dict[int, bytes] | None = None,
     **sim_args: object,
 ) -> tuple[RunResult, SimFwCfg]:
     sim = SimFwCfg.for_linux_boot(bz, ram_below_4g=ram, **sim_args)  # type: ignore[arg-type]
     entry = spec.bp_read(bz, "code32_start")
-    r = run_firmware(image or linux32_image(fw, bz), sim, ram_size=ram, stop_at=entry)
+    r = run_firmware(
+        image or linux32_image(fw, bz), sim, ram_size=ram, stop_at=entry, ram_init=ram_init
+    )
     return r, sim
 
 
@@ -99,6 +109,21 @@ def test_bzimage_boot_leaves_exact_zero_page(pvh_firmware: Firmware, dma: bool) 
     assert r.mem(layout.ZERO_PAGE, 4096) == want
     loader = spec.bp_offset("type_of_loader")
     assert setup[loader] == 0xB0 and r.mem(layout.ZERO_PAGE + loader, 1) == b"\xb0"
+
+
+@pytest.mark.parametrize("initrd", [None, 40_000], ids=["no-initrd", "initrd"])
+def test_stale_ram_gives_the_exact_zero_page(pvh_firmware: Firmware, initrd: int | None) -> None:
+    """A reboot runs the firmware over the previous boot's RAM: the zero page is still byte
+    for byte the protocol's, every byte the setup header does not give written."""
+    rd = random.Random(9).randbytes(initrd) if initrd else None
+    r, sim = boot_bz(
+        pvh_firmware, cmdline=CMDLINE, initrd=rd, ram_init={layout.FW_RAM_BASE: STALE_RAM}
+    )
+    entry_state_is_the_protocols(r)
+    setup = sim.items[spec.FW_CFG_SETUP_DATA]
+    want = expected_zero_page(setup, expected_memmap([(0, RAM, 1)]), cmdline=True)
+    assert spec.bp_read(want, "ramdisk_size") == (initrd or 0)
+    assert r.mem(layout.ZERO_PAGE, 4096) == want
 
 
 def test_no_cmdline_no_initrd(pvh_firmware: Firmware) -> None:
