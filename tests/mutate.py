@@ -268,6 +268,12 @@ def equivalents(design: Path = DESIGN) -> dict[tuple[str, str, str], str]:
     return out
 
 
+def stale_equivalents(known: dict[tuple[str, str, str], str]) -> list[tuple[str, str, str]]:
+    """The listed equivalents no source makes any more (a line changed or went)."""
+    made = {m.key for m in all_mutants()}
+    return [k for k in known if k not in made]
+
+
 def write_mutant(mutant: Mutant, into: Path) -> None:
     """asm/ copied into `into` with the mutant's line replaced (its comment goes too)."""
     shutil.copytree(ASM, into, dirs_exist_ok=True)
@@ -278,7 +284,7 @@ def write_mutant(mutant: Mutant, into: Path) -> None:
     path.write_text("".join(lines), encoding="utf-8")
 
 
-def images(asm_dir: Path | None) -> tuple[bytes, ...]:
+def images(asm_dir: Path) -> tuple[bytes, ...]:
     return tuple(assemble_firmware(v, asm_dir=asm_dir).image for v in VARIANTS)
 
 
@@ -323,7 +329,7 @@ def mutate(
     timeout: float,
     quick: bool = False,
 ) -> list[Outcome]:
-    original = images(None)
+    original = images(ASM)
     outcomes: list[Outcome] = []
     with tempfile.TemporaryDirectory(prefix="pvhfw-mutate-") as tmp:
 
@@ -391,8 +397,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if (not args.kinds or m.kind in args.kinds)
         and (not args.at or f"{m.file}:{m.line}" in args.at)
     ]
-    made = {m.key for m in all_mutants()}
-    stale = [k for k in known if k not in made]
+    stale = stale_equivalents(known)
     if stale:
         print(f"mutate: {DESIGN.name} lists a mutant the sources no longer make: {stale[0]}")
         return 1
