@@ -481,6 +481,19 @@ def test_acpi_loader_errors(pvh_firmware: Firmware, loader: bytes, message: str)
     assert fatal_line(r) == f"pvhfw: fw_cfg etc/table-loader: {message}"
 
 
+@pytest.mark.parametrize("size", [layout.LOADER_MAX, layout.LOADER_MAX + 1])
+def test_acpi_loader_size_limit(pvh_firmware: Firmware, size: int) -> None:
+    """A table-loader of LOADER_MAX bytes (padding commands) fits the buffer; one byte more is
+    refused before any is read, naming its size and the limit."""
+    r, _ = boot(pvh_firmware, extra_files={"etc/table-loader": bytes(size)})
+    if size == layout.LOADER_MAX:
+        assert r.stopped_at_entry, (r.error, r.serial)
+        return
+    assert fatal_line(r) == (
+        f"pvhfw: fw_cfg etc/table-loader is {size:#010x} bytes, more than {layout.LOADER_MAX:#010x}"
+    )
+
+
 def test_tables_with_no_ram_to_take_them_from(pvh_firmware: Firmware) -> None:
     """fw_cfg's map without RAM below 640 KiB: the RSDP's zone (the EBDA) is in no RAM entry,
     and the memory map says so, naming the range. Without RAM between 1 MiB and 4 GiB the
