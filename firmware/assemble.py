@@ -10,9 +10,9 @@ is an error naming its file and line.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Sequence
-import os
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -33,6 +33,7 @@ def sources_dir() -> Traversable:
     """The directory the sources are read from: $PVHFW_ASM_DIR if set, else ASM_DIR."""
     override = os.environ.get(ASM_DIR_ENV)
     return Path(override) if override else ASM_DIR
+
 
 # The variants: "pvh" is the firmware, every source in asm/ (main.s first, with start32; the
 # others in name order: none falls through into the next), "floor" the benchmark baseline,
