@@ -55,6 +55,7 @@ KILL_SET = (
     "tests/test_firmware_emu.py",
     "tests/test_firmware_emu_linux32.py",
     "tests/test_firmware_emu_failure.py",
+    "tests/test_firmware_emu_anykernel.py",
     "tests/test_firmware_emu_tables.py",
     # the whole boot against the model, over zeroed and over stale RAM (not the fuzzing)
     "tests/test_firmware_fuzz.py::test_the_model_and_the_firmware_agree_over_a_previous_boots_ram",

@@ -63,3 +63,10 @@ def test_every_listed_equivalent_is_a_mutant_the_sources_make() -> None:
     known = mutate.equivalents()
     assert mutate.stale_equivalents(known) == []
     assert all(reason.strip() for reason in known.values())
+
+
+def test_every_emulator_test_file_is_in_the_kill_set() -> None:
+    """A new emulator test file left out of the kill set would kill its mutants only after
+    the whole fast layers' minutes."""
+    files = {f"tests/{p.name}" for p in (mutate.ROOT / "tests").glob("test_firmware_emu*.py")}
+    assert files <= set(mutate.KILL_SET)
