@@ -54,7 +54,6 @@ def boot(
     initrd: bytes | None = None,
     dma: bool = True,
     image: bytes | None = None,
-    ram_init: dict[int, bytes] | None = None,
     **cfg: object,
 ) -> tuple[RunResult, SimFwCfg]:
     sim = SimFwCfg.for_pvh_boot(
@@ -67,9 +66,7 @@ def boot(
         dma=dma,
         **cfg,  # type: ignore[arg-type]
     )
-    result = run_firmware(
-        image or image_for(fw), sim, ram_size=ram, stop_at=ENTRY, ram_init=ram_init
-    )
+    result = run_firmware(image or image_for(fw), sim, ram_size=ram, stop_at=ENTRY)
     return result, sim
 
 
@@ -179,14 +176,36 @@ def test_no_initrd_and_empty_cmdline(pvh_firmware: Firmware) -> None:
 STALE_RAM = random.Random(13).randbytes(layout.FW_RAM_END - layout.FW_RAM_BASE)
 
 
-@pytest.mark.parametrize("initrd", [None, 70_001], ids=["no-initrd", "initrd"])
+@pytest.mark.parametrize(
+    ("initrd", "cmdline"),
+    [(None, CMDLINE), (70_001, CMDLINE), (70_001, None)],
+    ids=["no-initrd", "initrd", "no-cmdline"],
+)
 def test_stale_ram_from_a_previous_boot_is_overwritten(
-    pvh_firmware: Firmware, initrd: int | None
+    pvh_firmware: Firmware, initrd: int | None, cmdline: bytes | None
 ) -> None:
     """Every field of hvm_start_info, the module list and the memory map is written, none
-    assumed zero: byte for byte what the PVH ABI and the model say, over RAM of old bytes."""
+    assumed zero: byte for byte what the PVH ABI and the model say, over RAM of old bytes.
+    No command line: FW_CFG_CMDLINE_SIZE 0 (QEMU's is never less than 1, its NUL), and
+    cmdline_paddr 0."""
     rd = initrd_bytes(initrd) if initrd else None
-    r, sim = boot(pvh_firmware, ram=128 * MiB, initrd=rd, ram_init={layout.FW_RAM_BASE: STALE_RAM})
+    sim = SimFwCfg.for_pvh_boot(
+        ram_below_4g=128 * MiB,
+        kernel_entry=ENTRY,
+        kernel_addr=KADDR,
+        kernel_size=KSIZE,
+        cmdline=cmdline,
+        initrd=rd,
+    )
+    if cmdline is None:
+        sim.items[spec.FW_CFG_CMDLINE_SIZE] = bytes(4)
+    r = run_firmware(
+        image_for(pvh_firmware),
+        sim,
+        ram_size=128 * MiB,
+        stop_at=ENTRY,
+        ram_init={layout.FW_RAM_BASE: STALE_RAM},
+    )
     assert r.stopped_at_entry, (r.error, r.serial)
     want_map = expected_memmap(parse_e820_file(sim.items[sim.file_keys["etc/e820"]]))
     entry = spec.HVM_MEMMAP_TABLE_ENTRY
@@ -197,10 +216,12 @@ def test_stale_ram_from_a_previous_boot_is_overwritten(
         version=1,
         nr_modules=1 if rd else 0,
         modlist_paddr=layout.MODLIST if rd else 0,
-        cmdline_paddr=layout.CMDLINE,
+        cmdline_paddr=layout.CMDLINE if cmdline else 0,
         memmap_paddr=layout.MEMMAP,
         memmap_entries=len(want_map),
     )
+    if cmdline:
+        assert r.mem(layout.CMDLINE, len(cmdline) + 1) == cmdline + b"\0"
     if rd:
         module = spec.HVM_MODLIST_ENTRY.pack(
             paddr=int.from_bytes(sim.items[spec.FW_CFG_INITRD_ADDR], "little"), size=len(rd)

@@ -50,14 +50,11 @@ def boot_bz(
     *,
     ram: int = RAM,
     image: bytes | None = None,
-    ram_init: dict[int, bytes] | None = None,
     **sim_args: object,
 ) -> tuple[RunResult, SimFwCfg]:
     sim = SimFwCfg.for_linux_boot(bz, ram_below_4g=ram, **sim_args)  # type: ignore[arg-type]
     entry = spec.bp_read(bz, "code32_start")
-    r = run_firmware(
-        image or linux32_image(fw, bz), sim, ram_size=ram, stop_at=entry, ram_init=ram_init
-    )
+    r = run_firmware(image or linux32_image(fw, bz), sim, ram_size=ram, stop_at=entry)
     return r, sim
 
 
@@ -111,17 +108,32 @@ def test_bzimage_boot_leaves_exact_zero_page(pvh_firmware: Firmware, dma: bool) 
     assert setup[loader] == 0xB0 and r.mem(layout.ZERO_PAGE + loader, 1) == b"\xb0"
 
 
-@pytest.mark.parametrize("initrd", [None, 40_000], ids=["no-initrd", "initrd"])
-def test_stale_ram_gives_the_exact_zero_page(pvh_firmware: Firmware, initrd: int | None) -> None:
+@pytest.mark.parametrize(
+    ("initrd", "cmdline"),
+    [(None, True), (40_000, True), (40_000, False)],
+    ids=["no-initrd", "initrd", "no-cmdline"],
+)
+def test_stale_ram_gives_the_exact_zero_page(
+    pvh_firmware: Firmware, initrd: int | None, cmdline: bool
+) -> None:
     """A reboot runs the firmware over the previous boot's RAM: the zero page is still byte
-    for byte the protocol's, every byte the setup header does not give written."""
+    for byte the protocol's, every byte the setup header does not give written. No command
+    line (FW_CFG_CMDLINE_SIZE 0): cmd_line_ptr 0."""
     rd = random.Random(9).randbytes(initrd) if initrd else None
-    r, sim = boot_bz(
-        pvh_firmware, cmdline=CMDLINE, initrd=rd, ram_init={layout.FW_RAM_BASE: STALE_RAM}
+    sim = SimFwCfg.for_linux_boot(BZ, ram_below_4g=RAM, cmdline=CMDLINE, initrd=rd)
+    if not cmdline:
+        sim.items[spec.FW_CFG_CMDLINE_SIZE] = bytes(4)
+    entry = spec.bp_read(BZ, "code32_start")
+    r = run_firmware(
+        linux32_image(pvh_firmware),
+        sim,
+        ram_size=RAM,
+        stop_at=entry,
+        ram_init={layout.FW_RAM_BASE: STALE_RAM},
     )
     entry_state_is_the_protocols(r)
     setup = sim.items[spec.FW_CFG_SETUP_DATA]
-    want = expected_zero_page(setup, expected_memmap([(0, RAM, 1)]), cmdline=True)
+    want = expected_zero_page(setup, expected_memmap([(0, RAM, 1)]), cmdline=cmdline)
     assert spec.bp_read(want, "ramdisk_size") == (initrd or 0)
     assert r.mem(layout.ZERO_PAGE, 4096) == want
 
