@@ -50,11 +50,14 @@ def boot_bz(
     *,
     ram: int = RAM,
     image: bytes | None = None,
+    track_writes: bool = False,
     **sim_args: object,
 ) -> tuple[RunResult, SimFwCfg]:
     sim = SimFwCfg.for_linux_boot(bz, ram_below_4g=ram, **sim_args)  # type: ignore[arg-type]
     entry = spec.bp_read(bz, "code32_start")
-    r = run_firmware(image or linux32_image(fw, bz), sim, ram_size=ram, stop_at=entry)
+    r = run_firmware(
+        image or linux32_image(fw, bz), sim, ram_size=ram, stop_at=entry, track_writes=track_writes
+    )
     return r, sim
 
 
@@ -93,9 +96,21 @@ def entry_state_is_the_protocols(r: RunResult) -> None:
 @pytest.mark.parametrize("dma", [True, False], ids=["dma", "pio"])
 def test_bzimage_boot_leaves_exact_zero_page(pvh_firmware: Firmware, dma: bool) -> None:
     initrd = random.Random(9).randbytes(40_000)
-    r, sim = boot_bz(pvh_firmware, cmdline=CMDLINE, initrd=initrd, dma=dma)
+    r, sim = boot_bz(pvh_firmware, cmdline=CMDLINE, initrd=initrd, dma=dma, track_writes=True)
     entry_state_is_the_protocols(r)
     assert sim.violations == []
+    ramdisk = spec.bp_read(sim.items[spec.FW_CFG_SETUP_DATA], "ramdisk_image")
+    # the firmware's RAM, the zones of its tables (EBDA, F segment), the code, the initrd:
+    # nothing else, not a byte past the zero page
+    may_write = [
+        (layout.FW_RAM_BASE, layout.FW_RAM_END),
+        (layout.EBDA_BASE, layout.LOWMEM_END),
+        (layout.ROM_SHADOW_BASE, MiB),
+        (MiB, MiB + len(PM)),
+        (ramdisk, ramdisk + len(initrd)),
+    ]
+    for addr, size in r.writes:
+        assert any(lo <= addr and addr + size <= hi for lo, hi in may_write), hex(addr)
     assert r.mem(0x100000, len(PM)) == PM  # FW_CFG_KERNEL_DATA at FW_CFG_KERNEL_ADDR
     setup = sim.items[spec.FW_CFG_SETUP_DATA]
     ramdisk_image = spec.bp_read(setup, "ramdisk_image")
