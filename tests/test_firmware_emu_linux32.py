@@ -61,12 +61,26 @@ def boot_bz(
     return r, sim
 
 
+def fwcfg_ramdisk(sim: SimFwCfg) -> tuple[int, int]:
+    """The initrd fw_cfg gives (FW_CFG_INITRD_ADDR, FW_CFG_INITRD_SIZE): (0, 0) for none."""
+    addr, size = (
+        int.from_bytes(sim.items.get(key, bytes(4)), "little")
+        for key in (spec.FW_CFG_INITRD_ADDR, spec.FW_CFG_INITRD_SIZE)
+    )
+    return addr, size
+
+
 def expected_zero_page(
-    setup_data: bytes, memmap: list[tuple[int, int, int]], cmdline: bool, rsdp: int = 0
+    setup_data: bytes,
+    memmap: list[tuple[int, int, int]],
+    cmdline: bool,
+    rsdp: int = 0,
+    ramdisk: tuple[int, int] = (0, 0),
 ) -> bytes:
     """struct boot_params as the boot protocol wants it, from QEMU's setup sectors: the setup
     header [hdr, header + the jump's rel8) kept (never past _pad7's end, edd_mbr_sig_buffer),
-    everything else zero but the loader's fields."""
+    everything else zero but the loader's fields (ramdisk_image and ramdisk_size are the
+    loader's to write, "obligatory", whatever the kernel file holds there)."""
     page = bytearray(spec.BOOT_PARAMS_SIZE)
     start = spec.bp_offset("hdr")
     end = spec.bp_offset("header") + (spec.bp_read(setup_data, "jump") >> 8)
@@ -77,6 +91,8 @@ def expected_zero_page(
     table = spec.bp_offset("e820_table")
     page[table : table + spec.E820_ENTRY.size * len(memmap)] = spec.e820_pack(memmap)
     spec.bp_write(page, "acpi_rsdp_addr", rsdp)
+    spec.bp_write(page, "ramdisk_image", ramdisk[0])
+    spec.bp_write(page, "ramdisk_size", ramdisk[1])
     return bytes(page)
 
 
@@ -117,7 +133,9 @@ def test_bzimage_boot_leaves_exact_zero_page(pvh_firmware: Firmware, dma: bool) 
     ramdisk_size = spec.bp_read(setup, "ramdisk_size")
     assert ramdisk_size == len(initrd) and r.mem(ramdisk_image, len(initrd)) == initrd
     assert r.mem(layout.CMDLINE, len(CMDLINE) + 1) == CMDLINE + b"\0"
-    want = expected_zero_page(setup, expected_memmap([(0, RAM, 1)]), cmdline=True)
+    want = expected_zero_page(
+        setup, expected_memmap([(0, RAM, 1)]), cmdline=True, ramdisk=fwcfg_ramdisk(sim)
+    )
     assert r.mem(layout.ZERO_PAGE, 4096) == want
     loader = spec.bp_offset("type_of_loader")
     assert setup[loader] == 0xB0 and r.mem(layout.ZERO_PAGE + loader, 1) == b"\xb0"
@@ -148,8 +166,24 @@ def test_stale_ram_gives_the_exact_zero_page(
     )
     entry_state_is_the_protocols(r)
     setup = sim.items[spec.FW_CFG_SETUP_DATA]
-    want = expected_zero_page(setup, expected_memmap([(0, RAM, 1)]), cmdline=cmdline)
-    assert spec.bp_read(want, "ramdisk_size") == (initrd or 0)
+    want = expected_zero_page(
+        setup, expected_memmap([(0, RAM, 1)]), cmdline=cmdline, ramdisk=fwcfg_ramdisk(sim)
+    )
+    assert r.mem(layout.ZERO_PAGE, 4096) == want
+
+
+def test_the_loaders_ramdisk_fields_whatever_the_file_holds(pvh_firmware: Firmware) -> None:
+    """ramdisk_image and ramdisk_size are the loader's: a kernel file with values there (QEMU
+    writes them only with an initrd, passing the file's on otherwise) boots without an
+    initrd with both 0."""
+    bz = bytearray(BZ)
+    spec.bp_write(bz, "ramdisk_image", 0x3000000)
+    spec.bp_write(bz, "ramdisk_size", 0x1234)
+    r, sim = boot_bz(pvh_firmware, bytes(bz), cmdline=CMDLINE)
+    entry_state_is_the_protocols(r)
+    setup = sim.items[spec.FW_CFG_SETUP_DATA]
+    assert spec.bp_read(setup, "ramdisk_image") == 0x3000000  # as the file has it
+    want = expected_zero_page(setup, expected_memmap([(0, RAM, 1)]), cmdline=True)
     assert r.mem(layout.ZERO_PAGE, 4096) == want
 
 
