@@ -19,6 +19,9 @@ from tests.emu.machine import RunResult, run_firmware
 from tests.model import expected_memmap, with_acpi
 from tests.test_firmware_emu import (
     CMDLINE,
+    ENTRY,
+    KADDR,
+    KSIZE,
     STALE_RAM,
     acpi_files,
     boot,
@@ -305,3 +308,33 @@ def test_linux32_costs(pvh_firmware: Firmware) -> None:
     # zeroing 4 KiB with rep stosd/stosb: each of its ~1,030 iterations counts, as in TCG's
     # exec log; the rest of the zero page is a few dozen instructions
     assert r.instructions - pvh.instructions < 1030 + 100
+
+
+def test_a_pvh_boot_after_a_bzimage_boot(pvh_firmware: Firmware) -> None:
+    """A guest that rebooted from a bzImage into a PVH kernel: the zero page the first boot
+    left (a kernel decompressing up to the end of RAM) is no concern of the PVH boot, whose
+    initrd lies there."""
+    bz = bzimage(PM, relocatable=1, pref_address=0x1000000, init_size=RAM - 0x1000000)
+    first, _ = boot_bz(pvh_firmware, bz, cmdline=CMDLINE)
+    entry_state_is_the_protocols(first)
+    left = first.mem(layout.FW_RAM_BASE, layout.FW_RAM_END - layout.FW_RAM_BASE)
+    rd = random.Random(3).randbytes(5000)
+    sim = SimFwCfg.for_pvh_boot(
+        ram_below_4g=RAM,
+        kernel_entry=ENTRY,
+        kernel_addr=KADDR,
+        kernel_size=KSIZE,
+        cmdline=CMDLINE,
+        initrd=rd,
+    )
+    r = run_firmware(
+        image_for(pvh_firmware),
+        sim,
+        ram_size=RAM,
+        stop_at=ENTRY,
+        ram_init={layout.FW_RAM_BASE: left},
+    )
+    assert r.stopped_at_entry, (r.error, r.serial)
+    addr = int.from_bytes(sim.items[spec.FW_CFG_INITRD_ADDR], "little")
+    module = spec.HVM_MODLIST_ENTRY.pack(paddr=addr, size=len(rd))
+    assert r.mem(layout.MODLIST, spec.HVM_MODLIST_ENTRY.size) == module
