@@ -357,11 +357,37 @@ def test_initrd_placed_where_it_cannot_go(pvh_firmware: Firmware, addr: int, siz
     )
 
 
-def test_initrd_right_after_the_kernel_is_fine(pvh_firmware: Firmware) -> None:
+@pytest.mark.parametrize("addr", [KADDR + KSIZE, MiB], ids=["after-the-kernel", "at-1MiB"])
+def test_initrd_at_the_edges_is_fine(pvh_firmware: Firmware, addr: int) -> None:
+    """Right after the kernel, and at 1 MiB (ending before the kernel): the lowest places
+    an initrd may have."""
     rd = initrd_bytes(0x3000)
-    r, _ = boot(pvh_firmware, initrd=rd, initrd_addr=KADDR + KSIZE)
+    r, _ = boot(pvh_firmware, initrd=rd, initrd_addr=addr)
     assert r.stopped_at_entry, r.serial
-    assert r.mem(KADDR + KSIZE, len(rd)) == rd
+    assert r.mem(addr, len(rd)) == rd
+
+
+def test_command_line_without_its_nul(pvh_firmware: Firmware) -> None:
+    """A command line whose last byte fw_cfg gives is not NUL (QEMU's always is): the
+    firmware terminates it in that byte, over RAM of old bytes, so the kernel reads no
+    further."""
+    sim = SimFwCfg.for_pvh_boot(
+        ram_below_4g=128 * MiB,
+        kernel_entry=ENTRY,
+        kernel_addr=KADDR,
+        kernel_size=KSIZE,
+        cmdline=CMDLINE,
+    )
+    sim.items[spec.FW_CFG_CMDLINE_DATA] = CMDLINE + b"x"
+    r = run_firmware(
+        image_for(pvh_firmware),
+        sim,
+        ram_size=128 * MiB,
+        stop_at=ENTRY,
+        ram_init={layout.FW_RAM_BASE: STALE_RAM},
+    )
+    assert r.stopped_at_entry, (r.error, r.serial)
+    assert r.mem(layout.CMDLINE, len(CMDLINE) + 1) == CMDLINE + b"\0"
 
 
 def test_dma_error_is_reported(pvh_firmware: Firmware) -> None:
