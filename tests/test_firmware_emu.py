@@ -346,8 +346,14 @@ def test_command_line_too_long_and_longest_accepted(pvh_firmware: Firmware) -> N
 
 @pytest.mark.parametrize(
     ("addr", "size"),
-    [(0x80000, 0x1000), (0xFFFFF000, 0x2000), (KADDR - 0x1000, 0x2000), (KADDR + 0x1000, 0x10)],
-    ids=["below-1MiB", "past-4GiB", "into-kernel", "inside-kernel"],
+    [
+        (0x80000, 0x1000),
+        (MiB - 1, 0x1000),
+        (0xFFFFF000, 0x2000),
+        (KADDR - 0x1000, 0x2000),
+        (KADDR + 0x1000, 0x10),
+    ],
+    ids=["below-1MiB", "1MiB-less-1", "past-4GiB", "into-kernel", "inside-kernel"],
 )
 def test_initrd_placed_where_it_cannot_go(pvh_firmware: Firmware, addr: int, size: int) -> None:
     r, _ = boot(pvh_firmware, initrd=initrd_bytes(size), initrd_addr=addr)
