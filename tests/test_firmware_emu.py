@@ -177,12 +177,17 @@ STALE_RAM = random.Random(13).randbytes(layout.FW_RAM_END - layout.FW_RAM_BASE)
 
 
 @pytest.mark.parametrize(
-    ("initrd", "cmdline"),
-    [(None, CMDLINE), (70_001, CMDLINE), (70_001, None)],
-    ids=["no-initrd", "initrd", "no-cmdline"],
+    ("initrd", "cmdline", "dma"),
+    [
+        (None, CMDLINE, True),
+        (70_001, CMDLINE, True),
+        (70_001, None, True),
+        (70_001, CMDLINE, False),
+    ],
+    ids=["no-initrd", "initrd", "no-cmdline", "ioport"],
 )
 def test_stale_ram_from_a_previous_boot_is_overwritten(
-    pvh_firmware: Firmware, initrd: int | None, cmdline: bytes | None
+    pvh_firmware: Firmware, initrd: int | None, cmdline: bytes | None, dma: bool
 ) -> None:
     """Every field of hvm_start_info, the module list and the memory map is written, none
     assumed zero: byte for byte what the PVH ABI and the model say, over RAM of old bytes.
@@ -196,6 +201,7 @@ def test_stale_ram_from_a_previous_boot_is_overwritten(
         kernel_size=KSIZE,
         cmdline=cmdline,
         initrd=rd,
+        dma=dma,
     )
     if cmdline is None:
         sim.items[spec.FW_CFG_CMDLINE_SIZE] = bytes(4)
