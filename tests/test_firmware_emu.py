@@ -244,7 +244,10 @@ def test_ram_above_4g_and_reserved_entries_pass_through(pvh_firmware: Firmware) 
 
 
 def test_without_etc_e820_falls_back_to_ram_size(pvh_firmware: Firmware) -> None:
-    for ram in (64 * MiB, 6 << 30):
+    """FW_CFG_RAM_SIZE, capped at FALLBACK_LOWMEM_MAX (on both sides of it), over RAM of old
+    bytes."""
+    cap = layout.FALLBACK_LOWMEM_MAX
+    for ram in (64 * MiB, cap, cap + 1, 6 << 30):
         sim = SimFwCfg.for_pvh_boot(
             ram_below_4g=min(ram, 0xC0000000),
             ram_above_4g=max(0, ram - 0xC0000000),
@@ -254,7 +257,13 @@ def test_without_etc_e820_falls_back_to_ram_size(pvh_firmware: Firmware) -> None
             cmdline=b"",
         )
         sim.remove_file("etc/e820")
-        r = run_firmware(image_for(pvh_firmware), sim, ram_size=64 * MiB, stop_at=ENTRY)
+        r = run_firmware(
+            image_for(pvh_firmware),
+            sim,
+            ram_size=64 * MiB,
+            stop_at=ENTRY,
+            ram_init={layout.FW_RAM_BASE: STALE_RAM},
+        )
         assert r.stopped_at_entry, r.serial
         assert memmap(r) == expected_memmap(fallback_e820(ram))
 
@@ -278,10 +287,27 @@ def test_memory_map_too_large(pvh_firmware: Firmware) -> None:
     assert fatal_line(r) == "pvhfw: memory map needs more than 0x0000007e entries"
 
 
-def test_e820_file_larger_than_the_buffer(pvh_firmware: Firmware) -> None:
-    e820 = [(0xE0000000 + 0x1000 * i, 0x1000, 2) for i in range(layout.E820_MAX + 1)]
-    r, _ = boot(pvh_firmware, e820=e820)
-    n = 20 * (layout.E820_MAX + 1)
+@pytest.mark.parametrize("extra", [0, 1, 20], ids=["fits", "a-byte-more", "an-entry-more"])
+def test_e820_file_larger_than_the_buffer(pvh_firmware: Firmware, extra: int) -> None:
+    """E820_MAX entries fit the buffer (and then overflow the memory map, a check of its
+    own); a byte more is refused, with the file's size."""
+    e820 = [(0xE0000000 + 0x1000 * i, 0x1000, 2) for i in range(layout.E820_MAX)]
+    sim = SimFwCfg.for_pvh_boot(
+        ram_below_4g=256 * MiB,
+        kernel_entry=ENTRY,
+        kernel_addr=KADDR,
+        kernel_size=KSIZE,
+        e820=e820,
+    )
+    sim.replace_file("etc/e820", sim.items[sim.file_keys["etc/e820"]] + bytes(extra))
+    r = run_firmware(image_for(pvh_firmware), sim, ram_size=256 * MiB, stop_at=ENTRY)
+    n = 20 * layout.E820_MAX + extra
+    if not extra:  # read whole; it is the memory map (with the ROM shadow) that overflows
+        assert len(expected_memmap(e820)) > layout.MEMMAP_MAX
+        assert (
+            fatal_line(r) == f"pvhfw: memory map needs more than {layout.MEMMAP_MAX:#010x} entries"
+        )
+        return
     assert fatal_line(r) == f"pvhfw: fw_cfg etc/e820 is {n:#010x} bytes, more than 0x00000a00"
 
 
