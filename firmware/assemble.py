@@ -10,11 +10,13 @@ is an error naming its file and line.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
+from pathlib import Path
 
 from keystone import KS_ARCH_X86, KS_ERR_ASM_SYMBOL_MISSING, KS_MODE_16, KS_MODE_32, Ks, KsError
 
@@ -22,6 +24,16 @@ from pvhfw.firmware import layout
 
 # The assembly sources: package data of pvhfw (the repository's asm/, linked as pvhfw/asm).
 ASM_DIR: Traversable = resources.files("pvhfw") / "asm"
+# A development override of ASM_DIR, for the mutation tool (tests/mutate.py): a directory of
+# sources assembled instead of the package's, when set and not empty.
+ASM_DIR_ENV = "PVHFW_ASM_DIR"
+
+
+def sources_dir() -> Traversable:
+    """The directory the sources are read from: $PVHFW_ASM_DIR if set, else ASM_DIR."""
+    override = os.environ.get(ASM_DIR_ENV)
+    return Path(override) if override else ASM_DIR
+
 
 # The variants: "pvh" is the firmware, every source in asm/ (main.s first, with start32; the
 # others in name order: none falls through into the next), "floor" the benchmark baseline,
@@ -372,7 +384,7 @@ def assemble_firmware(variant: str = "pvh", asm_dir: Traversable | None = None) 
     RESET16_OFFSET, the reset vector in the last 16 bytes."""
     if variant not in VARIANTS:
         raise AssemblyError(f"firmware: unknown variant {variant!r} (known: {', '.join(VARIANTS)})")
-    asm_dir = asm_dir or ASM_DIR
+    asm_dir = asm_dir or sources_dir()
     constants = layout.asm_constants()
 
     code32 = assemble_block(

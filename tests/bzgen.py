@@ -26,6 +26,10 @@ def bzimage(
 ) -> bytes:
     """A bzImage whose 32-bit entry (by default) exits QEMU's isa-debug-exit with 33."""
     setup = bytearray(((setup_sects or 4) + 1) * spec.SETUP_SECTOR)
+    # the legacy boot sector before the header (a real one prints "Use a boot loader"): bytes
+    # a loader must not pass on in the zero page
+    for at in range(spec.bp_offset("hdr")):
+        setup[at] = 0x5A ^ (at & 0xFF) | 1
     fields = {
         "setup_sects": setup_sects,
         "syssize": (len(pm) + 15) // 16 if syssize is None else syssize,

@@ -172,22 +172,67 @@ def test_no_initrd_and_empty_cmdline(pvh_firmware: Firmware) -> None:
     assert si.cmdline_paddr == layout.CMDLINE and r.mem(layout.CMDLINE, 1) == b"\0"
 
 
-def test_stale_ram_from_a_previous_boot_is_overwritten(pvh_firmware: Firmware) -> None:
-    """RAM survives a guest reboot: every field must be written, none assumed zero."""
-    junk = {layout.FW_RAM_BASE: b"\xa5" * (layout.FW_RAM_END - layout.FW_RAM_BASE - 0x1000)}
+# RAM survives a guest reboot: the firmware runs again over what the previous boot left.
+STALE_RAM = random.Random(13).randbytes(layout.FW_RAM_END - layout.FW_RAM_BASE)
+
+
+@pytest.mark.parametrize(
+    ("initrd", "cmdline", "dma"),
+    [
+        (None, CMDLINE, True),
+        (70_001, CMDLINE, True),
+        (70_001, None, True),
+        (70_001, CMDLINE, False),
+    ],
+    ids=["no-initrd", "initrd", "no-cmdline", "ioport"],
+)
+def test_stale_ram_from_a_previous_boot_is_overwritten(
+    pvh_firmware: Firmware, initrd: int | None, cmdline: bytes | None, dma: bool
+) -> None:
+    """Every field of hvm_start_info, the module list and the memory map is written, none
+    assumed zero: byte for byte what the PVH ABI and the model say, over RAM of old bytes.
+    No command line: FW_CFG_CMDLINE_SIZE 0 (QEMU's is never less than 1, its NUL), and
+    cmdline_paddr 0."""
+    rd = initrd_bytes(initrd) if initrd else None
     sim = SimFwCfg.for_pvh_boot(
         ram_below_4g=128 * MiB,
         kernel_entry=ENTRY,
         kernel_addr=KADDR,
         kernel_size=KSIZE,
-        cmdline=b"x",
-        initrd=None,
+        cmdline=cmdline,
+        initrd=rd,
+        dma=dma,
     )
-    r = run_firmware(image_for(pvh_firmware), sim, ram_size=128 * MiB, stop_at=ENTRY, ram_init=junk)
-    assert r.stopped_at_entry
-    si = start_info(r)
-    assert (si.flags, si.nr_modules, si.modlist_paddr, si.rsdp_paddr, si.reserved) == (0,) * 5
-    assert memmap(r) == expected_memmap([(0, 128 * MiB, 1)])
+    if cmdline is None:
+        sim.items[spec.FW_CFG_CMDLINE_SIZE] = bytes(4)
+    r = run_firmware(
+        image_for(pvh_firmware),
+        sim,
+        ram_size=128 * MiB,
+        stop_at=ENTRY,
+        ram_init={layout.FW_RAM_BASE: STALE_RAM},
+    )
+    assert r.stopped_at_entry, (r.error, r.serial)
+    want_map = expected_memmap(parse_e820_file(sim.items[sim.file_keys["etc/e820"]]))
+    entry = spec.HVM_MEMMAP_TABLE_ENTRY
+    table = b"".join(entry.pack(addr=a, size=s, type=t) for a, s, t in want_map)
+    assert r.mem(layout.MEMMAP, len(table)) == table
+    assert r.mem(layout.START_INFO, spec.HVM_START_INFO.size) == spec.HVM_START_INFO.pack(
+        magic=spec.XEN_HVM_START_MAGIC_VALUE,
+        version=1,
+        nr_modules=1 if rd else 0,
+        modlist_paddr=layout.MODLIST if rd else 0,
+        cmdline_paddr=layout.CMDLINE if cmdline else 0,
+        memmap_paddr=layout.MEMMAP,
+        memmap_entries=len(want_map),
+    )
+    if cmdline:
+        assert r.mem(layout.CMDLINE, len(cmdline) + 1) == cmdline + b"\0"
+    if rd:
+        module = spec.HVM_MODLIST_ENTRY.pack(
+            paddr=int.from_bytes(sim.items[spec.FW_CFG_INITRD_ADDR], "little"), size=len(rd)
+        )
+        assert r.mem(layout.MODLIST, spec.HVM_MODLIST_ENTRY.size) == module
 
 
 def test_ram_above_4g_and_reserved_entries_pass_through(pvh_firmware: Firmware) -> None:
@@ -199,7 +244,10 @@ def test_ram_above_4g_and_reserved_entries_pass_through(pvh_firmware: Firmware) 
 
 
 def test_without_etc_e820_falls_back_to_ram_size(pvh_firmware: Firmware) -> None:
-    for ram in (64 * MiB, 6 << 30):
+    """FW_CFG_RAM_SIZE, capped at FALLBACK_LOWMEM_MAX (on both sides of it), over RAM of old
+    bytes."""
+    cap = layout.FALLBACK_LOWMEM_MAX
+    for ram in (64 * MiB, cap, cap + 1, 6 << 30):
         sim = SimFwCfg.for_pvh_boot(
             ram_below_4g=min(ram, 0xC0000000),
             ram_above_4g=max(0, ram - 0xC0000000),
@@ -209,7 +257,13 @@ def test_without_etc_e820_falls_back_to_ram_size(pvh_firmware: Firmware) -> None
             cmdline=b"",
         )
         sim.remove_file("etc/e820")
-        r = run_firmware(image_for(pvh_firmware), sim, ram_size=64 * MiB, stop_at=ENTRY)
+        r = run_firmware(
+            image_for(pvh_firmware),
+            sim,
+            ram_size=64 * MiB,
+            stop_at=ENTRY,
+            ram_init={layout.FW_RAM_BASE: STALE_RAM},
+        )
         assert r.stopped_at_entry, r.serial
         assert memmap(r) == expected_memmap(fallback_e820(ram))
 
@@ -233,18 +287,35 @@ def test_memory_map_too_large(pvh_firmware: Firmware) -> None:
     assert fatal_line(r) == "pvhfw: memory map needs more than 0x0000007e entries"
 
 
-def test_e820_file_larger_than_the_buffer(pvh_firmware: Firmware) -> None:
-    e820 = [(0xE0000000 + 0x1000 * i, 0x1000, 2) for i in range(layout.E820_MAX + 1)]
-    r, _ = boot(pvh_firmware, e820=e820)
-    n = 20 * (layout.E820_MAX + 1)
+@pytest.mark.parametrize("extra", [0, 1, 20], ids=["fits", "a-byte-more", "an-entry-more"])
+def test_e820_file_larger_than_the_buffer(pvh_firmware: Firmware, extra: int) -> None:
+    """E820_MAX entries fit the buffer (and then overflow the memory map, a check of its
+    own); a byte more is refused, with the file's size."""
+    e820 = [(0xE0000000 + 0x1000 * i, 0x1000, 2) for i in range(layout.E820_MAX)]
+    sim = SimFwCfg.for_pvh_boot(
+        ram_below_4g=256 * MiB,
+        kernel_entry=ENTRY,
+        kernel_addr=KADDR,
+        kernel_size=KSIZE,
+        e820=e820,
+    )
+    sim.replace_file("etc/e820", sim.items[sim.file_keys["etc/e820"]] + bytes(extra))
+    r = run_firmware(image_for(pvh_firmware), sim, ram_size=256 * MiB, stop_at=ENTRY)
+    n = 20 * layout.E820_MAX + extra
+    if not extra:  # read whole; it is the memory map (with the ROM shadow) that overflows
+        assert len(expected_memmap(e820)) > layout.MEMMAP_MAX
+        assert (
+            fatal_line(r) == f"pvhfw: memory map needs more than {layout.MEMMAP_MAX:#010x} entries"
+        )
+        return
     assert fatal_line(r) == f"pvhfw: fw_cfg etc/e820 is {n:#010x} bytes, more than 0x00000a00"
 
 
+@pytest.mark.parametrize("n", [layout.FILE_DIR_MAX, layout.FILE_DIR_MAX + 1])
 @pytest.mark.parametrize("dma", [True, False])
-def test_file_directory_larger_than_the_buffer(pvh_firmware: Firmware, dma: bool) -> None:
+def test_file_directory_larger_than_the_buffer(pvh_firmware: Firmware, dma: bool, n: int) -> None:
     """A count past FILE_DIR_MAX is refused before any entry is read or searched (QEMU's
-    x-file-slots can make the directory that large)."""
-    n = layout.FILE_DIR_MAX + 1
+    x-file-slots can make the directory that large); FILE_DIR_MAX entries fit."""
     sim = SimFwCfg.for_pvh_boot(
         ram_below_4g=128 * MiB, kernel_entry=ENTRY, kernel_addr=KADDR, kernel_size=KSIZE, dma=dma
     )
@@ -254,6 +325,9 @@ def test_file_directory_larger_than_the_buffer(pvh_firmware: Firmware, dma: bool
     )
     sim.items[spec.FW_CFG_FILE_DIR] = spec.FW_CFG_FILES_COUNT.pack(count=n) + entries
     r = run_firmware(image_for(pvh_firmware), sim, ram_size=128 * MiB, stop_at=ENTRY)
+    if n == layout.FILE_DIR_MAX:
+        assert r.stopped_at_entry, (r.error, r.serial)
+        return
     assert (
         fatal_line(r) == "pvhfw: fw_cfg file directory has 0x00000081 entries, more than 0x00000080"
     )
@@ -307,8 +381,14 @@ def test_command_line_too_long_and_longest_accepted(pvh_firmware: Firmware) -> N
 
 @pytest.mark.parametrize(
     ("addr", "size"),
-    [(0x80000, 0x1000), (0xFFFFF000, 0x2000), (KADDR - 0x1000, 0x2000), (KADDR + 0x1000, 0x10)],
-    ids=["below-1MiB", "past-4GiB", "into-kernel", "inside-kernel"],
+    [
+        (0x80000, 0x1000),
+        (MiB - 1, 0x1000),
+        (0xFFFFF000, 0x2000),
+        (KADDR - 0x1000, 0x2000),
+        (KADDR + 0x1000, 0x10),
+    ],
+    ids=["below-1MiB", "1MiB-less-1", "past-4GiB", "into-kernel", "inside-kernel"],
 )
 def test_initrd_placed_where_it_cannot_go(pvh_firmware: Firmware, addr: int, size: int) -> None:
     r, _ = boot(pvh_firmware, initrd=initrd_bytes(size), initrd_addr=addr)
@@ -318,11 +398,37 @@ def test_initrd_placed_where_it_cannot_go(pvh_firmware: Firmware, addr: int, siz
     )
 
 
-def test_initrd_right_after_the_kernel_is_fine(pvh_firmware: Firmware) -> None:
+@pytest.mark.parametrize("addr", [KADDR + KSIZE, MiB], ids=["after-the-kernel", "at-1MiB"])
+def test_initrd_at_the_edges_is_fine(pvh_firmware: Firmware, addr: int) -> None:
+    """Right after the kernel, and at 1 MiB (ending before the kernel): the lowest places
+    an initrd may have."""
     rd = initrd_bytes(0x3000)
-    r, _ = boot(pvh_firmware, initrd=rd, initrd_addr=KADDR + KSIZE)
+    r, _ = boot(pvh_firmware, initrd=rd, initrd_addr=addr)
     assert r.stopped_at_entry, r.serial
-    assert r.mem(KADDR + KSIZE, len(rd)) == rd
+    assert r.mem(addr, len(rd)) == rd
+
+
+def test_command_line_without_its_nul(pvh_firmware: Firmware) -> None:
+    """A command line whose last byte fw_cfg gives is not NUL (QEMU's always is): the
+    firmware terminates it in that byte, over RAM of old bytes, so the kernel reads no
+    further."""
+    sim = SimFwCfg.for_pvh_boot(
+        ram_below_4g=128 * MiB,
+        kernel_entry=ENTRY,
+        kernel_addr=KADDR,
+        kernel_size=KSIZE,
+        cmdline=CMDLINE,
+    )
+    sim.items[spec.FW_CFG_CMDLINE_DATA] = CMDLINE + b"x"
+    r = run_firmware(
+        image_for(pvh_firmware),
+        sim,
+        ram_size=128 * MiB,
+        stop_at=ENTRY,
+        ram_init={layout.FW_RAM_BASE: STALE_RAM},
+    )
+    assert r.stopped_at_entry, (r.error, r.serial)
+    assert r.mem(layout.CMDLINE, len(CMDLINE) + 1) == CMDLINE + b"\0"
 
 
 def test_dma_error_is_reported(pvh_firmware: Firmware) -> None:
@@ -461,6 +567,19 @@ def test_acpi_loader_errors(pvh_firmware: Firmware, loader: bytes, message: str)
     r, _ = boot(pvh_firmware, extra_files=files)
     assert not r.stopped_at_entry
     assert fatal_line(r) == f"pvhfw: fw_cfg etc/table-loader: {message}"
+
+
+@pytest.mark.parametrize("size", [layout.LOADER_MAX, layout.LOADER_MAX + 1])
+def test_acpi_loader_size_limit(pvh_firmware: Firmware, size: int) -> None:
+    """A table-loader of LOADER_MAX bytes (padding commands) fits the buffer; one byte more is
+    refused before any is read, naming its size and the limit."""
+    r, _ = boot(pvh_firmware, extra_files={"etc/table-loader": bytes(size)})
+    if size == layout.LOADER_MAX:
+        assert r.stopped_at_entry, (r.error, r.serial)
+        return
+    assert fatal_line(r) == (
+        f"pvhfw: fw_cfg etc/table-loader is {size:#010x} bytes, more than {layout.LOADER_MAX:#010x}"
+    )
 
 
 def test_tables_with_no_ram_to_take_them_from(pvh_firmware: Firmware) -> None:

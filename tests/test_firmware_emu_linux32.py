@@ -17,7 +17,17 @@ from tests.bzgen import bzimage
 from tests.emu.fwcfg import SimFwCfg
 from tests.emu.machine import RunResult, run_firmware
 from tests.model import expected_memmap, with_acpi
-from tests.test_firmware_emu import CMDLINE, acpi_files, boot, fatal_line, image_for
+from tests.test_firmware_emu import (
+    CMDLINE,
+    ENTRY,
+    KADDR,
+    KSIZE,
+    STALE_RAM,
+    acpi_files,
+    boot,
+    fatal_line,
+    image_for,
+)
 
 MiB = 1 << 20
 RAM = 256 * MiB
@@ -43,20 +53,37 @@ def boot_bz(
     *,
     ram: int = RAM,
     image: bytes | None = None,
+    track_writes: bool = False,
     **sim_args: object,
 ) -> tuple[RunResult, SimFwCfg]:
     sim = SimFwCfg.for_linux_boot(bz, ram_below_4g=ram, **sim_args)  # type: ignore[arg-type]
     entry = spec.bp_read(bz, "code32_start")
-    r = run_firmware(image or linux32_image(fw, bz), sim, ram_size=ram, stop_at=entry)
+    r = run_firmware(
+        image or linux32_image(fw, bz), sim, ram_size=ram, stop_at=entry, track_writes=track_writes
+    )
     return r, sim
 
 
+def fwcfg_ramdisk(sim: SimFwCfg) -> tuple[int, int]:
+    """The initrd fw_cfg gives (FW_CFG_INITRD_ADDR, FW_CFG_INITRD_SIZE): (0, 0) for none."""
+    addr, size = (
+        int.from_bytes(sim.items.get(key, bytes(4)), "little")
+        for key in (spec.FW_CFG_INITRD_ADDR, spec.FW_CFG_INITRD_SIZE)
+    )
+    return addr, size
+
+
 def expected_zero_page(
-    setup_data: bytes, memmap: list[tuple[int, int, int]], cmdline: bool, rsdp: int = 0
+    setup_data: bytes,
+    memmap: list[tuple[int, int, int]],
+    cmdline: bool,
+    rsdp: int = 0,
+    ramdisk: tuple[int, int] = (0, 0),
 ) -> bytes:
     """struct boot_params as the boot protocol wants it, from QEMU's setup sectors: the setup
     header [hdr, header + the jump's rel8) kept (never past _pad7's end, edd_mbr_sig_buffer),
-    everything else zero but the loader's fields."""
+    everything else zero but the loader's fields (ramdisk_image and ramdisk_size are the
+    loader's to write, "obligatory", whatever the kernel file holds there)."""
     page = bytearray(spec.BOOT_PARAMS_SIZE)
     start = spec.bp_offset("hdr")
     end = spec.bp_offset("header") + (spec.bp_read(setup_data, "jump") >> 8)
@@ -67,6 +94,8 @@ def expected_zero_page(
     table = spec.bp_offset("e820_table")
     page[table : table + spec.E820_ENTRY.size * len(memmap)] = spec.e820_pack(memmap)
     spec.bp_write(page, "acpi_rsdp_addr", rsdp)
+    spec.bp_write(page, "ramdisk_image", ramdisk[0])
+    spec.bp_write(page, "ramdisk_size", ramdisk[1])
     return bytes(page)
 
 
@@ -86,19 +115,79 @@ def entry_state_is_the_protocols(r: RunResult) -> None:
 @pytest.mark.parametrize("dma", [True, False], ids=["dma", "pio"])
 def test_bzimage_boot_leaves_exact_zero_page(pvh_firmware: Firmware, dma: bool) -> None:
     initrd = random.Random(9).randbytes(40_000)
-    r, sim = boot_bz(pvh_firmware, cmdline=CMDLINE, initrd=initrd, dma=dma)
+    r, sim = boot_bz(pvh_firmware, cmdline=CMDLINE, initrd=initrd, dma=dma, track_writes=True)
     entry_state_is_the_protocols(r)
     assert sim.violations == []
+    ramdisk = spec.bp_read(sim.items[spec.FW_CFG_SETUP_DATA], "ramdisk_image")
+    # the firmware's RAM, the zones of its tables (EBDA, F segment), the code, the initrd:
+    # nothing else, not a byte past the zero page
+    may_write = [
+        (layout.FW_RAM_BASE, layout.FW_RAM_END),
+        (layout.EBDA_BASE, layout.LOWMEM_END),
+        (layout.ROM_SHADOW_BASE, MiB),
+        (MiB, MiB + len(PM)),
+        (ramdisk, ramdisk + len(initrd)),
+    ]
+    for addr, size in r.writes:
+        assert any(lo <= addr and addr + size <= hi for lo, hi in may_write), hex(addr)
     assert r.mem(0x100000, len(PM)) == PM  # FW_CFG_KERNEL_DATA at FW_CFG_KERNEL_ADDR
     setup = sim.items[spec.FW_CFG_SETUP_DATA]
     ramdisk_image = spec.bp_read(setup, "ramdisk_image")
     ramdisk_size = spec.bp_read(setup, "ramdisk_size")
     assert ramdisk_size == len(initrd) and r.mem(ramdisk_image, len(initrd)) == initrd
     assert r.mem(layout.CMDLINE, len(CMDLINE) + 1) == CMDLINE + b"\0"
-    want = expected_zero_page(setup, expected_memmap([(0, RAM, 1)]), cmdline=True)
+    want = expected_zero_page(
+        setup, expected_memmap([(0, RAM, 1)]), cmdline=True, ramdisk=fwcfg_ramdisk(sim)
+    )
     assert r.mem(layout.ZERO_PAGE, 4096) == want
     loader = spec.bp_offset("type_of_loader")
     assert setup[loader] == 0xB0 and r.mem(layout.ZERO_PAGE + loader, 1) == b"\xb0"
+
+
+@pytest.mark.parametrize(
+    ("initrd", "cmdline"),
+    [(None, True), (40_000, True), (40_000, False)],
+    ids=["no-initrd", "initrd", "no-cmdline"],
+)
+def test_stale_ram_gives_the_exact_zero_page(
+    pvh_firmware: Firmware, initrd: int | None, cmdline: bool
+) -> None:
+    """A reboot runs the firmware over the previous boot's RAM: the zero page is still byte
+    for byte the protocol's, every byte the setup header does not give written. No command
+    line (FW_CFG_CMDLINE_SIZE 0): cmd_line_ptr 0."""
+    rd = random.Random(9).randbytes(initrd) if initrd else None
+    sim = SimFwCfg.for_linux_boot(BZ, ram_below_4g=RAM, cmdline=CMDLINE, initrd=rd)
+    if not cmdline:
+        sim.items[spec.FW_CFG_CMDLINE_SIZE] = bytes(4)
+    entry = spec.bp_read(BZ, "code32_start")
+    r = run_firmware(
+        linux32_image(pvh_firmware),
+        sim,
+        ram_size=RAM,
+        stop_at=entry,
+        ram_init={layout.FW_RAM_BASE: STALE_RAM},
+    )
+    entry_state_is_the_protocols(r)
+    setup = sim.items[spec.FW_CFG_SETUP_DATA]
+    want = expected_zero_page(
+        setup, expected_memmap([(0, RAM, 1)]), cmdline=cmdline, ramdisk=fwcfg_ramdisk(sim)
+    )
+    assert r.mem(layout.ZERO_PAGE, 4096) == want
+
+
+def test_the_loaders_ramdisk_fields_whatever_the_file_holds(pvh_firmware: Firmware) -> None:
+    """ramdisk_image and ramdisk_size are the loader's: a kernel file with values there (QEMU
+    writes them only with an initrd, passing the file's on otherwise) boots without an
+    initrd with both 0."""
+    bz = bytearray(BZ)
+    spec.bp_write(bz, "ramdisk_image", 0x3000000)
+    spec.bp_write(bz, "ramdisk_size", 0x1234)
+    r, sim = boot_bz(pvh_firmware, bytes(bz), cmdline=CMDLINE)
+    entry_state_is_the_protocols(r)
+    setup = sim.items[spec.FW_CFG_SETUP_DATA]
+    assert spec.bp_read(setup, "ramdisk_image") == 0x3000000  # as the file has it
+    want = expected_zero_page(setup, expected_memmap([(0, RAM, 1)]), cmdline=True)
+    assert r.mem(layout.ZERO_PAGE, 4096) == want
 
 
 def test_no_cmdline_no_initrd(pvh_firmware: Firmware) -> None:
@@ -219,3 +308,33 @@ def test_linux32_costs(pvh_firmware: Firmware) -> None:
     # zeroing 4 KiB with rep stosd/stosb: each of its ~1,030 iterations counts, as in TCG's
     # exec log; the rest of the zero page is a few dozen instructions
     assert r.instructions - pvh.instructions < 1030 + 100
+
+
+def test_a_pvh_boot_after_a_bzimage_boot(pvh_firmware: Firmware) -> None:
+    """A guest that rebooted from a bzImage into a PVH kernel: the zero page the first boot
+    left (a kernel decompressing up to the end of RAM) is no concern of the PVH boot, whose
+    initrd lies there."""
+    bz = bzimage(PM, relocatable=1, pref_address=0x1000000, init_size=RAM - 0x1000000)
+    first, _ = boot_bz(pvh_firmware, bz, cmdline=CMDLINE)
+    entry_state_is_the_protocols(first)
+    left = first.mem(layout.FW_RAM_BASE, layout.FW_RAM_END - layout.FW_RAM_BASE)
+    rd = random.Random(3).randbytes(5000)
+    sim = SimFwCfg.for_pvh_boot(
+        ram_below_4g=RAM,
+        kernel_entry=ENTRY,
+        kernel_addr=KADDR,
+        kernel_size=KSIZE,
+        cmdline=CMDLINE,
+        initrd=rd,
+    )
+    r = run_firmware(
+        image_for(pvh_firmware),
+        sim,
+        ram_size=RAM,
+        stop_at=ENTRY,
+        ram_init={layout.FW_RAM_BASE: left},
+    )
+    assert r.stopped_at_entry, (r.error, r.serial)
+    addr = int.from_bytes(sim.items[spec.FW_CFG_INITRD_ADDR], "little")
+    module = spec.HVM_MODLIST_ENTRY.pack(paddr=addr, size=len(rd))
+    assert r.mem(layout.MODLIST, spec.HVM_MODLIST_ENTRY.size) == module

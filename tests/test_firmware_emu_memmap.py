@@ -265,10 +265,22 @@ def test_sum8_sums_every_length(length: int) -> None:
     assert (r.regs["ebx"] & 0xFF, r.regs["esi"]) == (sum(data) & 0xFF, 0x10040 + length)
 
 
-def test_checksum8_makes_the_range_sum_to_zero() -> None:
-    data = bytes(range(40))
+@pytest.mark.parametrize("length", [0, 1, 15, 16, 17, 31, 32, 33, 63])
+def test_checksum8_makes_the_range_sum_to_zero(length: int) -> None:
+    """The checksum byte (here in the range's middle) is the one byte changed: the range sums
+    to 0 whatever its length, whole 32-byte passes or not; an empty range changes nothing."""
+    data = bytes((5 * i + 3) & 0xFF for i in range(length))
+    fence = b"\xff" * 64
+    at = length // 2
     r = call(
-        FIRMWARE, "checksum8", regs={"esi": 0x10000, "edx": 40, "ebp": 0x10009}, ram={0x10000: data}
+        FIRMWARE,
+        "checksum8",
+        regs={"esi": 0x10040, "edx": length, "ebp": 0x10040 + at},
+        ram={0x10000: fence + data + fence},
     )
-    assert r.returned and sum(r.mem(0x10000, 40)) & 0xFF == 0
-    assert r.mem(0x10000, 40)[:9] == data[:9] and r.mem(0x1000A, 30) == data[10:]
+    assert r.returned, r.error
+    out = r.mem(0x10000, length + 128)
+    want = bytearray(fence + data + fence)
+    want[64 + at] = (want[64 + at] - sum(data)) & 0xFF
+    assert out == bytes(want)
+    assert sum(out[64 : 64 + length]) & 0xFF == 0

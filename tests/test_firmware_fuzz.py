@@ -33,7 +33,7 @@ from tests.emu.call import cpuid
 from tests.emu.fwcfg import SimFwCfg
 from tests.emu.machine import RunResult, run_firmware
 from tests.model import StartInfo, unpack_memmap
-from tests.test_firmware_emu import ENTRY, KADDR, KSIZE, MiB, image_for
+from tests.test_firmware_emu import ENTRY, KADDR, KSIZE, STALE_RAM, MiB, image_for
 
 FIRMWARE = assemble_firmware("pvh")  # module level: hypothesis tests take no fixtures
 IMAGE = image_for(FIRMWARE)
@@ -77,6 +77,7 @@ class Case:
     machine: str
     sim: SimFwCfg
     ram: int = RAM  # what the emulator maps
+    ram_init: dict[int, bytes] | None = None  # RAM's contents before the run (None: zero)
 
     def run(self) -> tuple[RunResult, Outcome]:
         want = BootModel(
@@ -95,6 +96,7 @@ class Case:
             max_instructions=MAX_STEPS,
             pci=PCI[self.machine],
             track_writes=True,
+            ram_init=self.ram_init,
         )
         return r, want
 
@@ -159,6 +161,22 @@ def test_the_model_and_the_firmware_agree_on_qemus_files(
         files = {n: d for n, d in files.items() if n != "etc/table-loader"}
     r = check(make_case(machine, files))
     assert r.stopped_at_entry
+
+
+@pytest.mark.parametrize("acpi", [True, False], ids=["acpi", "acpi-off"])
+@pytest.mark.parametrize("machine", MACHINES)
+def test_the_model_and_the_firmware_agree_over_a_previous_boots_ram(
+    machine: str, acpi: bool
+) -> None:
+    """A guest reboot runs the firmware over the RAM the previous boot left: its own RAM and
+    the EBDA hold old bytes, and the boot must still end as the model says, from zero."""
+    files = recorded_files(machine)
+    if not acpi:
+        files = {n: d for n, d in files.items() if n != "etc/table-loader"}
+    case = make_case(machine, files)
+    ebda = layout.LOWMEM_END - layout.EBDA_BASE
+    case.ram_init = {layout.FW_RAM_BASE: STALE_RAM, layout.EBDA_BASE: STALE_RAM[:ebda]}
+    assert check(case).stopped_at_entry
 
 
 # ---- mutations -----------------------------------------------------------------------------

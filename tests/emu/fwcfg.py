@@ -150,6 +150,12 @@ class SimFwCfg:
         del files[name]
         self._set_files(files)
 
+    def replace_file(self, name: str, data: bytes) -> None:
+        """Give a file other contents, its directory entry the new size."""
+        files = {n: self.items.pop(k) for n, k in self.file_keys.items()}
+        files[name] = data
+        self._set_files(files)
+
     def reorder_files(self, order: list[str]) -> None:
         """List the files in `order`, renumbered, as a machine type with legacy_fw_cfg_order
         (pc-*-2.4 and older) does instead of sorting them by name."""
