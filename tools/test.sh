@@ -4,7 +4,6 @@
 # instead when CI=true (tools/setup.sh installs them all).
 set -euo pipefail
 cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
-MUTANT_SAMPLE=16
 echo "test: ruff check"
 ruff check .
 echo "test: ruff format --check"
@@ -13,11 +12,6 @@ echo "test: mypy pvhfw bench tools tests"
 mypy pvhfw bench tools tests
 echo "test: pytest"
 python3 -m pytest -ra "$@"
-# A seeded sample of the firmware's mutants (docs/design.md, "Mutation testing"): each must be
-# killed by the fast layers, or be listed there as equivalent. The full run: python3 -m
-# tests.mutate.
-echo "test: mutants of asm/, a sample (python3 -m tests.mutate --sample $MUTANT_SAMPLE)"
-python3 -m tests.mutate --sample "$MUTANT_SAMPLE" --seed 13
 
 # The QEMU and Debian layers again on QEMU 10.0, which tools/setup.sh unpacks beside the
 # system's 7.2 (tools/alt_qemu.py), unless PVHFW_QEMU already chose the one QEMU to test.
