@@ -133,6 +133,20 @@ def test_smbios_30_entry_point(pvh_firmware: Firmware, qemu: str) -> None:
     assert r.mem(want.table_addr, len(want.table)) == want.table
 
 
+@pytest.mark.parametrize("delta", [-1, 0, 1])
+def test_largest_structure_counts_the_added_type0(pvh_firmware: Firmware, delta: int) -> None:
+    """SMBIOS 2.1's max_structure_size, on both sides of the type 0 the firmware adds: raised
+    to it when smaller, kept otherwise."""
+    anchor21, tables = smbios_files("pc", RECORDED_QEMUS[0]).values()
+    fields = spec.SMBIOS21_EP.unpack(anchor21)
+    fields["max_structure_size"] = layout.SMBIOS_TYPE0_SIZE + delta
+    anchor = spec.SMBIOS21_EP.pack(**fields)
+    r = boot(pvh_firmware, {SMBIOS_FILES[0]: anchor, SMBIOS_FILES[1]: tables})
+    assert r.stopped_at_entry, r.serial
+    want = model.smbios_installed(anchor, tables)
+    assert linux_finds_smbios(r) == (want.ep_addr, want.ep, want.table_addr, len(want.table))
+
+
 @pytest.mark.parametrize("qemu", RECORDED_QEMUS)
 def test_qemus_own_type0_is_kept_alone(pvh_firmware: Firmware, qemu: str) -> None:
     anchor, tables = _with_type0(*smbios_files("pc", qemu).values())
