@@ -105,6 +105,9 @@ fatal_smbios_no_tables:
 fatal_smbios_length:
     mov esi, msg_smbios_length
     jmp fatal
+fatal_smbios_short:
+    mov esi, msg_smbios_short
+    jmp fatal
 fatal_smbios_space:
     mov esi, msg_smbios_space
     jmp fatal
@@ -188,6 +191,8 @@ msg_smbios_no_tables:
     .asciz "fw_cfg has etc/smbios/smbios-anchor but no etc/smbios/smbios-tables"
 msg_smbios_length:
     .asciz "fw_cfg etc/smbios/smbios-tables is % bytes, its entry point says %"
+msg_smbios_short:
+    .asciz "fw_cfg etc/smbios/smbios-tables is % bytes, less than one structure's header"
 msg_smbios_space:
     .asciz "no room for the SMBIOS tables in the F segment (not RAM on this machine, or full)"
 msg_mptable_cpus:

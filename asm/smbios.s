@@ -69,7 +69,7 @@ smbios_tables:                          ; EAX = the tables' length the entry poi
     cmp edx, eax
     jne smbios_bad_length
     cmp edx, SIZEOF_SMBIOS_HDR
-    jb smbios_bad_length                ; not even one structure's header
+    jb smbios_too_short                 ; not even one structure's header
     push dword ptr [VAR_SMBIOS_TABLES]  ; the key
     add edx, SMBIOS_TYPE0_SIZE          ; room for a type 0 in front
     mov ecx, 16
@@ -130,6 +130,9 @@ smbios_bad_length:
     mov dword ptr [ERR_ARGS], edx       ; the file's size
     mov dword ptr [ERR_ARGS + 4], eax   ; the entry point's
     jmp fatal_smbios_length
+smbios_too_short:
+    mov dword ptr [ERR_ARGS], edx       ; the file's size
+    jmp fatal_smbios_short
 
     .balign 4, 0                        ; fwcfg_find compares names a dword at a time
 name_smbios_anchor:

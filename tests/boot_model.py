@@ -348,10 +348,15 @@ class BootModel:
         if tables_hit is None:
             raise Refused("fw_cfg has etc/smbios/smbios-anchor but no etc/smbios/smbios-tables")
         _, tkey, tsize = tables_hit
-        if tsize != length or tsize < spec.SMBIOS_HEADER.size:
+        if tsize != length:
             raise Refused(
                 f"fw_cfg etc/smbios/smbios-tables is {_hex(tsize)} bytes, its entry point "
                 f"says {_hex(length)}"
+            )
+        if tsize < spec.SMBIOS_HEADER.size:
+            raise Refused(
+                f"fw_cfg etc/smbios/smbios-tables is {_hex(tsize)} bytes, less than one "
+                "structure's header"
             )
         t0 = model.smbios_type0()
         room = alloc_up(self.fseg, tsize + len(t0), 16)

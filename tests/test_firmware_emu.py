@@ -333,6 +333,21 @@ def test_file_directory_larger_than_the_buffer(pvh_firmware: Firmware, dma: bool
     )
 
 
+def test_first_file_keeps_its_whole_size(pvh_firmware: Firmware) -> None:
+    """The directory's count, made host-order in place after the DMA transfer of the whole
+    directory, leaves the entry after it alone: the first file (etc/e820 here, first as a
+    legacy-order machine may list it) of 16 MiB or more keeps its size's top byte, which the
+    error names."""
+    sim = SimFwCfg.for_pvh_boot(
+        ram_below_4g=128 * MiB, kernel_entry=ENTRY, kernel_addr=KADDR, kernel_size=KSIZE
+    )
+    size = (1 << 24) + 20
+    sim.replace_file("etc/e820", bytes(size))
+    sim.reorder_files(["etc/e820", *(n for n in sim.file_keys if n != "etc/e820")])
+    r = run_firmware(image_for(pvh_firmware), sim, ram_size=128 * MiB, stop_at=ENTRY)
+    assert fatal_line(r) == f"pvhfw: fw_cfg etc/e820 is {size:#010x} bytes, more than 0x00000a00"
+
+
 def test_no_fw_cfg(pvh_firmware: Firmware) -> None:
     r = run_firmware(image_for(pvh_firmware), SimFwCfg(present=False), stop_at=ENTRY)
     assert fatal_line(r) == "pvhfw: no fw_cfg device: its signature is not QEMU"
@@ -582,6 +597,81 @@ def test_acpi_loader_size_limit(pvh_firmware: Firmware, size: int) -> None:
     )
 
 
+def test_acpi_loader_runs_no_command_past_its_end(pvh_firmware: Firmware) -> None:
+    """The loader runs the file's commands and stops at its end: a command that lies in the
+    buffer after it (a previous boot's, with a name fw_cfg does not have) is not run."""
+    loader = _loader(_allocate("etc/blob", 16, 1))
+    sim = sim_with({"etc/table-loader": loader, "etc/blob": bytes(64)})
+    r = run_firmware(
+        image_for(pvh_firmware),
+        sim,
+        ram_size=256 * MiB,
+        stop_at=ENTRY,
+        ram_init={layout.LOADER_BUF + len(loader): _allocate("etc/nothere", 16, 1)},
+    )
+    assert r.stopped_at_entry, (r.error, r.serial)
+
+
+@pytest.mark.parametrize("n", [layout.ALLOC_MAX, layout.ALLOC_MAX + 1])
+def test_acpi_loader_allocation_limit(pvh_firmware: Firmware, n: int) -> None:
+    """ALLOC_MAX files are allocated, each where the replay puts it, and the first and the
+    last are found by the commands after (a checksum in each); one more is refused, naming
+    its command."""
+    names = [f"etc/f{i:02d}" for i in range(n)]
+    files = {name: bytes([i + 1]) * 32 for i, name in enumerate(names)}
+    commands = [_allocate(name, 16, 1) for name in names]
+    loader = _loader(*commands, *(_checksum(name, 0, 0, 32) for name in (names[0], names[-1])))
+    files["etc/table-loader"] = loader
+    r, _ = boot(pvh_firmware, extra_files=files)
+    if n > layout.ALLOC_MAX:
+        offset = layout.ALLOC_MAX * spec.LOADER_ENTRY_SIZE
+        assert fatal_line(r) == (
+            f"pvhfw: fw_cfg etc/table-loader: command at offset {offset:#010x} is malformed"
+        )
+        return
+    assert r.stopped_at_entry, (r.error, r.serial)
+    blobs, addrs = replay(parse_table_loader(loader), files, 256 * MiB, layout.EBDA_BASE)
+    for name in names:
+        assert r.mem(addrs[name], 32) == bytes(blobs[name])
+
+
+# The longest name fw_cfg has (FW_CFG_MAX_FILE_PATH, NUL included), and two that differ only
+# in its last bytes.
+LONGEST = "etc/" + "n" * (spec.FW_CFG_MAX_FILE_PATH - 6)
+LONG_A, LONG_B = LONGEST + "a", LONGEST + "b"
+
+
+def test_acpi_loader_names_of_every_length(pvh_firmware: Firmware) -> None:
+    """Names of fw_cfg's longest, told apart by their last byte: each command finds its own
+    file, in the directory and among the allocations."""
+    assert len(LONG_A) + 1 == spec.FW_CFG_MAX_FILE_PATH
+    loader = _loader(
+        _allocate(LONG_A, 16, 1),
+        _allocate(LONG_B, 16, 1),
+        _pointer(LONG_B, LONG_A, 0, 4),
+        _checksum(LONG_B, 8, 0, 16),
+    )
+    files = {"etc/table-loader": loader, LONG_A: bytes(range(16)), LONG_B: bytes(16)}
+    r, _ = boot(pvh_firmware, extra_files=files)
+    assert r.stopped_at_entry, (r.error, r.serial)
+    blobs, addrs = replay(parse_table_loader(loader), files, 256 * MiB, layout.EBDA_BASE)
+    for name in (LONG_A, LONG_B):
+        assert r.mem(addrs[name], 16) == bytes(blobs[name])
+
+
+def test_acpi_loader_name_without_its_nul(pvh_firmware: Firmware) -> None:
+    """A name that fills its field with no NUL is malformed, whatever the bytes after it (an
+    alignment of 0, here, whose first byte is a NUL)."""
+    field = (LONG_A + "x").encode()
+    assert len(field) == spec.FW_CFG_MAX_FILE_PATH
+    command = bytearray(_allocate("etc/blob", 0, 1))
+    command[4 : 4 + len(field)] = field
+    r, _ = boot(pvh_firmware, extra_files={"etc/table-loader": bytes(command)})
+    assert fatal_line(r) == (
+        "pvhfw: fw_cfg etc/table-loader: command at offset 0x00000000 is malformed"
+    )
+
+
 def test_tables_with_no_ram_to_take_them_from(pvh_firmware: Firmware) -> None:
     """fw_cfg's map without RAM below 640 KiB: the RSDP's zone (the EBDA) is in no RAM entry,
     and the memory map says so, naming the range. Without RAM between 1 MiB and 4 GiB the
@@ -601,9 +691,10 @@ def test_tables_with_no_ram_to_take_them_from(pvh_firmware: Firmware) -> None:
 
 
 def test_acpi_loader_pointer_sizes_and_checksum(pvh_firmware: Firmware) -> None:
-    """1-, 2-, 4- and 8-byte pointers get the source's address added (with carry for 8), and
-    the checksum byte makes its range sum to 0."""
+    """1-, 2-, 4- and 8-byte pointers get the source's address added (for 8, a low half that
+    carries into the high one), and the checksum byte makes its range sum to 0."""
     blob = bytearray(range(64))
+    blob[8:16] = struct.pack("<Q", 0x12345678_FFFFFF00)  # the low half carries into the high
     loader = _loader(
         _allocate("etc/blob2", 64, 1),
         _allocate("etc/blob", 16, 1),
@@ -618,6 +709,7 @@ def test_acpi_loader_pointer_sizes_and_checksum(pvh_firmware: Firmware) -> None:
     assert r.stopped_at_entry, r.serial
     blobs, addrs = replay(parse_table_loader(loader), files, 256 * MiB, layout.EBDA_BASE)
     assert r.mem(addrs["etc/blob"], 64) == bytes(blobs["etc/blob"])
+    assert struct.unpack_from("<Q", blobs["etc/blob"], 8)[0] >> 32 == 0x12345679
     assert sum(blobs["etc/blob"][:40]) & 0xFF == 0
     assert start_info(r).rsdp_paddr == 0  # no etc/acpi/rsdp allocated
 
@@ -656,7 +748,13 @@ def test_acpi_loader_write_pointer(pvh_firmware: Firmware, dma: bool) -> None:
     files = {"etc/table-loader": loader, "etc/blob": bytes(64), "etc/addr": bytes(24)}
     sim = sim_with(files, dma=dma)
     sim.make_writable("etc/addr")
-    r = run_firmware(image_for(pvh_firmware), sim, ram_size=256 * MiB, stop_at=ENTRY)
+    r = run_firmware(
+        image_for(pvh_firmware),
+        sim,
+        ram_size=256 * MiB,
+        stop_at=ENTRY,
+        ram_init={layout.FW_RAM_BASE: STALE_RAM},  # the value's high half is written, not kept
+    )
     if not dma:
         assert fatal_line(r) == (
             "pvhfw: fw_cfg etc/table-loader: command at offset 0x00000080 writes to fw_cfg, "

@@ -8,7 +8,7 @@ from __future__ import annotations
 import struct
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pvhfw.firmware import layout
@@ -110,11 +110,61 @@ def test_carve_from_each_place_in_an_entry(where: str, want: list[model.Range]) 
 
 @settings(max_examples=200, deadline=None, derandomize=True)
 @given(_maps)
+# an entry a byte below 1 MiB, at it and a byte above; one that ends at 4 GiB and one past it
+@example([(layout.HIGHMEM_START - 1, 1 << 24, spec.E820_RAM)])
+@example([(layout.HIGHMEM_START, 1 << 24, spec.E820_RAM)])
+@example([(layout.HIGHMEM_START + 1, 1 << 24, spec.E820_RAM)])
+@example([(1 << 31, 1 << 31, spec.E820_RAM), (1 << 24, 1 << 24, spec.E820_RAM)])
+@example([(1 << 31, (1 << 31) + 1, spec.E820_RAM), (1 << 24, 1 << 24, spec.E820_RAM)])
 def test_top_ram_follows_the_model(entries: list[model.Range]) -> None:
     r = call(FIRMWARE, "memmap_top_ram", ram=memmap_ram(entries))
     assert r.returned, r.error
     assert (r.regs["eax"], r.regs["ebx"]) == model.top_ram(entries)
     assert table_of(r) == entries  # read only
+
+
+# fw_cfg's e820 entries for memmap_build's rule, their ends at its edges (640 KiB, 1 MiB and
+# 4 GiB, a byte either side) as often as anywhere, any type, sizes wider than 32 bits.
+_EDGES = (
+    0,
+    layout.EBDA_BASE,
+    *(edge + d for edge in (layout.LOWMEM_END, layout.HIGHMEM_START, 1 << 32) for d in (-1, 0, 1)),
+)
+_point = st.one_of(st.sampled_from(_EDGES), st.integers(0, 1 << 36))
+
+
+@st.composite
+def _e820_entry(draw: st.DrawFn) -> model.Range:
+    a, b = sorted((draw(_point), draw(_point)))
+    typ = draw(st.sampled_from([spec.E820_RAM, spec.E820_RAM, spec.E820_RESERVED, 5]))
+    return a, max(b - a, 1), typ
+
+
+def _lowmem_top(e820: list[model.Range]) -> int | None:
+    """The end of the last RAM entry that starts below 1 MiB, 0 without one: mtrr.s's end of
+    QEMU's RAM below 4 GiB (None: an end at or past 4 GiB, which QEMU's maps never have)."""
+    ends = [a + s for a, s, t in e820 if t == spec.E820_RAM and a < layout.HIGHMEM_START]
+    if ends and ends[-1] >= 1 << 32:
+        return None
+    return ends[-1] if ends else 0
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(_e820_entry(), max_size=6))
+def test_e820_conversion_follows_the_model_at_every_edge(e820: list[model.Range]) -> None:
+    """memmap_build's rule, entry by entry, against tests/model.py over stale variables (a
+    previous boot's): the table, and the end of the RAM below 1 MiB's entry."""
+    stale = struct.pack("<I", 0xA5A5A5A5)
+    ram = {
+        layout.E820_BUF: spec.e820_pack(e820),
+        **{VAR[v]: stale for v in ("VAR_ROM_DONE", "VAR_LOWMEM_TOP", "VAR_MEMMAP_N")},
+    }
+    r = call(FIRMWARE, "memmap_convert", regs={"eax": len(e820)}, ram=ram)
+    assert r.returned, r.error
+    assert table_of(r) == model.expected_memmap(e820)
+    top = _lowmem_top(e820)
+    if top is not None:
+        assert r.u32(VAR["VAR_LOWMEM_TOP"]) == top
 
 
 def test_copy_e820_writes_the_table_without_reserved() -> None:
@@ -142,7 +192,14 @@ def test_append_fails_when_the_table_is_full() -> None:
 def _zones(
     fw: Firmware, entries: list[model.Range], kernel_end: int, initrd: tuple[int, int]
 ) -> Call:
+    previous_boot = {  # zones as a previous boot left them: alloc_init sets each
+        "VAR_HIGH_TOP": 0x0FFF0000,
+        "VAR_HIGH_END": 0x10000000,
+        "VAR_FSEG_NEXT": layout.ROM_SHADOW_BASE + 0x40,
+        "VAR_EBDA_NEXT": layout.EBDA_BASE + 0x40,
+    }
     ram = {
+        **{VAR[v]: struct.pack("<I", value) for v, value in previous_boot.items()},
         **memmap_ram(entries),
         VAR["VAR_KERNEL_END"]: struct.pack("<I", kernel_end),
         VAR["VAR_INITRD_ADDR"]: struct.pack("<I", initrd[0]),

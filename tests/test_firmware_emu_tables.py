@@ -199,6 +199,28 @@ def test_smbios_refusals(pvh_firmware: Firmware, change: str, message: str) -> N
     assert fatal_line(r) == f"pvhfw: {message}"
 
 
+@pytest.mark.parametrize("size", [spec.SMBIOS_HEADER.size - 1, spec.SMBIOS_HEADER.size])
+def test_smbios_tables_of_one_header(pvh_firmware: Firmware, size: int) -> None:
+    """A tables file of one structure's header (an end-of-table, type 127) is installed; a
+    byte shorter, refused with its size, though the entry point agrees."""
+    anchor21, _ = smbios_files("pc").values()
+    fields = spec.SMBIOS21_EP.unpack(anchor21)
+    fields["structure_table_length"], fields["number_of_structures"] = size, 1
+    anchor = spec.SMBIOS21_EP.pack(**fields)
+    tables = spec.SMBIOS_HEADER.pack(type=127, length=4, handle=0x7F00)[:size]
+    r = boot(pvh_firmware, {SMBIOS_FILES[0]: anchor, SMBIOS_FILES[1]: tables})
+    if size < spec.SMBIOS_HEADER.size:
+        assert fatal_line(r) == (
+            f"pvhfw: fw_cfg etc/smbios/smbios-tables is {size:#010x} bytes, less than one "
+            "structure's header"
+        )
+        return
+    assert r.stopped_at_entry, r.serial
+    want = model.smbios_installed(anchor, tables)
+    assert linux_finds_smbios(r) == (want.ep_addr, want.ep, want.table_addr, len(want.table))
+    assert r.mem(want.table_addr, len(want.table)) == want.table
+
+
 def test_no_smbios_files_no_entry_point(pvh_firmware: Firmware) -> None:
     r = boot(pvh_firmware, {}, MICROVM)
     assert r.stopped_at_entry, r.serial
@@ -309,4 +331,31 @@ def test_mtrrs_as_seabios_sets_them(
     cap = r.uc.msr_read(ge.MSR_MTRRCAP)
     phys_bits = cpuid(0x8000_0008)[0] & 0xFF
     want = ge.seabios_mtrrs(e820, machine, phys_bits, cap & ge.MTRRCAP_VCNT)
+    assert {msr: r.uc.msr_read(msr) for msr in want} == want
+
+
+@pytest.mark.parametrize("xlevel", [0x8000_0004, 0x8000_0007, 0x8000_0008])
+def test_mtrr_address_width_without_cpuid_leaf_0x80000008(
+    pvh_firmware: Firmware, xlevel: int
+) -> None:
+    """A CPU whose highest extended leaf is below 0x80000008 (QEMU's qemu32: 0x80000004) has
+    no address width to read: the mask is for 36 bits, as SeaBIOS takes it; from 0x80000008
+    on, the leaf's (40 bits on unicorn's CPU: the two differ)."""
+    width = cpuid(0x8000_0008)[0] & 0xFF
+    assert width != 36
+    sim = SimFwCfg.for_pvh_boot(
+        ram_below_4g=256 * MiB, kernel_entry=ENTRY, kernel_addr=KADDR, kernel_size=KSIZE
+    )
+    r = run_firmware(
+        image_for(pvh_firmware),
+        sim,
+        ram_size=256 * MiB,
+        stop_at=ENTRY,
+        pci=PC,
+        cpuid={0x8000_0000: (xlevel, *cpuid(0x8000_0000)[1:])},
+    )
+    assert r.stopped_at_entry, r.serial
+    cap = r.uc.msr_read(ge.MSR_MTRRCAP)
+    phys_bits = width if xlevel >= 0x8000_0008 else 36
+    want = ge.seabios_mtrrs([(0, 256 * MiB, 1)], "pc", phys_bits, cap & ge.MTRRCAP_VCNT)
     assert {msr: r.uc.msr_read(msr) for msr in want} == want

@@ -70,3 +70,19 @@ def test_every_emulator_test_file_is_in_the_kill_set() -> None:
     the whole fast layers' minutes."""
     files = {f"tests/{p.name}" for p in (mutate.ROOT / "tests").glob("test_firmware_emu*.py")}
     assert files <= set(mutate.KILL_SET)
+
+
+def test_a_bound_past_a_dword_wraps_as_the_compare_sees_it() -> None:
+    """cmp eax, 0xffffffff one more is cmp eax, 0 (Keystone refuses 0x100000000): the mutant
+    assembles and runs instead of counting as invalid."""
+    (plus,) = by_text("asm/failure.s", "bound+1", "cmp eax, BOOT_FAIL_WAIT_NEVER")
+    assert plus.new == "cmp eax, 0x0"
+    assert mutate._bound("0xffffffff", 1) == "0x0" and mutate._bound("0", -1) == "-1"
+
+
+def test_each_sources_first_files_are_in_the_kill_set() -> None:
+    for source, first in mutate.FIRST.items():
+        assert (mutate.ROOT / source).is_file(), source
+        assert set(first) <= set(mutate.KILL_SET), source
+        order = mutate.kill_set(source)
+        assert order[: len(first)] == first and sorted(order) == sorted(mutate.KILL_SET)

@@ -555,6 +555,7 @@ def run_firmware(
     track_writes: bool = False,
     pit_ticks: int | None = None,
     pvpanic: int | None = None,
+    cpuid: dict[int, tuple[int, int, int, int]] | None = None,
 ) -> RunResult:
     """Run `image` from the reset vector until `stop_at` (a linear address, which is EIP under
     a flat CS; that instruction is not executed or counted), a hlt, an error, or
@@ -567,10 +568,24 @@ def run_firmware(
     every write to memory, the CPU's and fw_cfg DMA's (RunResult.writes). Code anywhere but
     the ROM ends the run with an error. `pit_ticks`: a PIT whose clock ticks that many times
     an instruction (None: no PIT, its ports read all ones); `pvpanic`: what an ISA pvpanic's
-    port reads (None: no device)."""
+    port reads (None: no device). `cpuid`: leaves (EAX in) whose EAX, EBX, ECX, EDX the CPU
+    reports instead of unicorn's own (another CPU model: QEMU's qemu32 has no leaf
+    0x80000008, say)."""
     machine = _Machine(
         image, fwcfg, ram_size, PC_HOST_BRIDGE if pci is None else pci, pit_ticks, pvpanic
     )
+    if cpuid:
+        leaves = dict(cpuid)
+
+        def on_cpuid(uc: Any, _: Any) -> int:
+            values = leaves.get(uc.reg_read(x86.UC_X86_REG_EAX))
+            if values is None:
+                return 0  # unicorn's own
+            for reg, value in zip(("EAX", "EBX", "ECX", "EDX"), values, strict=True):
+                uc.reg_write(getattr(x86, f"UC_X86_REG_{reg}"), value)
+            return 1  # the instruction is done
+
+        machine.uc.hook_add(UC_HOOK_INSN, on_cpuid, None, 1, 0, x86.UC_X86_INS_CPUID)
     if profile:
         machine.trace = []
     for addr, data in (ram_init or {}).items():
