@@ -537,6 +537,17 @@ def _pointer(dest: str, src: str, offset: int, size: int) -> bytes:
     )
 
 
+def _write_pointer(dest: str, src: str, dst_offset: int, src_offset: int, size: int) -> bytes:
+    return spec.loader_command(
+        spec.LOADER_COMMAND_WRITE_POINTER,
+        dest_file=dest,
+        src_file=src,
+        dst_offset=dst_offset,
+        src_offset=src_offset,
+        size=size,
+    )
+
+
 @pytest.mark.parametrize(
     ("loader", "message"),
     [
@@ -568,9 +579,13 @@ def _pointer(dest: str, src: str, offset: int, size: int) -> bytes:
             _loader(_allocate("etc/big", 16, 2)),
             "command at offset 0x00000000 allocates 0x00000800 bytes, with no room left",
         ),
+        (
+            _loader(_allocate("etc/blob", 16, 1), _write_pointer("etc/addr", "etc/blob", 0, 0, 9)),
+            "command at offset 0x00000080 is malformed",
+        ),
     ],
     ids=["no-file", "bad-zone", "bad-align", "not-allocated", "pointer-outside", "sum-outside",
-         "fseg-full"],
+         "fseg-full", "write-9-bytes"],
 )  # fmt: skip
 def test_acpi_loader_errors(pvh_firmware: Firmware, loader: bytes, message: str) -> None:
     files = {
@@ -578,6 +593,7 @@ def test_acpi_loader_errors(pvh_firmware: Firmware, loader: bytes, message: str)
         "etc/blob": bytes(64),
         "etc/blob2": bytes(64),
         "etc/big": bytes(2048),
+        "etc/addr": bytes(24),  # writable or not: the command is refused before any write
     }
     r, _ = boot(pvh_firmware, extra_files=files)
     assert not r.stopped_at_entry
@@ -723,17 +739,6 @@ def sim_with(files: dict[str, bytes], dma: bool = True) -> SimFwCfg:
         kernel_size=KSIZE,
         extra_files=files,
         dma=dma,
-    )
-
-
-def _write_pointer(dest: str, src: str, dst_offset: int, src_offset: int, size: int) -> bytes:
-    return spec.loader_command(
-        spec.LOADER_COMMAND_WRITE_POINTER,
-        dest_file=dest,
-        src_file=src,
-        dst_offset=dst_offset,
-        src_offset=src_offset,
-        size=size,
     )
 
 
