@@ -101,13 +101,14 @@ def test_qemus_smbios_tables_installed(pvh_firmware: Firmware, machine: str, qem
     assert r.rom_writes == []
 
 
-def _smbios30(anchor21: bytes, tables: bytes) -> bytes:
+def _smbios30(anchor21: bytes, tables: bytes, address: int = 0) -> bytes:
     return spec.SMBIOS30_EP.pack(
         anchor_string=b"_SM3_",
         length=24,
         smbios_major_version=3,
         entry_point_revision=1,
         structure_table_max_size=len(tables),
+        structure_table_address=address,
     )
 
 
@@ -120,12 +121,14 @@ def _with_type0(anchor21: bytes, tables: bytes) -> tuple[bytes, bytes]:
     return spec.SMBIOS21_EP.pack(**f), t0 + tables
 
 
+@pytest.mark.parametrize("address", [0, (1 << 64) - 1], ids=["zero", "all-ones"])
 @pytest.mark.parametrize("qemu", RECORDED_QEMUS)
-def test_smbios_30_entry_point(pvh_firmware: Firmware, qemu: str) -> None:
+def test_smbios_30_entry_point(pvh_firmware: Firmware, qemu: str, address: int) -> None:
     """QEMU 10 with smbios-entry-point-type=64 (or pc-*-8.1/8.2): a 24-byte "_SM3_" entry
-    point, a 64-bit address, a length but no count."""
+    point, a 64-bit address, a length but no count. The address is the firmware's to write,
+    both halves, whatever the anchor file held in it."""
     anchor21, tables = smbios_files("pc", qemu).values()
-    anchor = _smbios30(anchor21, tables)
+    anchor = _smbios30(anchor21, tables, address)
     r = boot(pvh_firmware, {SMBIOS_FILES[0]: anchor, SMBIOS_FILES[1]: tables})
     assert r.stopped_at_entry, r.serial
     want = model.smbios_installed(anchor, tables)

@@ -13,6 +13,16 @@ mypy pvhfw bench tools tests
 echo "test: pytest"
 python3 -m pytest -ra "$@"
 
+# A seeded sample of the firmware's mutants (tests/mutate.py, docs/design.md "Mutation
+# testing"): each must be killed by the fast layers, or be listed there as equivalent. The
+# layers have just passed unmutated, hence --no-baseline. Not with a selection of tests.
+if [[ $# -eq 0 ]]; then
+    echo "test: python3 -m tests.mutate --sample ${PVHFW_MUTANTS:-40} --seed 13 --no-baseline"
+    python3 -m tests.mutate --sample "${PVHFW_MUTANTS:-40}" --seed 13 --no-baseline
+else
+    echo "test: no mutation sample with a selection of tests ($*)"
+fi
+
 # The QEMU and Debian layers again on QEMU 10.0, which tools/setup.sh unpacks beside the
 # system's 7.2 (tools/alt_qemu.py), unless PVHFW_QEMU already chose the one QEMU to test.
 if [[ -n "${PVHFW_QEMU:-}" ]]; then
