@@ -176,6 +176,16 @@ def test_no_initrd_and_empty_cmdline(pvh_firmware: Firmware) -> None:
 STALE_RAM = random.Random(13).randbytes(layout.FW_RAM_END - layout.FW_RAM_BASE)
 
 
+def run_over_stale_ram(
+    image: bytes, sim: SimFwCfg, ram_size: int, stop_at: int = ENTRY
+) -> RunResult:
+    """A boot over a previous boot's RAM, as a guest's reboot runs the firmware: its own RAM
+    (FW_RAM_BASE to FW_RAM_END) full of old bytes, where the other runs start from zeros."""
+    return run_firmware(
+        image, sim, ram_size=ram_size, stop_at=stop_at, ram_init={layout.FW_RAM_BASE: STALE_RAM}
+    )
+
+
 @pytest.mark.parametrize(
     ("initrd", "cmdline", "dma"),
     [
@@ -205,13 +215,7 @@ def test_stale_ram_from_a_previous_boot_is_overwritten(
     )
     if cmdline is None:
         sim.items[spec.FW_CFG_CMDLINE_SIZE] = bytes(4)
-    r = run_firmware(
-        image_for(pvh_firmware),
-        sim,
-        ram_size=128 * MiB,
-        stop_at=ENTRY,
-        ram_init={layout.FW_RAM_BASE: STALE_RAM},
-    )
+    r = run_over_stale_ram(image_for(pvh_firmware), sim, ram_size=128 * MiB)
     assert r.stopped_at_entry, (r.error, r.serial)
     want_map = expected_memmap(parse_e820_file(sim.items[sim.file_keys["etc/e820"]]))
     entry = spec.HVM_MEMMAP_TABLE_ENTRY
@@ -257,13 +261,7 @@ def test_without_etc_e820_falls_back_to_ram_size(pvh_firmware: Firmware) -> None
             cmdline=b"",
         )
         sim.remove_file("etc/e820")
-        r = run_firmware(
-            image_for(pvh_firmware),
-            sim,
-            ram_size=64 * MiB,
-            stop_at=ENTRY,
-            ram_init={layout.FW_RAM_BASE: STALE_RAM},
-        )
+        r = run_over_stale_ram(image_for(pvh_firmware), sim, ram_size=64 * MiB)
         assert r.stopped_at_entry, r.serial
         assert memmap(r) == expected_memmap(fallback_e820(ram))
 
@@ -435,13 +433,7 @@ def test_command_line_without_its_nul(pvh_firmware: Firmware) -> None:
         cmdline=CMDLINE,
     )
     sim.items[spec.FW_CFG_CMDLINE_DATA] = CMDLINE + b"x"
-    r = run_firmware(
-        image_for(pvh_firmware),
-        sim,
-        ram_size=128 * MiB,
-        stop_at=ENTRY,
-        ram_init={layout.FW_RAM_BASE: STALE_RAM},
-    )
+    r = run_over_stale_ram(image_for(pvh_firmware), sim, ram_size=128 * MiB)
     assert r.stopped_at_entry, (r.error, r.serial)
     assert r.mem(layout.CMDLINE, len(CMDLINE) + 1) == CMDLINE + b"\0"
 
@@ -753,13 +745,8 @@ def test_acpi_loader_write_pointer(pvh_firmware: Firmware, dma: bool) -> None:
     files = {"etc/table-loader": loader, "etc/blob": bytes(64), "etc/addr": bytes(24)}
     sim = sim_with(files, dma=dma)
     sim.make_writable("etc/addr")
-    r = run_firmware(
-        image_for(pvh_firmware),
-        sim,
-        ram_size=256 * MiB,
-        stop_at=ENTRY,
-        ram_init={layout.FW_RAM_BASE: STALE_RAM},  # the value's high half is written, not kept
-    )
+    # over stale RAM: the value's high half must be written, not kept from before
+    r = run_over_stale_ram(image_for(pvh_firmware), sim, ram_size=256 * MiB)
     if not dma:
         assert fatal_line(r) == (
             "pvhfw: fw_cfg etc/table-loader: command at offset 0x00000080 writes to fw_cfg, "

@@ -22,11 +22,11 @@ from tests.test_firmware_emu import (
     ENTRY,
     KADDR,
     KSIZE,
-    STALE_RAM,
     acpi_files,
     boot,
     fatal_line,
     image_for,
+    run_over_stale_ram,
 )
 
 MiB = 1 << 20
@@ -160,13 +160,7 @@ def test_stale_ram_gives_the_exact_zero_page(
     if not cmdline:
         sim.items[spec.FW_CFG_CMDLINE_SIZE] = bytes(4)
     entry = spec.bp_read(BZ, "code32_start")
-    r = run_firmware(
-        linux32_image(pvh_firmware),
-        sim,
-        ram_size=RAM,
-        stop_at=entry,
-        ram_init={layout.FW_RAM_BASE: STALE_RAM},
-    )
+    r = run_over_stale_ram(linux32_image(pvh_firmware), sim, ram_size=RAM, stop_at=entry)
     entry_state_is_the_protocols(r)
     setup = sim.items[spec.FW_CFG_SETUP_DATA]
     want = expected_zero_page(
