@@ -336,13 +336,11 @@ def test_first_file_keeps_its_whole_size(pvh_firmware: Firmware) -> None:
     directory, leaves the entry after it alone: the first file (etc/e820 here, first as a
     legacy-order machine may list it) of 16 MiB or more keeps its size's top byte, which the
     error names."""
-    sim = SimFwCfg.for_pvh_boot(
-        ram_below_4g=128 * MiB, kernel_entry=ENTRY, kernel_addr=KADDR, kernel_size=KSIZE
-    )
+    sim = sim_with({})
     size = (1 << 24) + 20
     sim.replace_file("etc/e820", bytes(size))
     sim.reorder_files(["etc/e820", *(n for n in sim.file_keys if n != "etc/e820")])
-    r = run_firmware(image_for(pvh_firmware), sim, ram_size=128 * MiB, stop_at=ENTRY)
+    r = run_firmware(image_for(pvh_firmware), sim, ram_size=256 * MiB, stop_at=ENTRY)
     assert fatal_line(r) == f"pvhfw: fw_cfg etc/e820 is {size:#010x} bytes, more than 0x00000a00"
 
 

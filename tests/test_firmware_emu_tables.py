@@ -46,6 +46,7 @@ def boot(
     pci: dict[int, int] = PC,
     cpus: int = 1,
     reverse_dir: bool = False,
+    cpuid: dict[int, tuple[int, int, int, int]] | None = None,
 ) -> RunResult:
     sim = SimFwCfg.for_pvh_boot(
         ram_below_4g=256 * MiB,
@@ -57,7 +58,7 @@ def boot(
     )
     if reverse_dir:  # not sorted by name: the order of a legacy_fw_cfg_order machine
         sim.reorder_files(sorted(sim.file_keys, reverse=True))
-    return run_firmware(image_for(fw), sim, ram_size=256 * MiB, stop_at=ENTRY, pci=pci)
+    return run_firmware(image_for(fw), sim, ram_size=256 * MiB, stop_at=ENTRY, pci=pci, cpuid=cpuid)
 
 
 def linux_finds_smbios(r: RunResult) -> tuple[int, bytes, int, int]:
@@ -346,17 +347,7 @@ def test_mtrr_address_width_without_cpuid_leaf_0x80000008(
     on, the leaf's (40 bits on unicorn's CPU: the two differ)."""
     width = cpuid(0x8000_0008)[0] & 0xFF
     assert width != 36
-    sim = SimFwCfg.for_pvh_boot(
-        ram_below_4g=256 * MiB, kernel_entry=ENTRY, kernel_addr=KADDR, kernel_size=KSIZE
-    )
-    r = run_firmware(
-        image_for(pvh_firmware),
-        sim,
-        ram_size=256 * MiB,
-        stop_at=ENTRY,
-        pci=PC,
-        cpuid={0x8000_0000: (xlevel, *cpuid(0x8000_0000)[1:])},
-    )
+    r = boot(pvh_firmware, {}, PC, cpuid={0x8000_0000: (xlevel, *cpuid(0x8000_0000)[1:])})
     assert r.stopped_at_entry, r.serial
     cap = r.uc.msr_read(ge.MSR_MTRRCAP)
     phys_bits = width if xlevel >= 0x8000_0008 else 36
